@@ -1,0 +1,876 @@
+//! The WebSocket connection handler's logic: events in, effects on two ports out.
+//!
+//! The Lambda binary (`src/main.rs`) turns API Gateway events into [`Event`]s and runs them
+//! against a DynamoDB [`store::DynamoStore`] and the management API
+//! [`push::ManagementApiPusher`]; `wsctl dev` runs the same [`Handler`] against a
+//! [`store::MemoryStore`] and an [`push::InProcessPusher`]. Nothing here names an AWS type.
+
+pub mod push;
+pub mod store;
+
+use std::collections::BTreeMap;
+use std::error::Error as StdError;
+use std::sync::Arc;
+
+use futures::{StreamExt, TryStreamExt};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+pub use push::{InProcessPusher, PushError, Pusher};
+pub use store::{Connection, ConnectionStore, MemoryStore, Page, StoreError};
+
+/// API Gateway's limit for one message (and so for one `post_to_connection`).
+pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
+/// Longest topic name a client may subscribe to.
+pub const MAX_TOPIC_CHARS: usize = 128;
+
+/// The function's settings, read from its environment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// Seconds a row lives before DynamoDB's TTL may remove it (`CONNECTION_TTL_SECONDS`).
+    pub ttl_seconds: i64,
+    /// Whether clients may send `{"action":"broadcast"}` (`ALLOW_CLIENT_BROADCAST`).
+    pub allow_client_broadcast: bool,
+    /// Largest client message body accepted (`MAX_CLIENT_MESSAGE_BYTES`).
+    pub max_client_message_bytes: usize,
+    /// Posts in flight at once during a broadcast (`BROADCAST_CONCURRENCY`).
+    pub broadcast_concurrency: usize,
+    /// `WEBSOCKET_API_ID`: used for direct invocations, which carry no domain name.
+    pub api_id: Option<String>,
+    /// `WEBSOCKET_STAGE`.
+    pub stage: String,
+    /// `AWS_REGION` (set by Lambda) or the runbook's `REGION_NAME`.
+    pub region: Option<String>,
+    /// `WEBSOCKET_MANAGEMENT_ENDPOINT`: overrides the management endpoint for every push
+    /// (a local gateway, an emulator).
+    pub endpoint_override: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            ttl_seconds: 24 * 60 * 60,
+            allow_client_broadcast: false,
+            max_client_message_bytes: 32 * 1024,
+            broadcast_concurrency: 64,
+            api_id: None,
+            stage: "prod".to_owned(),
+            region: None,
+            endpoint_override: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("environment variable {name}={value:?} is invalid: {expected}")]
+pub struct SettingsError {
+    pub name: &'static str,
+    pub value: String,
+    pub expected: &'static str,
+}
+
+impl Settings {
+    /// Reads settings from a variable lookup (`std::env::var` in the Lambda).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Settings, SettingsError> {
+        let defaults = Settings::default();
+        let nonempty = |name: &str| {
+            get(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        fn number<T: std::str::FromStr + PartialOrd + Copy>(
+            name: &'static str,
+            raw: Option<String>,
+            default: T,
+            min: T,
+            expected: &'static str,
+        ) -> Result<T, SettingsError> {
+            match raw {
+                None => Ok(default),
+                Some(v) => match v.parse::<T>() {
+                    Ok(n) if n >= min => Ok(n),
+                    _ => Err(SettingsError {
+                        name,
+                        value: v,
+                        expected,
+                    }),
+                },
+            }
+        }
+        let allow_client_broadcast = match nonempty("ALLOW_CLIENT_BROADCAST").as_deref() {
+            None => defaults.allow_client_broadcast,
+            Some("true" | "1" | "yes") => true,
+            Some("false" | "0" | "no") => false,
+            Some(other) => {
+                return Err(SettingsError {
+                    name: "ALLOW_CLIENT_BROADCAST",
+                    value: other.to_owned(),
+                    expected: "true or false",
+                })
+            }
+        };
+        let max_client_message_bytes = number(
+            "MAX_CLIENT_MESSAGE_BYTES",
+            nonempty("MAX_CLIENT_MESSAGE_BYTES"),
+            defaults.max_client_message_bytes,
+            1,
+            "a positive number of bytes",
+        )?;
+        if max_client_message_bytes > MAX_MESSAGE_BYTES {
+            return Err(SettingsError {
+                name: "MAX_CLIENT_MESSAGE_BYTES",
+                value: max_client_message_bytes.to_string(),
+                expected: "at most 131072 (API Gateway's message limit)",
+            });
+        }
+        Ok(Settings {
+            ttl_seconds: number(
+                "CONNECTION_TTL_SECONDS",
+                nonempty("CONNECTION_TTL_SECONDS"),
+                defaults.ttl_seconds,
+                1,
+                "a positive number of seconds",
+            )?,
+            allow_client_broadcast,
+            max_client_message_bytes,
+            broadcast_concurrency: number(
+                "BROADCAST_CONCURRENCY",
+                nonempty("BROADCAST_CONCURRENCY"),
+                defaults.broadcast_concurrency,
+                1,
+                "a positive whole number",
+            )?,
+            api_id: nonempty("WEBSOCKET_API_ID"),
+            stage: nonempty("WEBSOCKET_STAGE").unwrap_or(defaults.stage),
+            region: nonempty("AWS_REGION").or_else(|| nonempty("REGION_NAME")),
+            endpoint_override: nonempty("WEBSOCKET_MANAGEMENT_ENDPOINT"),
+        })
+    }
+}
+
+/// What API Gateway tells the function about the connection an event belongs to.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RequestContext {
+    pub connection_id: String,
+    /// `{api-id}.execute-api.{region}.amazonaws.com` or a custom domain.
+    pub domain_name: Option<String>,
+    pub stage: Option<String>,
+    pub source_ip: Option<String>,
+    /// Epoch milliseconds of the request.
+    pub request_time_epoch_ms: i64,
+}
+
+/// The library's view of one invocation.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    Connect {
+        ctx: RequestContext,
+        /// The handshake's query string (first value of each key).
+        query: BTreeMap<String, String>,
+        /// The handshake's headers, names lower-cased.
+        headers: BTreeMap<String, String>,
+    },
+    Disconnect {
+        ctx: RequestContext,
+    },
+    /// Any message route (`$default` or a custom route key).
+    Message {
+        ctx: RequestContext,
+        body: Option<String>,
+    },
+    /// A direct invocation of the function (not through API Gateway), e.g. the runbook's
+    /// `{"action":"broadcast","message":{...}}`.
+    Invoke(Value),
+}
+
+/// The function's answer.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Outcome {
+    /// For API Gateway: a non-2xx answer to `$connect` rejects the handshake.
+    Http {
+        #[serde(rename = "statusCode")]
+        status: u16,
+        body: String,
+    },
+    /// For direct invocations.
+    Report(DeliveryReport),
+}
+
+impl Outcome {
+    fn http(status: u16, body: &str) -> Self {
+        Outcome::Http {
+            status,
+            body: body.to_owned(),
+        }
+    }
+}
+
+/// What a broadcast or send did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct DeliveryReport {
+    /// Posts the endpoint accepted.
+    pub delivered: u64,
+    /// Connections that answered 410 Gone; their rows were deleted.
+    pub gone: u64,
+    /// Posts that failed otherwise (throttled, forbidden, network...).
+    pub failed: u64,
+    /// Up to [`DeliveryReport::MAX_ERRORS`] descriptions of the failures.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+}
+
+impl DeliveryReport {
+    pub const MAX_ERRORS: usize = 10;
+
+    fn note_error(&mut self, message: String) {
+        if self.errors.len() < Self::MAX_ERRORS {
+            self.errors.push(message);
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    #[error("connection store failed")]
+    Store(#[from] StoreError),
+    #[error("could not reply to connection {connection_id}")]
+    Reply {
+        connection_id: String,
+        #[source]
+        source: PushError,
+    },
+    #[error("message is {size} bytes; API Gateway accepts at most {limit} bytes per message")]
+    MessageTooLarge { size: usize, limit: usize },
+    #[error("invalid invocation payload: {0}")]
+    BadInvocation(String),
+    #[error(
+        "no management endpoint for a direct invocation: set WEBSOCKET_API_ID and AWS_REGION \
+         (or WEBSOCKET_MANAGEMENT_ENDPOINT) in the function's environment"
+    )]
+    NoEndpoint,
+    #[error("broadcast stopped after {} delivered, {} gone, {} failed", report.delivered, report.gone, report.failed)]
+    BroadcastIncomplete {
+        report: DeliveryReport,
+        #[source]
+        source: StoreError,
+    },
+}
+
+impl HandlerError {
+    /// A short stable name for the error kind (the Lambda `errorType`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            HandlerError::Store(_) => "StoreError",
+            HandlerError::Reply { .. } => "ReplyError",
+            HandlerError::MessageTooLarge { .. } => "MessageTooLarge",
+            HandlerError::BadInvocation(_) => "BadInvocation",
+            HandlerError::NoEndpoint => "NoEndpoint",
+            HandlerError::BroadcastIncomplete { .. } => "BroadcastIncomplete",
+        }
+    }
+}
+
+/// `error: cause: cause...`, the way errors are reported to Lambda and in logs.
+pub fn error_chain(error: &(dyn StdError + 'static)) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        let text = e.to_string();
+        // The SDK's outer error often repeats its inner one; skip exact repeats.
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = e.source();
+    }
+    out
+}
+
+/// Why a client's message was refused with `bad_request`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadRequest {
+    #[error("message body is empty")]
+    Empty,
+    #[error("message is {size} bytes; the limit is {limit}")]
+    TooLarge { size: usize, limit: usize },
+    #[error("message is not valid JSON: {0}")]
+    NotJson(String),
+    #[error("message must be a JSON object, got {0}")]
+    NotObject(&'static str),
+    #[error("\"action\" must be a string")]
+    ActionNotString,
+    #[error("\"{action}\" needs a \"topic\": a non-empty string of at most {MAX_TOPIC_CHARS} characters without control characters")]
+    BadTopic { action: &'static str },
+    #[error("\"broadcast\" needs a \"message\"")]
+    MissingMessage,
+}
+
+/// A client message, parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientMessage {
+    Ping,
+    Subscribe(String),
+    Unsubscribe(String),
+    Broadcast {
+        message: Value,
+        topic: Option<String>,
+    },
+    /// Any other action (or none): echoed back, as the runbook does.
+    Other(Value),
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn valid_topic(v: Option<&Value>) -> Option<String> {
+    match v {
+        Some(Value::String(t))
+            if !t.is_empty()
+                && t.chars().count() <= MAX_TOPIC_CHARS
+                && !t.chars().any(char::is_control) =>
+        {
+            Some(t.clone())
+        }
+        _ => None,
+    }
+}
+
+/// Parses a client's message body. Never panics, whatever the input.
+pub fn parse_client_message(body: Option<&str>, limit: usize) -> Result<ClientMessage, BadRequest> {
+    let body = body.unwrap_or_default();
+    if body.len() > limit {
+        return Err(BadRequest::TooLarge {
+            size: body.len(),
+            limit,
+        });
+    }
+    if body.trim().is_empty() {
+        return Err(BadRequest::Empty);
+    }
+    let value: Value =
+        serde_json::from_str(body).map_err(|e| BadRequest::NotJson(e.to_string()))?;
+    let obj = match &value {
+        Value::Object(o) => o,
+        other => return Err(BadRequest::NotObject(json_kind(other))),
+    };
+    let action = match obj.get("action") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(a)) => Some(a.as_str()),
+        Some(_) => return Err(BadRequest::ActionNotString),
+    };
+    Ok(match action {
+        Some("ping") => ClientMessage::Ping,
+        Some("subscribe") => {
+            ClientMessage::Subscribe(valid_topic(obj.get("topic")).ok_or(BadRequest::BadTopic {
+                action: "subscribe",
+            })?)
+        }
+        Some("unsubscribe") => ClientMessage::Unsubscribe(valid_topic(obj.get("topic")).ok_or(
+            BadRequest::BadTopic {
+                action: "unsubscribe",
+            },
+        )?),
+        Some("broadcast") => {
+            let message = obj
+                .get("message")
+                .cloned()
+                .ok_or(BadRequest::MissingMessage)?;
+            let topic = match obj.get("topic") {
+                None | Some(Value::Null) => None,
+                t => Some(valid_topic(t).ok_or(BadRequest::BadTopic {
+                    action: "broadcast",
+                })?),
+            };
+            ClientMessage::Broadcast { message, topic }
+        }
+        _ => ClientMessage::Other(value),
+    })
+}
+
+/// A direct invocation, parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Invocation {
+    Broadcast {
+        message: Value,
+        topic: Option<String>,
+    },
+    Send {
+        connection_id: String,
+        message: Value,
+    },
+}
+
+/// Parses a direct invocation payload.
+pub fn parse_invocation(payload: &Value) -> Result<Invocation, HandlerError> {
+    let bad = |m: &str| HandlerError::BadInvocation(m.to_owned());
+    let obj = payload.as_object().ok_or_else(|| {
+        HandlerError::BadInvocation(format!(
+            "expected a JSON object, got {}",
+            json_kind(payload)
+        ))
+    })?;
+    let message = |obj: &Map<String, Value>| {
+        obj.get("message").cloned().ok_or_else(|| {
+            bad("\"message\" is missing (the runbook's shape is {\"type\":...,\"data\":...})")
+        })
+    };
+    match obj.get("action").and_then(Value::as_str) {
+        Some("broadcast") => {
+            let topic = match obj.get("topic") {
+                None | Some(Value::Null) => None,
+                t => Some(valid_topic(t).ok_or_else(|| {
+                    bad("\"topic\" must be a non-empty string of at most 128 characters")
+                })?),
+            };
+            Ok(Invocation::Broadcast {
+                message: message(obj)?,
+                topic,
+            })
+        }
+        Some("send") => {
+            let connection_id = match obj.get("connection_id") {
+                Some(Value::String(id)) if !id.is_empty() => id.clone(),
+                _ => return Err(bad("\"send\" needs \"connection_id\": a non-empty string")),
+            };
+            Ok(Invocation::Send {
+                connection_id,
+                message: message(obj)?,
+            })
+        }
+        Some(other) => Err(HandlerError::BadInvocation(format!(
+            "unknown action {other:?}; expected \"broadcast\" or \"send\""
+        ))),
+        None => Err(bad(
+            "\"action\" is missing; expected \"broadcast\" or \"send\"",
+        )),
+    }
+}
+
+/// Serializes a message for posting, refusing one over API Gateway's limit.
+pub fn encode_message(message: &Value) -> Result<Vec<u8>, HandlerError> {
+    let data =
+        serde_json::to_vec(message).map_err(|e| HandlerError::BadInvocation(e.to_string()))?;
+    if data.len() > MAX_MESSAGE_BYTES {
+        return Err(HandlerError::MessageTooLarge {
+            size: data.len(),
+            limit: MAX_MESSAGE_BYTES,
+        });
+    }
+    Ok(data)
+}
+
+/// Now as ISO-8601 UTC with milliseconds, e.g. `2026-11-27T13:21:17.123Z`.
+pub fn now_iso8601() -> String {
+    iso8601(time::OffsetDateTime::now_utc())
+}
+
+fn iso8601(t: time::OffsetDateTime) -> String {
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    t.format(&format)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
+}
+
+/// The handler: generic over its two ports so the Lambda and `wsctl dev` share it.
+pub struct Handler<S: ?Sized, P: ?Sized> {
+    settings: Settings,
+    store: Arc<S>,
+    pusher: Arc<P>,
+}
+
+impl<S: ?Sized, P: ?Sized> Clone for Handler<S, P> {
+    fn clone(&self) -> Self {
+        Handler {
+            settings: self.settings.clone(),
+            store: self.store.clone(),
+            pusher: self.pusher.clone(),
+        }
+    }
+}
+
+impl<S, P> Handler<S, P>
+where
+    S: ConnectionStore + ?Sized,
+    P: Pusher + ?Sized,
+{
+    pub fn new(settings: Settings, store: Arc<S>, pusher: Arc<P>) -> Self {
+        Handler {
+            settings,
+            store,
+            pusher,
+        }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn store(&self) -> &Arc<S> {
+        &self.store
+    }
+
+    pub fn pusher(&self) -> &Arc<P> {
+        &self.pusher
+    }
+
+    pub async fn handle(&self, event: Event) -> Result<Outcome, HandlerError> {
+        match event {
+            Event::Connect { ctx, .. } => self.connect(&ctx).await,
+            Event::Disconnect { ctx } => self.disconnect(&ctx).await,
+            Event::Message { ctx, body } => self.message(&ctx, body.as_deref()).await,
+            Event::Invoke(payload) => self.invoke(&payload).await.map(Outcome::Report),
+        }
+    }
+
+    async fn connect(&self, ctx: &RequestContext) -> Result<Outcome, HandlerError> {
+        if ctx.connection_id.is_empty() {
+            return Ok(Outcome::http(400, "Missing connection ID"));
+        }
+        let now = time::OffsetDateTime::now_utc();
+        self.store
+            .put(Connection {
+                connection_id: ctx.connection_id.clone(),
+                connected_at: iso8601(now),
+                ttl: now.unix_timestamp() + self.settings.ttl_seconds,
+                topics: Default::default(),
+                source_ip: ctx.source_ip.clone(),
+                user: None,
+            })
+            .await?;
+        Ok(Outcome::http(200, "Connected"))
+    }
+
+    async fn disconnect(&self, ctx: &RequestContext) -> Result<Outcome, HandlerError> {
+        if ctx.connection_id.is_empty() {
+            return Ok(Outcome::http(400, "Missing connection ID"));
+        }
+        self.store.delete(&ctx.connection_id).await?;
+        Ok(Outcome::http(200, "Disconnected"))
+    }
+
+    /// The management endpoint for an event, or for a direct invocation when `ctx` is None.
+    pub fn endpoint(&self, ctx: Option<&RequestContext>) -> Result<String, HandlerError> {
+        if let Some(url) = &self.settings.endpoint_override {
+            return Ok(url.trim_end_matches('/').to_owned());
+        }
+        if let Some(RequestContext {
+            domain_name: Some(domain),
+            stage: Some(stage),
+            ..
+        }) = ctx
+        {
+            return Ok(format!("https://{domain}/{stage}"));
+        }
+        match (&self.settings.api_id, &self.settings.region) {
+            (Some(api), Some(region)) => Ok(format!(
+                "https://{api}.execute-api.{region}.amazonaws.com/{}",
+                self.settings.stage
+            )),
+            _ => Err(HandlerError::NoEndpoint),
+        }
+    }
+
+    async fn reply(
+        &self,
+        endpoint: &str,
+        connection_id: &str,
+        message: Value,
+    ) -> Result<(), HandlerError> {
+        let data = encode_message(&message)?;
+        match self.pusher.post(endpoint, connection_id, &data).await {
+            Ok(()) => Ok(()),
+            // The sender left before the reply: nothing to deliver, and its row goes too.
+            Err(PushError::Gone(_)) => {
+                self.store.delete(connection_id).await?;
+                Ok(())
+            }
+            Err(source) => Err(HandlerError::Reply {
+                connection_id: connection_id.to_owned(),
+                source,
+            }),
+        }
+    }
+
+    async fn message(
+        &self,
+        ctx: &RequestContext,
+        body: Option<&str>,
+    ) -> Result<Outcome, HandlerError> {
+        let endpoint = self.endpoint(Some(ctx))?;
+        let id = ctx.connection_id.as_str();
+        let parsed = parse_client_message(body, self.settings.max_client_message_bytes);
+        let reply = match parsed {
+            Err(bad) => error_message("bad_request", &bad.to_string()),
+            Ok(ClientMessage::Ping) => {
+                json!({"type": "pong", "data": {"timestamp": now_iso8601()}})
+            }
+            Ok(ClientMessage::Subscribe(topic)) => {
+                if self.store.subscribe(id, &topic).await? {
+                    json!({"type": "subscribed", "data": {"topic": topic}})
+                } else {
+                    error_message("not_connected", "this connection is not registered")
+                }
+            }
+            Ok(ClientMessage::Unsubscribe(topic)) => {
+                if self.store.unsubscribe(id, &topic).await? {
+                    json!({"type": "unsubscribed", "data": {"topic": topic}})
+                } else {
+                    error_message("not_connected", "this connection is not registered")
+                }
+            }
+            Ok(ClientMessage::Broadcast { .. }) if !self.settings.allow_client_broadcast => {
+                error_message(
+                    "forbidden",
+                    "clients may not broadcast; backends invoke the function instead",
+                )
+            }
+            Ok(ClientMessage::Broadcast { message, topic }) => {
+                match self.broadcast(&endpoint, &message, topic.as_deref()).await {
+                    Ok(report) => json!({"type": "broadcast_report", "data": report}),
+                    Err(HandlerError::MessageTooLarge { size, limit }) => error_message(
+                        "bad_request",
+                        &format!("message is {size} bytes; the limit is {limit}"),
+                    ),
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(ClientMessage::Other(body)) => json!({"type": "echo", "data": body}),
+        };
+        self.reply(&endpoint, id, reply).await?;
+        Ok(Outcome::http(200, "Message processed"))
+    }
+
+    /// A direct invocation: `broadcast` or `send`.
+    pub async fn invoke(&self, payload: &Value) -> Result<DeliveryReport, HandlerError> {
+        let invocation = parse_invocation(payload)?;
+        let endpoint = self.endpoint(None)?;
+        match invocation {
+            Invocation::Broadcast { message, topic } => {
+                self.broadcast(&endpoint, &message, topic.as_deref()).await
+            }
+            Invocation::Send {
+                connection_id,
+                message,
+            } => {
+                let data = encode_message(&message)?;
+                let mut report = DeliveryReport::default();
+                self.deliver(&endpoint, &connection_id, &data, &mut report)
+                    .await;
+                Ok(report)
+            }
+        }
+    }
+
+    async fn deliver(
+        &self,
+        endpoint: &str,
+        connection_id: &str,
+        data: &[u8],
+        report: &mut DeliveryReport,
+    ) {
+        let outcome = self.post_one(endpoint, connection_id, data).await;
+        tally(report, outcome);
+    }
+
+    async fn post_one(&self, endpoint: &str, connection_id: &str, data: &[u8]) -> Delivery {
+        match self.pusher.post(endpoint, connection_id, data).await {
+            Ok(()) => Delivery::Delivered,
+            Err(PushError::Gone(_)) => match self.store.delete(connection_id).await {
+                Ok(()) => Delivery::Gone(None),
+                Err(e) => Delivery::Gone(Some(format!(
+                    "deleting stale connection {connection_id}: {}",
+                    error_chain(&e)
+                ))),
+            },
+            Err(e) => Delivery::Failed(error_chain(&e)),
+        }
+    }
+
+    /// Delivers `message` to every connection (or those subscribed to `topic`): reads every
+    /// page of the store, keeps up to `broadcast_concurrency` posts in flight, deletes the rows
+    /// of connections that are gone, and counts other failures without stopping.
+    pub async fn broadcast(
+        &self,
+        endpoint: &str,
+        message: &Value,
+        topic: Option<&str>,
+    ) -> Result<DeliveryReport, HandlerError> {
+        let data = encode_message(message)?;
+        let store = &self.store;
+        let ids = futures::stream::try_unfold(Some(None::<String>), move |state| async move {
+            let Some(cursor) = state else {
+                return Ok(None);
+            };
+            let page = store.scan(topic, cursor).await?;
+            let next_state = page.next.map(Some);
+            Ok::<_, StoreError>(Some((page.items, next_state)))
+        })
+        .map_ok(|items| futures::stream::iter(items.into_iter().map(|c| Ok(c.connection_id))))
+        .try_flatten();
+
+        let data = &data;
+        let posts = ids
+            .map(|id| async move {
+                match id {
+                    Ok(id) => Ok(self.post_one(endpoint, &id, data).await),
+                    Err(e) => Err(e),
+                }
+            })
+            .buffer_unordered(self.settings.broadcast_concurrency.max(1));
+        let mut posts = std::pin::pin!(posts);
+
+        let mut report = DeliveryReport::default();
+        while let Some(result) = posts.next().await {
+            match result {
+                Ok(outcome) => tally(&mut report, outcome),
+                Err(source) => {
+                    // Let the posts already in flight finish so the report is exact.
+                    while let Some(Ok(outcome)) = posts.next().await {
+                        tally(&mut report, outcome);
+                    }
+                    return Err(HandlerError::BroadcastIncomplete { report, source });
+                }
+            }
+        }
+        Ok(report)
+    }
+}
+
+enum Delivery {
+    Delivered,
+    Gone(Option<String>),
+    Failed(String),
+}
+
+fn tally(report: &mut DeliveryReport, outcome: Delivery) {
+    match outcome {
+        Delivery::Delivered => report.delivered += 1,
+        Delivery::Gone(None) => report.gone += 1,
+        Delivery::Gone(Some(problem)) => {
+            report.gone += 1;
+            report.note_error(problem);
+        }
+        Delivery::Failed(problem) => {
+            report.failed += 1;
+            report.note_error(problem);
+        }
+    }
+}
+
+/// `{"type":"error","data":{"code":...,"message":...}}`
+pub fn error_message(code: &str, message: &str) -> Value {
+    json!({"type": "error", "data": {"code": code, "message": message}})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_reject_bad_numbers_by_name() {
+        let err = Settings::from_lookup(|k| (k == "CONNECTION_TTL_SECONDS").then(|| "soon".into()))
+            .unwrap_err();
+        assert_eq!(err.name, "CONNECTION_TTL_SECONDS");
+        assert!(err.to_string().contains("soon"), "{err}");
+        let err = Settings::from_lookup(|k| (k == "BROADCAST_CONCURRENCY").then(|| "0".into()))
+            .unwrap_err();
+        assert_eq!(err.name, "BROADCAST_CONCURRENCY");
+    }
+
+    #[test]
+    fn settings_read_runbook_variables() {
+        let env = BTreeMap::from([
+            ("REGION_NAME", "eu-west-1"),
+            ("WEBSOCKET_API_ID", "abc123"),
+            ("WEBSOCKET_STAGE", "dev"),
+            ("CONNECTIONS_TABLE", "p_ws_connections"),
+        ]);
+        let s = Settings::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap();
+        assert_eq!(s.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(s.api_id.as_deref(), Some("abc123"));
+        assert_eq!(s.stage, "dev");
+        assert_eq!(s.ttl_seconds, 86400);
+        assert!(!s.allow_client_broadcast);
+    }
+
+    #[test]
+    fn iso8601_is_utc_with_millis() {
+        let t = time::macros::datetime!(2026-01-09 12:34:56.789 UTC);
+        assert_eq!(iso8601(t), "2026-01-09T12:34:56.789Z");
+    }
+
+    #[test]
+    fn client_messages_parse() {
+        let p = |s: &str| parse_client_message(Some(s), 1000);
+        assert_eq!(p(r#"{"action":"ping"}"#), Ok(ClientMessage::Ping));
+        assert_eq!(
+            p(r#"{"action":"subscribe","topic":"t"}"#),
+            Ok(ClientMessage::Subscribe("t".into()))
+        );
+        assert_eq!(
+            p(r#"{"action":"subscribe"}"#),
+            Err(BadRequest::BadTopic {
+                action: "subscribe"
+            })
+        );
+        assert_eq!(
+            p(r#"{"action":"subscribe","topic":""}"#),
+            Err(BadRequest::BadTopic {
+                action: "subscribe"
+            })
+        );
+        assert_eq!(p("[1]"), Err(BadRequest::NotObject("an array")));
+        assert_eq!(p(r#"{"action":5}"#), Err(BadRequest::ActionNotString));
+        assert!(matches!(p("{nope"), Err(BadRequest::NotJson(_))));
+        assert_eq!(parse_client_message(None, 10), Err(BadRequest::Empty));
+        assert_eq!(
+            parse_client_message(Some(&"x".repeat(11)), 10),
+            Err(BadRequest::TooLarge {
+                size: 11,
+                limit: 10
+            })
+        );
+        assert_eq!(
+            p(r#"{"hello":1}"#),
+            Ok(ClientMessage::Other(json!({"hello":1})))
+        );
+    }
+
+    #[test]
+    fn invocations_parse() {
+        assert_eq!(
+            parse_invocation(&json!({"action":"broadcast","message":{"type":"t","data":1}}))
+                .unwrap(),
+            Invocation::Broadcast {
+                message: json!({"type":"t","data":1}),
+                topic: None
+            }
+        );
+        assert!(matches!(
+            parse_invocation(&json!({"action":"broadcast"})),
+            Err(HandlerError::BadInvocation(_))
+        ));
+        assert!(matches!(
+            parse_invocation(&json!({"action":"explode"})),
+            Err(HandlerError::BadInvocation(_))
+        ));
+        assert!(matches!(
+            parse_invocation(&json!([1])),
+            Err(HandlerError::BadInvocation(_))
+        ));
+        assert!(matches!(
+            parse_invocation(&json!({"action":"send","message":1})),
+            Err(HandlerError::BadInvocation(_))
+        ));
+    }
+}

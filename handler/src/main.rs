@@ -1,0 +1,243 @@
+//! `bootstrap`: the Lambda (custom runtime `provided.al2023`) around the handler library.
+//!
+//! Converts `ApiGatewayWebsocketProxyRequest`s into [`handler::Event`]s, treats any other
+//! payload as a direct invocation (`{"action":"broadcast",...}`), builds the SDK clients once,
+//! and logs one JSON line per invocation.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
+use base64::Engine as _;
+use handler::push::ManagementApiPusher;
+use handler::store::DynamoStore;
+use handler::{error_chain, Event, Handler, Outcome, RequestContext, Settings};
+use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
+use serde_json::Value;
+
+type Live = Handler<DynamoStore, ManagementApiPusher>;
+
+#[derive(Debug, thiserror::Error)]
+enum InitError {
+    #[error(transparent)]
+    Settings(#[from] handler::SettingsError),
+    #[error("environment variable CONNECTIONS_TABLE is not set: the function needs its DynamoDB table name")]
+    NoTable,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    init_logging();
+    let handler = match build().await {
+        Ok(h) => h,
+        Err(e) => {
+            let message = error_chain(&e);
+            tracing::error!(error = %message, "initialisation failed");
+            report_init_error(&message).await;
+            return Err(e.into());
+        }
+    };
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let handler = handler.clone();
+        async move { invoke(&handler, event).await }
+    }))
+    .await
+}
+
+async fn build() -> Result<Live, InitError> {
+    let get = |k: &str| std::env::var(k).ok();
+    let settings = Settings::from_lookup(get)?;
+    let table = get("CONNECTIONS_TABLE")
+        .filter(|t| !t.trim().is_empty())
+        .ok_or(InitError::NoTable)?;
+    let page_size = match get("SCAN_PAGE_SIZE").filter(|v| !v.is_empty()) {
+        None => None,
+        Some(v) => Some(v.parse::<i32>().ok().filter(|n| *n > 0).ok_or(
+            handler::SettingsError {
+                name: "SCAN_PAGE_SIZE",
+                value: v,
+                expected: "a positive whole number",
+            },
+        )?),
+    };
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(region) = &settings.region {
+        loader = loader.region(aws_config::Region::new(region.clone()));
+    }
+    let sdk = loader.load().await;
+    let store =
+        DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table).with_page_size(page_size);
+    let pusher = ManagementApiPusher::new(sdk);
+    Ok(Handler::new(settings, Arc::new(store), Arc::new(pusher)))
+}
+
+/// Tells the Runtime API why this function cannot start (`/runtime/init/error`), so the
+/// invoker sees the cause rather than a bare "Runtime exited".
+async fn report_init_error(message: &str) {
+    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_none() {
+        return;
+    }
+    let body = serde_json::json!({"errorType": "InitError", "errorMessage": message}).to_string();
+    let request = lambda_runtime_api_client::build_request()
+        .method("POST")
+        .uri("/2018-06-01/runtime/init/error")
+        .header("Lambda-Runtime-Function-Error-Type", "Runtime.InitError")
+        .header("Content-Type", "application/json")
+        .body(lambda_runtime_api_client::body::Body::from(body));
+    let sent = match (
+        lambda_runtime_api_client::Client::builder().build(),
+        request,
+    ) {
+        (Ok(client), Ok(request)) => client
+            .call(request)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        (Err(e), _) => Err(e.to_string()),
+        (_, Err(e)) => Err(e.to_string()),
+    };
+    if let Err(e) = sent {
+        tracing::error!(error = %e, "could not report the initialisation error to the Runtime API");
+    }
+}
+
+async fn invoke(handler: &Live, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
+    let started = Instant::now();
+    let request_id = event.context.request_id.clone();
+    let converted = to_event(event.payload);
+    let (route, connection_id) = describe(&converted);
+    let result = match converted {
+        Ok(event) => handler.handle(event).await.map_err(|e| Diagnostic {
+            error_type: e.kind().to_owned(),
+            error_message: error_chain(&e),
+        }),
+        Err(e) => Err(Diagnostic {
+            error_type: "BadEvent".to_owned(),
+            error_message: e,
+        }),
+    };
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    match &result {
+        Ok(Outcome::Http { status, .. }) => tracing::info!(
+            request_id,
+            route,
+            connection_id,
+            status,
+            elapsed_ms,
+            "handled"
+        ),
+        Ok(Outcome::Report(r)) => tracing::info!(
+            request_id,
+            route,
+            delivered = r.delivered,
+            gone = r.gone,
+            failed = r.failed,
+            elapsed_ms,
+            "handled"
+        ),
+        Err(d) => tracing::error!(
+            request_id,
+            route,
+            connection_id,
+            error_type = d.error_type,
+            error = d.error_message,
+            elapsed_ms,
+            "failed"
+        ),
+    }
+    result.and_then(|outcome| {
+        serde_json::to_value(outcome).map_err(|e| Diagnostic {
+            error_type: "SerializeError".to_owned(),
+            error_message: e.to_string(),
+        })
+    })
+}
+
+fn describe(event: &Result<Event, String>) -> (String, String) {
+    match event {
+        Ok(Event::Connect { ctx, .. }) => ("$connect".into(), ctx.connection_id.clone()),
+        Ok(Event::Disconnect { ctx }) => ("$disconnect".into(), ctx.connection_id.clone()),
+        Ok(Event::Message { ctx, .. }) => ("$default".into(), ctx.connection_id.clone()),
+        Ok(Event::Invoke(v)) => (
+            format!(
+                "invoke:{}",
+                v.get("action").and_then(Value::as_str).unwrap_or("?")
+            ),
+            String::new(),
+        ),
+        Err(_) => ("?".into(), String::new()),
+    }
+}
+
+/// API Gateway events carry a `requestContext`; anything else is a direct invocation.
+fn to_event(payload: Value) -> Result<Event, String> {
+    if !payload.get("requestContext").is_some_and(Value::is_object) {
+        return Ok(Event::Invoke(payload));
+    }
+    let request: ApiGatewayWebsocketProxyRequest = serde_json::from_value(payload)
+        .map_err(|e| format!("not an API Gateway WebSocket event: {e}"))?;
+    let rc = request.request_context;
+    let ctx = RequestContext {
+        connection_id: rc.connection_id.unwrap_or_default(),
+        domain_name: rc.domain_name,
+        stage: rc.stage,
+        source_ip: rc.identity.source_ip,
+        request_time_epoch_ms: rc.request_time_epoch,
+    };
+    let kind = rc
+        .event_type
+        .as_deref()
+        .or(rc.route_key.as_deref())
+        .unwrap_or("MESSAGE");
+    Ok(match kind {
+        "CONNECT" | "$connect" => Event::Connect {
+            ctx,
+            query: request
+                .query_string_parameters
+                .iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .fold(BTreeMap::new(), |mut m, (k, v)| {
+                    m.entry(k).or_insert(v);
+                    m
+                }),
+            headers: request
+                .headers
+                .iter()
+                .filter_map(|(k, v)| {
+                    Some((k.as_str().to_ascii_lowercase(), v.to_str().ok()?.to_owned()))
+                })
+                .collect(),
+        },
+        "DISCONNECT" | "$disconnect" => Event::Disconnect { ctx },
+        _ => {
+            let body = match request.body {
+                Some(b) if request.is_base64_encoded => Some(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(b.as_bytes())
+                        .ok()
+                        .and_then(|bytes| String::from_utf8(bytes).ok())
+                        // Undecodable binary frames reach the parser as-is and get bad_request.
+                        .unwrap_or(b),
+                ),
+                other => other,
+            };
+            Event::Message { ctx, body }
+        }
+    })
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AWS_LAMBDA_LOG_LEVEL")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_target(false)
+        .with_env_filter(filter)
+        .with_writer(std::io::stdout)
+        .init();
+}

@@ -1,0 +1,410 @@
+//! Where connections live: the [`ConnectionStore`] port and its two implementations, an
+//! in-memory map (for `wsctl dev` and tests) and, with the `aws` feature, a DynamoDB table.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::error::Error as StdError;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+/// One row of the connections table.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Connection {
+    pub connection_id: String,
+    /// ISO-8601 UTC, e.g. `2026-11-27T13:21:17.123Z`.
+    pub connected_at: String,
+    /// Epoch seconds after which DynamoDB's TTL may delete the row.
+    pub ttl: i64,
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    pub topics: BTreeSet<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_ip: Option<String>,
+    /// The authenticated subject (`sub` claim), when `$connect` verified a token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+}
+
+/// One page of a scan. `next` is the cursor to pass to the following call; `None` means the
+/// scan is complete.
+#[derive(Debug, Default)]
+pub struct Page {
+    pub items: Vec<Connection>,
+    pub next: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend (DynamoDB) rejected or failed the call.
+    #[error("{operation} on connections table {table} failed")]
+    Backend {
+        operation: &'static str,
+        table: String,
+        #[source]
+        source: Box<dyn StdError + Send + Sync>,
+    },
+    /// A stored item could not be read as a connection.
+    #[error("connections table {table} holds a malformed item: {reason}")]
+    Malformed { table: String, reason: String },
+}
+
+#[async_trait]
+pub trait ConnectionStore: Send + Sync {
+    /// Inserts or replaces the row of `connection.connection_id`.
+    async fn put(&self, connection: Connection) -> Result<(), StoreError>;
+    /// Deletes a row; deleting a row that does not exist succeeds.
+    async fn delete(&self, connection_id: &str) -> Result<(), StoreError>;
+    async fn get(&self, connection_id: &str) -> Result<Option<Connection>, StoreError>;
+    /// Adds `topic` to the connection's topics. Returns false when there is no such row (the
+    /// row is not created).
+    async fn subscribe(&self, connection_id: &str, topic: &str) -> Result<bool, StoreError>;
+    /// Removes `topic` from the connection's topics. Returns false when there is no such row.
+    async fn unsubscribe(&self, connection_id: &str, topic: &str) -> Result<bool, StoreError>;
+    /// One page of connections, optionally only those subscribed to `topic`, starting after
+    /// the cursor a previous page returned.
+    async fn scan(&self, topic: Option<&str>, cursor: Option<String>) -> Result<Page, StoreError>;
+}
+
+/// An in-memory store, ordered by connection id so that scans page deterministically.
+#[derive(Debug)]
+pub struct MemoryStore {
+    rows: Mutex<BTreeMap<String, Connection>>,
+    page_size: usize,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::with_page_size(1000)
+    }
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A store whose scans return at most `page_size` rows per page (at least 1).
+    pub fn with_page_size(page_size: usize) -> Self {
+        MemoryStore {
+            rows: Mutex::new(BTreeMap::new()),
+            page_size: page_size.max(1),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    /// Every row, in id order.
+    pub fn all(&self) -> Vec<Connection> {
+        self.lock().values().cloned().collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Connection>> {
+        // A panic while holding this lock cannot leave a half-written map (every critical
+        // section is a single map operation), so a poisoned lock is still consistent.
+        self.rows.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[async_trait]
+impl ConnectionStore for MemoryStore {
+    async fn put(&self, connection: Connection) -> Result<(), StoreError> {
+        self.lock()
+            .insert(connection.connection_id.clone(), connection);
+        Ok(())
+    }
+
+    async fn delete(&self, connection_id: &str) -> Result<(), StoreError> {
+        self.lock().remove(connection_id);
+        Ok(())
+    }
+
+    async fn get(&self, connection_id: &str) -> Result<Option<Connection>, StoreError> {
+        Ok(self.lock().get(connection_id).cloned())
+    }
+
+    async fn subscribe(&self, connection_id: &str, topic: &str) -> Result<bool, StoreError> {
+        Ok(match self.lock().get_mut(connection_id) {
+            Some(row) => {
+                row.topics.insert(topic.to_owned());
+                true
+            }
+            None => false,
+        })
+    }
+
+    async fn unsubscribe(&self, connection_id: &str, topic: &str) -> Result<bool, StoreError> {
+        Ok(match self.lock().get_mut(connection_id) {
+            Some(row) => {
+                row.topics.remove(topic);
+                true
+            }
+            None => false,
+        })
+    }
+
+    async fn scan(&self, topic: Option<&str>, cursor: Option<String>) -> Result<Page, StoreError> {
+        use std::ops::Bound;
+        let rows = self.lock();
+        let start = match &cursor {
+            Some(c) => Bound::Excluded(c.clone()),
+            None => Bound::Unbounded,
+        };
+        // Like DynamoDB, the page size counts rows examined, not rows that pass the filter.
+        let mut examined = 0;
+        let mut last = None;
+        let mut items = Vec::new();
+        for (id, row) in rows.range((start, Bound::Unbounded)) {
+            if examined == self.page_size {
+                break;
+            }
+            examined += 1;
+            last = Some(id.clone());
+            if topic.is_none_or(|t| row.topics.contains(t)) {
+                items.push(row.clone());
+            }
+        }
+        let next = match &last {
+            Some(l)
+                if rows
+                    .range::<String, _>((Bound::Excluded(l), Bound::Unbounded))
+                    .next()
+                    .is_some() =>
+            {
+                last
+            }
+            _ => None,
+        };
+        Ok(Page { items, next })
+    }
+}
+
+#[cfg(feature = "aws")]
+pub use dynamo::DynamoStore;
+
+#[cfg(feature = "aws")]
+mod dynamo {
+    use std::collections::HashMap;
+
+    use async_trait::async_trait;
+    use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+    use aws_sdk_dynamodb::Client;
+
+    use super::{Connection, ConnectionStore, Page, StoreError};
+
+    /// The connections table in DynamoDB: hash key `connection_id` (S), `connected_at` (S),
+    /// `ttl` (N), `topics` (SS), `source_ip` (S), `user` (S).
+    #[derive(Clone, Debug)]
+    pub struct DynamoStore {
+        client: Client,
+        table: String,
+        page_size: Option<i32>,
+    }
+
+    impl DynamoStore {
+        pub fn new(client: Client, table: impl Into<String>) -> Self {
+            DynamoStore {
+                client,
+                table: table.into(),
+                page_size: None,
+            }
+        }
+
+        /// Caps the rows a scan page examines (DynamoDB's `Limit`). Without it a page ends at
+        /// DynamoDB's 1 MB limit.
+        pub fn with_page_size(mut self, page_size: Option<i32>) -> Self {
+            self.page_size = page_size;
+            self
+        }
+
+        pub fn table(&self) -> &str {
+            &self.table
+        }
+
+        fn fail<E>(&self, operation: &'static str, source: E) -> StoreError
+        where
+            E: std::error::Error + Send + Sync + 'static,
+        {
+            StoreError::Backend {
+                operation,
+                table: self.table.clone(),
+                source: Box::new(source),
+            }
+        }
+
+        fn key(connection_id: &str) -> HashMap<String, AttributeValue> {
+            HashMap::from([(
+                "connection_id".to_owned(),
+                AttributeValue::S(connection_id.to_owned()),
+            )])
+        }
+
+        fn parse(&self, item: &HashMap<String, AttributeValue>) -> Result<Connection, StoreError> {
+            let malformed = |reason: String| StoreError::Malformed {
+                table: self.table.clone(),
+                reason,
+            };
+            let connection_id = match item.get("connection_id") {
+                Some(AttributeValue::S(s)) => s.clone(),
+                other => {
+                    return Err(malformed(format!(
+                        "connection_id is {other:?}, expected a string"
+                    )))
+                }
+            };
+            let string = |name: &str| match item.get(name) {
+                Some(AttributeValue::S(s)) => Some(s.clone()),
+                _ => None,
+            };
+            let ttl = match item.get("ttl") {
+                Some(AttributeValue::N(n)) => n.parse::<i64>().map_err(|_| {
+                    malformed(format!(
+                        "ttl of {connection_id} is {n:?}, expected epoch seconds"
+                    ))
+                })?,
+                _ => 0,
+            };
+            let topics = match item.get("topics") {
+                Some(AttributeValue::Ss(set)) => set.iter().cloned().collect(),
+                _ => Default::default(),
+            };
+            Ok(Connection {
+                connected_at: string("connected_at").unwrap_or_default(),
+                source_ip: string("source_ip"),
+                user: string("user"),
+                connection_id,
+                ttl,
+                topics,
+            })
+        }
+    }
+
+    #[async_trait]
+    impl ConnectionStore for DynamoStore {
+        async fn put(&self, c: Connection) -> Result<(), StoreError> {
+            let mut req = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .item("connection_id", AttributeValue::S(c.connection_id))
+                .item("connected_at", AttributeValue::S(c.connected_at))
+                .item("ttl", AttributeValue::N(c.ttl.to_string()));
+            if !c.topics.is_empty() {
+                req = req.item("topics", AttributeValue::Ss(c.topics.into_iter().collect()));
+            }
+            if let Some(ip) = c.source_ip {
+                req = req.item("source_ip", AttributeValue::S(ip));
+            }
+            if let Some(user) = c.user {
+                req = req.item("user", AttributeValue::S(user));
+            }
+            req.send().await.map_err(|e| self.fail("PutItem", e))?;
+            Ok(())
+        }
+
+        async fn delete(&self, connection_id: &str) -> Result<(), StoreError> {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(Self::key(connection_id)))
+                .send()
+                .await
+                .map_err(|e| self.fail("DeleteItem", e))?;
+            Ok(())
+        }
+
+        async fn get(&self, connection_id: &str) -> Result<Option<Connection>, StoreError> {
+            let out = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .set_key(Some(Self::key(connection_id)))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| self.fail("GetItem", e))?;
+            out.item().map(|i| self.parse(i)).transpose()
+        }
+
+        async fn subscribe(&self, connection_id: &str, topic: &str) -> Result<bool, StoreError> {
+            self.update_topics(connection_id, topic, "ADD").await
+        }
+
+        async fn unsubscribe(&self, connection_id: &str, topic: &str) -> Result<bool, StoreError> {
+            self.update_topics(connection_id, topic, "DELETE").await
+        }
+
+        async fn scan(
+            &self,
+            topic: Option<&str>,
+            cursor: Option<String>,
+        ) -> Result<Page, StoreError> {
+            let mut req = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .set_limit(self.page_size)
+                .set_exclusive_start_key(cursor.as_deref().map(Self::key));
+            if let Some(topic) = topic {
+                req = req
+                    .filter_expression("contains(topics, :topic)")
+                    .expression_attribute_values(":topic", AttributeValue::S(topic.to_owned()));
+            }
+            let out = req.send().await.map_err(|e| self.fail("Scan", e))?;
+            let items = out
+                .items()
+                .iter()
+                .map(|i| self.parse(i))
+                .collect::<Result<Vec<_>, _>>()?;
+            let next = match out.last_evaluated_key() {
+                Some(key) => match key.get("connection_id") {
+                    Some(AttributeValue::S(s)) => Some(s.clone()),
+                    other => {
+                        return Err(StoreError::Malformed {
+                            table: self.table.clone(),
+                            reason: format!("scan returned a LastEvaluatedKey without a string connection_id: {other:?}"),
+                        })
+                    }
+                },
+                None => None,
+            };
+            Ok(Page { items, next })
+        }
+    }
+
+    impl DynamoStore {
+        async fn update_topics(
+            &self,
+            connection_id: &str,
+            topic: &str,
+            verb: &str,
+        ) -> Result<bool, StoreError> {
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(Self::key(connection_id)))
+                .update_expression(format!("{verb} topics :topic"))
+                .condition_expression("attribute_exists(connection_id)")
+                .expression_attribute_values(":topic", AttributeValue::Ss(vec![topic.to_owned()]))
+                .return_values(ReturnValue::None)
+                .send()
+                .await;
+            match result {
+                Ok(_) => Ok(true),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+                {
+                    Ok(false)
+                }
+                Err(e) => Err(self.fail("UpdateItem", e)),
+            }
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! The DynamoDB store against moto in server mode, over HTTP.
+
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use handler::store::DynamoStore;
+use handler::{Connection, ConnectionStore, DeliveryReport, Handler, InProcessPusher, Settings};
+use serde_json::json;
+use support::{create_connections_table, Moto};
+
+async fn store(moto: &Moto, table: &str, page_size: Option<i32>) -> DynamoStore {
+    let client = aws_sdk_dynamodb::Client::new(&moto.sdk_config().await);
+    create_connections_table(&client, table).await;
+    DynamoStore::new(client, table).with_page_size(page_size)
+}
+
+fn row(id: &str) -> Connection {
+    Connection {
+        connection_id: id.into(),
+        connected_at: "2026-11-27T13:00:00.000Z".into(),
+        ttl: 1_900_000_000,
+        source_ip: Some("203.0.113.7".into()),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn rows_round_trip_and_delete_is_idempotent() {
+    let moto = Moto::start(false);
+    let s = store(&moto, "rt_ws_connections", None).await;
+    s.put(row("TWegAcC4EowCHnA=")).await.unwrap();
+    let got = s.get("TWegAcC4EowCHnA=").await.unwrap().expect("stored");
+    assert_eq!(got, row("TWegAcC4EowCHnA="));
+    s.delete("TWegAcC4EowCHnA=").await.unwrap();
+    assert!(s.get("TWegAcC4EowCHnA=").await.unwrap().is_none());
+    s.delete("TWegAcC4EowCHnA=").await.unwrap();
+}
+
+#[tokio::test]
+async fn topics_are_a_set_on_the_row_and_never_create_rows() {
+    let moto = Moto::start(false);
+    let s = store(&moto, "topics_ws_connections", None).await;
+    s.put(row("a")).await.unwrap();
+    assert!(s.subscribe("a", "claims").await.unwrap());
+    assert!(s.subscribe("a", "news").await.unwrap());
+    assert!(s.subscribe("a", "claims").await.unwrap());
+    let topics = s.get("a").await.unwrap().unwrap().topics;
+    assert_eq!(
+        topics,
+        BTreeSet::from(["claims".to_owned(), "news".to_owned()])
+    );
+    assert!(s.unsubscribe("a", "claims").await.unwrap());
+    assert_eq!(
+        s.get("a").await.unwrap().unwrap().topics,
+        BTreeSet::from(["news".to_owned()])
+    );
+    // A connection that is gone gets no row back through subscribe.
+    assert!(!s.subscribe("ghost", "claims").await.unwrap());
+    assert!(s.get("ghost").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn scan_reads_every_page() {
+    let moto = Moto::start(false);
+    let s = store(&moto, "pages_ws_connections", Some(25)).await;
+    for i in 0..130 {
+        s.put(row(&format!("conn-{i:03}"))).await.unwrap();
+        if i % 3 == 0 {
+            s.subscribe(&format!("conn-{i:03}"), "odd").await.unwrap();
+        }
+    }
+    let mut seen = BTreeSet::new();
+    let mut pages = 0;
+    let mut cursor = None;
+    loop {
+        let page = s.scan(None, cursor).await.unwrap();
+        pages += 1;
+        assert!(page.items.len() <= 25);
+        seen.extend(page.items.into_iter().map(|c| c.connection_id));
+        cursor = page.next;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), 130);
+    assert!(
+        pages >= 6,
+        "130 rows at 25 per page take at least 6 pages, got {pages}"
+    );
+
+    let mut subscribed = 0;
+    let mut cursor = None;
+    loop {
+        let page = s.scan(Some("odd"), cursor).await.unwrap();
+        subscribed += page.items.len();
+        cursor = page.next;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(subscribed, 44);
+}
+
+#[tokio::test]
+async fn broadcast_over_dynamodb_pages_removes_gone_rows() {
+    let moto = Moto::start(false);
+    let s = Arc::new(store(&moto, "bc_ws_connections", Some(10)).await);
+    let pusher = Arc::new(InProcessPusher::new());
+    let mut live = Vec::new();
+    for i in 0..45 {
+        let id = format!("c{i:02}");
+        s.put(row(&id)).await.unwrap();
+        // Every fifth connection dropped without $disconnect: its row is stale.
+        if i % 5 != 0 {
+            live.push(pusher.register(&id));
+        }
+    }
+    let settings = Settings {
+        endpoint_override: Some("http://local".into()),
+        ..Settings::default()
+    };
+    let h = Handler::new(settings, s.clone(), pusher);
+    let r = h
+        .invoke(&json!({"action":"broadcast","message":{"type":"t","data":1}}))
+        .await
+        .unwrap();
+    assert_eq!(
+        r,
+        DeliveryReport {
+            delivered: 36,
+            gone: 9,
+            ..Default::default()
+        }
+    );
+    for rx in &mut live {
+        let got: serde_json::Value = serde_json::from_slice(&rx.try_recv().unwrap()).unwrap();
+        assert_eq!(got, json!({"type":"t","data":1}));
+    }
+    let mut remaining = 0;
+    let mut cursor = None;
+    loop {
+        let page = s.scan(None, cursor).await.unwrap();
+        assert!(page
+            .items
+            .iter()
+            .all(|c| c.connection_id[1..].parse::<u32>().unwrap() % 5 != 0));
+        remaining += page.items.len();
+        cursor = page.next;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(remaining, 36);
+}
+
+#[tokio::test]
+async fn a_missing_table_is_a_typed_error_naming_it() {
+    let moto = Moto::start(false);
+    let client = aws_sdk_dynamodb::Client::new(&moto.sdk_config().await);
+    let s = DynamoStore::new(client, "no_such_table");
+    let err = s.put(row("a")).await.unwrap_err();
+    let chain = handler::error_chain(&err);
+    assert!(
+        chain.contains("PutItem") && chain.contains("no_such_table"),
+        "{chain}"
+    );
+    assert!(
+        chain.contains("ResourceNotFound") || chain.contains("not found"),
+        "{chain}"
+    );
+}
