@@ -35,7 +35,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             let message = error_chain(&e);
             tracing::error!(error = %message, "initialisation failed");
             report_init_error(&message).await;
-            return Err(e.into());
+            std::process::exit(1);
         }
     };
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {

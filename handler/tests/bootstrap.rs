@@ -1,0 +1,413 @@
+//! The built `bootstrap` binary end to end: a Lambda Runtime API emulator (written here) feeds
+//! it API Gateway-shaped events and direct invocations; rows land in moto's DynamoDB; pushes
+//! land on a local @connections server that answers 410 GoneException for unknown ids.
+
+#[path = "../../tests/support/mod.rs"]
+mod support;
+#[path = "../../src/glibc.rs"]
+mod glibc;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::{json, Value};
+use support::{create_connections_table, Moto};
+use tokio::sync::Notify;
+
+const FUNCTION_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:demo-websocket-handler";
+
+/// What the function posted back for one invocation.
+#[derive(Debug, Clone)]
+enum Answer {
+    Response(Value),
+    Error { body: Value },
+}
+
+#[derive(Default)]
+struct RuntimeApi {
+    queue: Mutex<VecDeque<(String, Value)>>,
+    queued: Notify,
+    answers: Mutex<HashMap<String, Answer>>,
+    answered: Notify,
+    init_error: Mutex<Option<Value>>,
+    /// The headers of each /next answer, by request id, to check what the runtime was told.
+    next_requests: Mutex<u32>,
+}
+
+async fn next_invocation(State(rt): State<Arc<RuntimeApi>>) -> Response {
+    *rt.next_requests.lock().unwrap() += 1;
+    loop {
+        let notified = rt.queued.notified();
+        if let Some((id, payload)) = rt.queue.lock().unwrap().pop_front() {
+            let deadline = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() + 30_000;
+            let mut headers = HeaderMap::new();
+            headers.insert("Lambda-Runtime-Aws-Request-Id", id.parse().unwrap());
+            headers.insert("Lambda-Runtime-Deadline-Ms", deadline.to_string().parse().unwrap());
+            headers.insert("Lambda-Runtime-Invoked-Function-Arn", FUNCTION_ARN.parse().unwrap());
+            headers.insert(
+                "Lambda-Runtime-Trace-Id",
+                format!("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1;Lineage={id}")
+                    .parse()
+                    .unwrap(),
+            );
+            headers.insert("Content-Type", "application/json".parse().unwrap());
+            return (StatusCode::OK, headers, payload.to_string()).into_response();
+        }
+        notified.await;
+    }
+}
+
+async fn invocation_response(State(rt): State<Arc<RuntimeApi>>, Path(id): Path<String>, body: Bytes) -> StatusCode {
+    let value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    rt.answers.lock().unwrap().insert(id, Answer::Response(value));
+    rt.answered.notify_waiters();
+    StatusCode::ACCEPTED
+}
+
+async fn invocation_error(
+    State(rt): State<Arc<RuntimeApi>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> StatusCode {
+    let value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    rt.answers.lock().unwrap().insert(id, Answer::Error { body: value });
+    rt.answered.notify_waiters();
+    StatusCode::ACCEPTED
+}
+
+async fn init_error(State(rt): State<Arc<RuntimeApi>>, body: Bytes) -> StatusCode {
+    *rt.init_error.lock().unwrap() = Some(serde_json::from_slice(&body).unwrap_or(Value::Null));
+    rt.answered.notify_waiters();
+    StatusCode::ACCEPTED
+}
+
+impl RuntimeApi {
+    async fn serve() -> (Arc<RuntimeApi>, SocketAddr) {
+        let rt = Arc::new(RuntimeApi::default());
+        let app = Router::new()
+            .route("/2018-06-01/runtime/invocation/next", get(next_invocation))
+            .route("/2018-06-01/runtime/invocation/{id}/response", post(invocation_response))
+            .route("/2018-06-01/runtime/invocation/{id}/error", post(invocation_error))
+            .route("/2018-06-01/runtime/init/error", post(init_error))
+            .with_state(rt.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (rt, addr)
+    }
+
+    /// Queues one invocation and waits for the function's answer.
+    async fn invoke(&self, payload: Value) -> Answer {
+        static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let id = format!("req-{}", COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
+        self.queue.lock().unwrap().push_back((id.clone(), payload));
+        self.queued.notify_waiters();
+        let wait = async {
+            loop {
+                let notified = self.answered.notified();
+                if let Some(a) = self.answers.lock().unwrap().remove(&id) {
+                    return a;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), wait)
+            .await
+            .expect("the function answered within 30 s")
+    }
+}
+
+/// A management API stand-in: `POST [/{stage}]/@connections/{id}`, 410 GoneException for ids
+/// it does not know.
+#[derive(Default)]
+struct Connections {
+    open: Mutex<HashSet<String>>,
+    received: Mutex<Vec<(String, Value)>>,
+}
+
+async fn post_connection(State(c): State<Arc<Connections>>, Path(params): Path<HashMap<String, String>>, body: Bytes) -> Response {
+    let id = params["id"].clone();
+    if !c.open.lock().unwrap().contains(&id) {
+        return (
+            StatusCode::GONE,
+            [("x-amzn-ErrorType", "GoneException"), ("Content-Type", "application/json")],
+            r#"{"message":"Gone"}"#,
+        )
+            .into_response();
+    }
+    let value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    c.received.lock().unwrap().push((id, value));
+    StatusCode::OK.into_response()
+}
+
+impl Connections {
+    async fn serve(open: &[&str]) -> (Arc<Connections>, SocketAddr) {
+        let c = Arc::new(Connections::default());
+        c.open.lock().unwrap().extend(open.iter().map(|s| s.to_string()));
+        let app = Router::new()
+            .route("/@connections/{id}", post(post_connection))
+            .route("/{stage}/@connections/{id}", post(post_connection))
+            .with_state(c.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (c, addr)
+    }
+
+    fn received_by(&self, id: &str) -> Vec<Value> {
+        self.received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(to, _)| to == id)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+}
+
+struct Function(Child);
+
+impl Drop for Function {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_bootstrap(runtime: SocketAddr, moto: &Moto, extra: &[(&str, String)], remove: &[&str]) -> Function {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bootstrap"));
+    cmd.env("AWS_LAMBDA_RUNTIME_API", runtime.to_string())
+        .env("AWS_LAMBDA_FUNCTION_NAME", "demo-websocket-handler")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("CONNECTIONS_TABLE", "demo_ws_connections")
+        .env("WEBSOCKET_API_ID", "abcd1234")
+        .env("WEBSOCKET_STAGE", "prod")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    for (k, v) in moto.env() {
+        cmd.env(k, v);
+    }
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    for k in remove {
+        cmd.env_remove(k);
+    }
+    Function(cmd.spawn().expect("start bootstrap"))
+}
+
+fn ws_event(route: &str, event_type: &str, connection_id: &str, body: Option<&str>) -> Value {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
+    let mut event = json!({
+        "headers": {
+            "Host": "abcd1234.execute-api.us-east-1.amazonaws.com",
+            "Origin": "http://localhost:5173",
+            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+            "Sec-WebSocket-Version": "13",
+            "X-Forwarded-For": "192.0.2.1"
+        },
+        "multiValueHeaders": {
+            "Host": ["abcd1234.execute-api.us-east-1.amazonaws.com"]
+        },
+        "requestContext": {
+            "routeKey": route,
+            "eventType": event_type,
+            "extendedRequestId": "ABCD1234=",
+            "requestTime": "09/Feb/2024:18:23:28 +0000",
+            "messageDirection": "IN",
+            "stage": "prod",
+            "connectedAt": now - 1000,
+            "requestTimeEpoch": now,
+            "identity": { "sourceIp": "192.0.2.1" },
+            "requestId": "ABCD1234=",
+            "domainName": "abcd1234.execute-api.us-east-1.amazonaws.com",
+            "connectionId": connection_id,
+            "apiId": "abcd1234"
+        },
+        "isBase64Encoded": false
+    });
+    if event_type == "CONNECT" {
+        event["queryStringParameters"] = json!({"token": "abc"});
+        event["multiValueQueryStringParameters"] = json!({"token": ["abc"]});
+    }
+    if event_type == "MESSAGE" {
+        event["requestContext"]["messageId"] = json!("MSG1234=");
+    }
+    if event_type == "DISCONNECT" {
+        event["requestContext"]["disconnectStatusCode"] = json!(1005);
+        event["requestContext"]["disconnectReason"] = json!("Client-side close frame status not set");
+    }
+    if let Some(b) = body {
+        event["body"] = json!(b);
+    }
+    event
+}
+
+fn response(answer: Answer) -> Value {
+    match answer {
+        Answer::Response(v) => v,
+        Answer::Error { body, .. } => panic!("function failed: {body}"),
+    }
+}
+
+async fn table_ids(client: &aws_sdk_dynamodb::Client) -> Vec<String> {
+    let out = client.scan().table_name("demo_ws_connections").send().await.unwrap();
+    let mut ids: Vec<String> = out
+        .items()
+        .iter()
+        .map(|i| i["connection_id"].as_s().unwrap().clone())
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootstrap_serves_connect_message_broadcast_and_disconnect() {
+    let moto = Moto::start(false);
+    let dynamo = aws_sdk_dynamodb::Client::new(&moto.sdk_config().await);
+    create_connections_table(&dynamo, "demo_ws_connections").await;
+    let (runtime, runtime_addr) = RuntimeApi::serve().await;
+    let (gateway, gateway_addr) = Connections::serve(&["AAAA1111=", "BBBB2222="]).await;
+    let _function = start_bootstrap(
+        runtime_addr,
+        &moto,
+        &[("WEBSOCKET_MANAGEMENT_ENDPOINT", format!("http://{gateway_addr}/prod"))],
+        &[],
+    );
+
+    // $connect for three connections; the third will have dropped by broadcast time.
+    for id in ["AAAA1111=", "BBBB2222=", "CCCC3333="] {
+        let answer = response(runtime.invoke(ws_event("$connect", "CONNECT", id, None)).await);
+        assert_eq!(answer["statusCode"], 200, "{answer}");
+    }
+    assert_eq!(table_ids(&dynamo).await, ["AAAA1111=", "BBBB2222=", "CCCC3333="]);
+    let item = dynamo
+        .get_item()
+        .table_name("demo_ws_connections")
+        .key("connection_id", aws_sdk_dynamodb::types::AttributeValue::S("AAAA1111=".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert!(item["connected_at"].as_s().unwrap().ends_with('Z'));
+    let ttl: i64 = item["ttl"].as_n().unwrap().parse().unwrap();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+    assert!((ttl - (now + 86400)).abs() < 60, "ttl {ttl} is about now + 24 h");
+
+    // A ping is answered with a pong pushed to the sender.
+    let answer = response(
+        runtime
+            .invoke(ws_event("$default", "MESSAGE", "AAAA1111=", Some(r#"{"action":"ping"}"#)))
+            .await,
+    );
+    assert_eq!(answer["statusCode"], 200);
+    let pushed = gateway.received_by("AAAA1111=");
+    assert_eq!(pushed.len(), 1);
+    assert_eq!(pushed[0]["type"], "pong");
+
+    // Garbage gets bad_request, not an error or a panic.
+    let answer = response(runtime.invoke(ws_event("$default", "MESSAGE", "BBBB2222=", Some("{oops"))).await);
+    assert_eq!(answer["statusCode"], 200);
+    assert_eq!(gateway.received_by("BBBB2222=")[0]["data"]["code"], "bad_request");
+
+    // The runbook's Step 6 payload, invoked directly.
+    let answer = response(
+        runtime
+            .invoke(json!({"action":"broadcast","message":{"type":"claim_status_update","data":{"claim":42}}}))
+            .await,
+    );
+    assert_eq!(answer, json!({"delivered": 2, "gone": 1, "failed": 0}));
+    for id in ["AAAA1111=", "BBBB2222="] {
+        let last = gateway.received_by(id).pop().unwrap();
+        assert_eq!(last, json!({"type":"claim_status_update","data":{"claim":42}}));
+    }
+    // The gone connection's row was deleted.
+    assert_eq!(table_ids(&dynamo).await, ["AAAA1111=", "BBBB2222="]);
+
+    // $disconnect removes the row, and a repeat still answers 200.
+    for _ in 0..2 {
+        let answer = response(runtime.invoke(ws_event("$disconnect", "DISCONNECT", "AAAA1111=", None)).await);
+        assert_eq!(answer["statusCode"], 200);
+    }
+    assert_eq!(table_ids(&dynamo).await, ["BBBB2222="]);
+
+    // A bad direct payload is a function error with a typed errorType and its cause.
+    match runtime.invoke(json!({"action":"launch"})).await {
+        Answer::Error { body, .. } => {
+            assert_eq!(body["errorType"], "BadInvocation", "{body}");
+            assert!(body["errorMessage"].as_str().unwrap().contains("launch"), "{body}");
+        }
+        other => panic!("expected an error, got {other:?}"),
+    }
+    // An oversized message is refused up front.
+    match runtime
+        .invoke(json!({"action":"broadcast","message":{"type":"big","data":"x".repeat(140_000)}}))
+        .await
+    {
+        Answer::Error { body, .. } => assert_eq!(body["errorType"], "MessageTooLarge", "{body}"),
+        other => panic!("expected an error, got {other:?}"),
+    }
+    assert_eq!(gateway.received_by("BBBB2222=").len(), 2, "nothing more was pushed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dynamodb_failure_is_reported_as_a_function_error_with_its_cause() {
+    let moto = Moto::start(false);
+    // No table: every write fails with ResourceNotFoundException.
+    let (runtime, runtime_addr) = RuntimeApi::serve().await;
+    let _function = start_bootstrap(runtime_addr, &moto, &[], &[]);
+    match runtime.invoke(ws_event("$connect", "CONNECT", "AAAA1111=", None)).await {
+        Answer::Error { body, .. } => {
+            assert_eq!(body["errorType"], "StoreError", "{body}");
+            let message = body["errorMessage"].as_str().unwrap();
+            assert!(message.contains("PutItem") && message.contains("demo_ws_connections"), "{message}");
+        }
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_misconfigured_function_reports_an_init_error() {
+    let moto = Moto::start(false);
+    let (runtime, runtime_addr) = RuntimeApi::serve().await;
+    let mut function = start_bootstrap(runtime_addr, &moto, &[("CONNECTION_TTL_SECONDS", "tomorrow".into())], &[]);
+    let status = tokio::task::spawn_blocking(move || {
+        let status = function.0.wait();
+        std::mem::forget(function);
+        status
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(!status.success(), "the process exits non-zero");
+    let report = runtime.init_error.lock().unwrap().clone().expect("/init/error was called");
+    let message = report["errorMessage"].as_str().unwrap();
+    assert!(message.contains("CONNECTION_TTL_SECONDS") && message.contains("tomorrow"), "{message}");
+    assert_eq!(*runtime.next_requests.lock().unwrap(), 0, "no invocation was fetched");
+}
+
+#[test]
+fn bootstrap_needs_no_glibc_newer_than_2_34() {
+    let bytes = std::fs::read(env!("CARGO_BIN_EXE_bootstrap")).unwrap();
+    let newest = glibc::newest_glibc(&bytes).expect("bootstrap is an ELF file");
+    let (major, minor) = newest.expect("a dynamically linked gnu binary references glibc versions");
+    assert!((major, minor) >= (2, 2), "parsed a plausible version: {major}.{minor}");
+    {
+        assert!(
+            (major, minor) <= glibc::AL2023_GLIBC,
+            "bootstrap needs GLIBC_{major}.{minor}; Amazon Linux 2023 has 2.34 (build with cargo zigbuild --target x86_64-unknown-linux-gnu.2.34)"
+        );
+    }
+}
