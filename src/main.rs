@@ -1,1 +1,239 @@
-fn main() {}
+//! wsctl: parse arguments, run the command, print its result once, map errors to exit codes
+//! (0 success, 1 AWS failure, 2 usage or config error, 3 drift found by `status`).
+
+mod aws;
+mod cli;
+mod config;
+mod engine;
+mod glibc;
+mod naming;
+mod package;
+mod report;
+mod resources;
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+
+use cli::{BuildArgs, Cli, Command, InitArgs, UpArgs};
+use config::Config;
+use report::{Output, Progress};
+use resources::function::CodeSpec;
+
+/// A mistake in how wsctl was called (exit 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct UsageError(String);
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WSCTL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let output = cli.output;
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            let code = exit_code(&e);
+            eprintln!("error: {e:#}");
+            if output == Output::Json {
+                let kind = if code == 2 { "usage" } else { "aws" };
+                println!(
+                    "{}",
+                    serde_json::json!({"error": {"kind": kind, "message": format!("{e:#}")}})
+                );
+            }
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn exit_code(e: &anyhow::Error) -> u8 {
+    for cause in e.chain() {
+        if cause.is::<config::ConfigError>() || cause.is::<UsageError>() {
+            return 2;
+        }
+        if let Some(setup) = cause.downcast_ref::<aws::AwsSetupError>() {
+            return match setup {
+                aws::AwsSetupError::Identity(_) => 1,
+                _ => 2,
+            };
+        }
+    }
+    1
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    let progress =
+        Progress::new(cli.quiet || cli.output == Output::Json && !std::io::stderr().is_terminal());
+    match &cli.command {
+        Command::Init(args) => init(&cli.config, args),
+        Command::Build(args) => build(&cli, args, &progress),
+        Command::Up(args) => up(&cli, args, &progress).await,
+    }
+}
+
+fn init(path: &Path, args: &InitArgs) -> Result<ExitCode> {
+    if path.exists() && !args.force {
+        return Err(UsageError(format!(
+            "{} already exists (use --force to overwrite it)",
+            path.display()
+        ))
+        .into());
+    }
+    let project = match &args.project {
+        Some(p) => p.clone(),
+        None => std::env::current_dir()
+            .ok()
+            .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .map(|n| {
+                n.chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                            c
+                        } else {
+                            '-'
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_else(|| "my-project".into()),
+    };
+    let text = config::starter(&project);
+    // Never write a file that `up` would then refuse.
+    Config::parse(path, &text)
+        .map_err(|e| UsageError(format!("cannot use {project:?} as the project name: {e}")))?;
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    println!(
+        "wrote {} for project {project}; next: wsctl up --dry-run",
+        path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn load_config(cli: &Cli) -> Result<Config> {
+    Ok(Config::load(&cli.config)?)
+}
+
+fn target(cli: &Cli, config: &Config) -> aws::Target {
+    aws::Target {
+        region: cli.region.clone().or_else(|| config.region.clone()),
+        profile: cli.profile.clone().or_else(|| config.profile.clone()),
+    }
+}
+
+fn build(cli: &Cli, args: &BuildArgs, progress: &Progress) -> Result<ExitCode> {
+    let arch = match args.arch {
+        Some(a) => a,
+        None if cli.config.exists() => load_config(cli)?.function.architecture,
+        None => config::Architecture::X86_64,
+    };
+    let zip = match &args.binary {
+        Some(binary) => package::Zip::from_binary(binary, arch, "prebuilt".into())?,
+        None => {
+            let dir = package::source_dir().map_err(|e| UsageError(format!("{e:#}")))?;
+            package::build(&dir, arch, &|m| progress.note(m))?
+        }
+    };
+    std::fs::write(&args.out, zip.bytes.as_slice())
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    let result = BuildResult {
+        path: args.out.display().to_string(),
+        architecture: arch.to_string(),
+        bytes: zip.bytes.len(),
+        code_sha256: zip.sha256_b64.clone(),
+    };
+    report::print(cli.output, &result);
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(serde::Serialize)]
+struct BuildResult {
+    path: String,
+    architecture: String,
+    bytes: usize,
+    code_sha256: String,
+}
+
+impl std::fmt::Display for BuildResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "wrote {} ({}, {} bytes, CodeSha256 {})",
+            self.path, self.architecture, self.bytes, self.code_sha256
+        )
+    }
+}
+
+async fn up(cli: &Cli, args: &UpArgs, progress: &Progress) -> Result<ExitCode> {
+    let mut config = load_config(cli)?;
+    if let Some(arch) = args.arch {
+        config.function.architecture = arch;
+    }
+    let arch = config.function.architecture;
+    let (code, source_dir) = match &args.handler_zip {
+        Some(path) => (
+            CodeSpec::Zip(
+                package::Zip::from_file(path, arch).map_err(|e| UsageError(format!("{e:#}")))?,
+            ),
+            None,
+        ),
+        None => {
+            let dir = package::source_dir().map_err(|e| UsageError(format!("{e:#}")))?;
+            (
+                CodeSpec::Source {
+                    fingerprint: package::fingerprint(&dir, arch)?,
+                },
+                Some(dir),
+            )
+        }
+    };
+    let clients = aws::connect(&target(cli, &config)).await?;
+    let account = aws::account_id(&clients).await?;
+    let stack = engine::Stack::new(config, clients, &account);
+    let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    let confirm = |plan: &engine::Plan| -> bool {
+        if args.yes || args.dry_run || !interactive {
+            return true;
+        }
+        let mut err = std::io::stderr();
+        let _ = writeln!(err, "wsctl will change:");
+        for item in plan.items.iter().filter(|i| i.action.is_change()) {
+            let _ = writeln!(err, "  {} {}: {:?}", item.resource, item.name, item.action);
+        }
+        let _ = write!(err, "Apply these changes? [y/N] ");
+        let _ = err.flush();
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer).is_ok()
+            && matches!(answer.trim(), "y" | "Y" | "yes")
+    };
+    let report = engine::up(
+        &stack,
+        engine::UpOptions {
+            dry_run: args.dry_run,
+            code,
+            source_dir: source_dir.as_deref(),
+            confirm: &confirm,
+        },
+        progress,
+    )
+    .await?;
+    report::print(cli.output, &report);
+    Ok(ExitCode::SUCCESS)
+}

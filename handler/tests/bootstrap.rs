@@ -2,10 +2,10 @@
 //! it API Gateway-shaped events and direct invocations; rows land in moto's DynamoDB; pushes
 //! land on a local @connections server that answers 410 GoneException for unknown ids.
 
-#[path = "../../tests/support/mod.rs"]
-mod support;
 #[path = "../../src/glibc.rs"]
 mod glibc;
+#[path = "../../tests/support/mod.rs"]
+mod support;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -48,11 +48,21 @@ async fn next_invocation(State(rt): State<Arc<RuntimeApi>>) -> Response {
     loop {
         let notified = rt.queued.notified();
         if let Some((id, payload)) = rt.queue.lock().unwrap().pop_front() {
-            let deadline = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() + 30_000;
+            let deadline = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_millis()
+                + 30_000;
             let mut headers = HeaderMap::new();
             headers.insert("Lambda-Runtime-Aws-Request-Id", id.parse().unwrap());
-            headers.insert("Lambda-Runtime-Deadline-Ms", deadline.to_string().parse().unwrap());
-            headers.insert("Lambda-Runtime-Invoked-Function-Arn", FUNCTION_ARN.parse().unwrap());
+            headers.insert(
+                "Lambda-Runtime-Deadline-Ms",
+                deadline.to_string().parse().unwrap(),
+            );
+            headers.insert(
+                "Lambda-Runtime-Invoked-Function-Arn",
+                FUNCTION_ARN.parse().unwrap(),
+            );
             headers.insert(
                 "Lambda-Runtime-Trace-Id",
                 format!("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1;Lineage={id}")
@@ -66,9 +76,16 @@ async fn next_invocation(State(rt): State<Arc<RuntimeApi>>) -> Response {
     }
 }
 
-async fn invocation_response(State(rt): State<Arc<RuntimeApi>>, Path(id): Path<String>, body: Bytes) -> StatusCode {
+async fn invocation_response(
+    State(rt): State<Arc<RuntimeApi>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> StatusCode {
     let value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    rt.answers.lock().unwrap().insert(id, Answer::Response(value));
+    rt.answers
+        .lock()
+        .unwrap()
+        .insert(id, Answer::Response(value));
     rt.answered.notify_waiters();
     StatusCode::ACCEPTED
 }
@@ -79,7 +96,10 @@ async fn invocation_error(
     body: Bytes,
 ) -> StatusCode {
     let value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    rt.answers.lock().unwrap().insert(id, Answer::Error { body: value });
+    rt.answers
+        .lock()
+        .unwrap()
+        .insert(id, Answer::Error { body: value });
     rt.answered.notify_waiters();
     StatusCode::ACCEPTED
 }
@@ -95,8 +115,14 @@ impl RuntimeApi {
         let rt = Arc::new(RuntimeApi::default());
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next_invocation))
-            .route("/2018-06-01/runtime/invocation/{id}/response", post(invocation_response))
-            .route("/2018-06-01/runtime/invocation/{id}/error", post(invocation_error))
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/response",
+                post(invocation_response),
+            )
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/error",
+                post(invocation_error),
+            )
             .route("/2018-06-01/runtime/init/error", post(init_error))
             .with_state(rt.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -108,7 +134,10 @@ impl RuntimeApi {
     /// Queues one invocation and waits for the function's answer.
     async fn invoke(&self, payload: Value) -> Answer {
         static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let id = format!("req-{}", COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
+        let id = format!(
+            "req-{}",
+            COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        );
         self.queue.lock().unwrap().push_back((id.clone(), payload));
         self.queued.notify_waiters();
         let wait = async {
@@ -134,12 +163,19 @@ struct Connections {
     received: Mutex<Vec<(String, Value)>>,
 }
 
-async fn post_connection(State(c): State<Arc<Connections>>, Path(params): Path<HashMap<String, String>>, body: Bytes) -> Response {
+async fn post_connection(
+    State(c): State<Arc<Connections>>,
+    Path(params): Path<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
     let id = params["id"].clone();
     if !c.open.lock().unwrap().contains(&id) {
         return (
             StatusCode::GONE,
-            [("x-amzn-ErrorType", "GoneException"), ("Content-Type", "application/json")],
+            [
+                ("x-amzn-ErrorType", "GoneException"),
+                ("Content-Type", "application/json"),
+            ],
             r#"{"message":"Gone"}"#,
         )
             .into_response();
@@ -152,7 +188,10 @@ async fn post_connection(State(c): State<Arc<Connections>>, Path(params): Path<H
 impl Connections {
     async fn serve(open: &[&str]) -> (Arc<Connections>, SocketAddr) {
         let c = Arc::new(Connections::default());
-        c.open.lock().unwrap().extend(open.iter().map(|s| s.to_string()));
+        c.open
+            .lock()
+            .unwrap()
+            .extend(open.iter().map(|s| s.to_string()));
         let app = Router::new()
             .route("/@connections/{id}", post(post_connection))
             .route("/{stage}/@connections/{id}", post(post_connection))
@@ -183,7 +222,12 @@ impl Drop for Function {
     }
 }
 
-fn start_bootstrap(runtime: SocketAddr, moto: &Moto, extra: &[(&str, String)], remove: &[&str]) -> Function {
+fn start_bootstrap(
+    runtime: SocketAddr,
+    moto: &Moto,
+    extra: &[(&str, String)],
+    remove: &[&str],
+) -> Function {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_bootstrap"));
     cmd.env("AWS_LAMBDA_RUNTIME_API", runtime.to_string())
         .env("AWS_LAMBDA_FUNCTION_NAME", "demo-websocket-handler")
@@ -208,7 +252,10 @@ fn start_bootstrap(runtime: SocketAddr, moto: &Moto, extra: &[(&str, String)], r
 }
 
 fn ws_event(route: &str, event_type: &str, connection_id: &str, body: Option<&str>) -> Value {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
     let mut event = json!({
         "headers": {
             "Host": "abcd1234.execute-api.us-east-1.amazonaws.com",
@@ -246,7 +293,8 @@ fn ws_event(route: &str, event_type: &str, connection_id: &str, body: Option<&st
     }
     if event_type == "DISCONNECT" {
         event["requestContext"]["disconnectStatusCode"] = json!(1005);
-        event["requestContext"]["disconnectReason"] = json!("Client-side close frame status not set");
+        event["requestContext"]["disconnectReason"] =
+            json!("Client-side close frame status not set");
     }
     if let Some(b) = body {
         event["body"] = json!(b);
@@ -262,7 +310,12 @@ fn response(answer: Answer) -> Value {
 }
 
 async fn table_ids(client: &aws_sdk_dynamodb::Client) -> Vec<String> {
-    let out = client.scan().table_name("demo_ws_connections").send().await.unwrap();
+    let out = client
+        .scan()
+        .table_name("demo_ws_connections")
+        .send()
+        .await
+        .unwrap();
     let mut ids: Vec<String> = out
         .items()
         .iter()
@@ -282,20 +335,33 @@ async fn bootstrap_serves_connect_message_broadcast_and_disconnect() {
     let _function = start_bootstrap(
         runtime_addr,
         &moto,
-        &[("WEBSOCKET_MANAGEMENT_ENDPOINT", format!("http://{gateway_addr}/prod"))],
+        &[(
+            "WEBSOCKET_MANAGEMENT_ENDPOINT",
+            format!("http://{gateway_addr}/prod"),
+        )],
         &[],
     );
 
     // $connect for three connections; the third will have dropped by broadcast time.
     for id in ["AAAA1111=", "BBBB2222=", "CCCC3333="] {
-        let answer = response(runtime.invoke(ws_event("$connect", "CONNECT", id, None)).await);
+        let answer = response(
+            runtime
+                .invoke(ws_event("$connect", "CONNECT", id, None))
+                .await,
+        );
         assert_eq!(answer["statusCode"], 200, "{answer}");
     }
-    assert_eq!(table_ids(&dynamo).await, ["AAAA1111=", "BBBB2222=", "CCCC3333="]);
+    assert_eq!(
+        table_ids(&dynamo).await,
+        ["AAAA1111=", "BBBB2222=", "CCCC3333="]
+    );
     let item = dynamo
         .get_item()
         .table_name("demo_ws_connections")
-        .key("connection_id", aws_sdk_dynamodb::types::AttributeValue::S("AAAA1111=".into()))
+        .key(
+            "connection_id",
+            aws_sdk_dynamodb::types::AttributeValue::S("AAAA1111=".into()),
+        )
         .send()
         .await
         .unwrap()
@@ -303,13 +369,24 @@ async fn bootstrap_serves_connect_message_broadcast_and_disconnect() {
         .unwrap();
     assert!(item["connected_at"].as_s().unwrap().ends_with('Z'));
     let ttl: i64 = item["ttl"].as_n().unwrap().parse().unwrap();
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
-    assert!((ttl - (now + 86400)).abs() < 60, "ttl {ttl} is about now + 24 h");
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!(
+        (ttl - (now + 86400)).abs() < 60,
+        "ttl {ttl} is about now + 24 h"
+    );
 
     // A ping is answered with a pong pushed to the sender.
     let answer = response(
         runtime
-            .invoke(ws_event("$default", "MESSAGE", "AAAA1111=", Some(r#"{"action":"ping"}"#)))
+            .invoke(ws_event(
+                "$default",
+                "MESSAGE",
+                "AAAA1111=",
+                Some(r#"{"action":"ping"}"#),
+            ))
             .await,
     );
     assert_eq!(answer["statusCode"], 200);
@@ -318,9 +395,16 @@ async fn bootstrap_serves_connect_message_broadcast_and_disconnect() {
     assert_eq!(pushed[0]["type"], "pong");
 
     // Garbage gets bad_request, not an error or a panic.
-    let answer = response(runtime.invoke(ws_event("$default", "MESSAGE", "BBBB2222=", Some("{oops"))).await);
+    let answer = response(
+        runtime
+            .invoke(ws_event("$default", "MESSAGE", "BBBB2222=", Some("{oops")))
+            .await,
+    );
     assert_eq!(answer["statusCode"], 200);
-    assert_eq!(gateway.received_by("BBBB2222=")[0]["data"]["code"], "bad_request");
+    assert_eq!(
+        gateway.received_by("BBBB2222=")[0]["data"]["code"],
+        "bad_request"
+    );
 
     // The runbook's Step 6 payload, invoked directly.
     let answer = response(
@@ -331,14 +415,21 @@ async fn bootstrap_serves_connect_message_broadcast_and_disconnect() {
     assert_eq!(answer, json!({"delivered": 2, "gone": 1, "failed": 0}));
     for id in ["AAAA1111=", "BBBB2222="] {
         let last = gateway.received_by(id).pop().unwrap();
-        assert_eq!(last, json!({"type":"claim_status_update","data":{"claim":42}}));
+        assert_eq!(
+            last,
+            json!({"type":"claim_status_update","data":{"claim":42}})
+        );
     }
     // The gone connection's row was deleted.
     assert_eq!(table_ids(&dynamo).await, ["AAAA1111=", "BBBB2222="]);
 
     // $disconnect removes the row, and a repeat still answers 200.
     for _ in 0..2 {
-        let answer = response(runtime.invoke(ws_event("$disconnect", "DISCONNECT", "AAAA1111=", None)).await);
+        let answer = response(
+            runtime
+                .invoke(ws_event("$disconnect", "DISCONNECT", "AAAA1111=", None))
+                .await,
+        );
         assert_eq!(answer["statusCode"], 200);
     }
     assert_eq!(table_ids(&dynamo).await, ["BBBB2222="]);
@@ -347,7 +438,10 @@ async fn bootstrap_serves_connect_message_broadcast_and_disconnect() {
     match runtime.invoke(json!({"action":"launch"})).await {
         Answer::Error { body, .. } => {
             assert_eq!(body["errorType"], "BadInvocation", "{body}");
-            assert!(body["errorMessage"].as_str().unwrap().contains("launch"), "{body}");
+            assert!(
+                body["errorMessage"].as_str().unwrap().contains("launch"),
+                "{body}"
+            );
         }
         other => panic!("expected an error, got {other:?}"),
     }
@@ -359,7 +453,11 @@ async fn bootstrap_serves_connect_message_broadcast_and_disconnect() {
         Answer::Error { body, .. } => assert_eq!(body["errorType"], "MessageTooLarge", "{body}"),
         other => panic!("expected an error, got {other:?}"),
     }
-    assert_eq!(gateway.received_by("BBBB2222=").len(), 2, "nothing more was pushed");
+    assert_eq!(
+        gateway.received_by("BBBB2222=").len(),
+        2,
+        "nothing more was pushed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -368,11 +466,17 @@ async fn a_dynamodb_failure_is_reported_as_a_function_error_with_its_cause() {
     // No table: every write fails with ResourceNotFoundException.
     let (runtime, runtime_addr) = RuntimeApi::serve().await;
     let _function = start_bootstrap(runtime_addr, &moto, &[], &[]);
-    match runtime.invoke(ws_event("$connect", "CONNECT", "AAAA1111=", None)).await {
+    match runtime
+        .invoke(ws_event("$connect", "CONNECT", "AAAA1111=", None))
+        .await
+    {
         Answer::Error { body, .. } => {
             assert_eq!(body["errorType"], "StoreError", "{body}");
             let message = body["errorMessage"].as_str().unwrap();
-            assert!(message.contains("PutItem") && message.contains("demo_ws_connections"), "{message}");
+            assert!(
+                message.contains("PutItem") && message.contains("demo_ws_connections"),
+                "{message}"
+            );
         }
         other => panic!("expected an error, got {other:?}"),
     }
@@ -382,7 +486,12 @@ async fn a_dynamodb_failure_is_reported_as_a_function_error_with_its_cause() {
 async fn a_misconfigured_function_reports_an_init_error() {
     let moto = Moto::start(false);
     let (runtime, runtime_addr) = RuntimeApi::serve().await;
-    let mut function = start_bootstrap(runtime_addr, &moto, &[("CONNECTION_TTL_SECONDS", "tomorrow".into())], &[]);
+    let mut function = start_bootstrap(
+        runtime_addr,
+        &moto,
+        &[("CONNECTION_TTL_SECONDS", "tomorrow".into())],
+        &[],
+    );
     let status = tokio::task::spawn_blocking(move || {
         let status = function.0.wait();
         std::mem::forget(function);
@@ -392,10 +501,22 @@ async fn a_misconfigured_function_reports_an_init_error() {
     .unwrap()
     .unwrap();
     assert!(!status.success(), "the process exits non-zero");
-    let report = runtime.init_error.lock().unwrap().clone().expect("/init/error was called");
+    let report = runtime
+        .init_error
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("/init/error was called");
     let message = report["errorMessage"].as_str().unwrap();
-    assert!(message.contains("CONNECTION_TTL_SECONDS") && message.contains("tomorrow"), "{message}");
-    assert_eq!(*runtime.next_requests.lock().unwrap(), 0, "no invocation was fetched");
+    assert!(
+        message.contains("CONNECTION_TTL_SECONDS") && message.contains("tomorrow"),
+        "{message}"
+    );
+    assert_eq!(
+        *runtime.next_requests.lock().unwrap(),
+        0,
+        "no invocation was fetched"
+    );
 }
 
 #[test]
@@ -403,7 +524,10 @@ fn bootstrap_needs_no_glibc_newer_than_2_34() {
     let bytes = std::fs::read(env!("CARGO_BIN_EXE_bootstrap")).unwrap();
     let newest = glibc::newest_glibc(&bytes).expect("bootstrap is an ELF file");
     let (major, minor) = newest.expect("a dynamically linked gnu binary references glibc versions");
-    assert!((major, minor) >= (2, 2), "parsed a plausible version: {major}.{minor}");
+    assert!(
+        (major, minor) >= (2, 2),
+        "parsed a plausible version: {major}.{minor}"
+    );
     {
         assert!(
             (major, minor) <= glibc::AL2023_GLIBC,

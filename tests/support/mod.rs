@@ -64,17 +64,21 @@ impl Moto {
     /// Starts moto. `iam_managed_policies` loads AWS managed policies (slower, more memory),
     /// which attaching AWSLambdaBasicExecutionRole needs.
     pub fn start(iam_managed_policies: bool) -> Moto {
-        let exe = std::env::var_os("MOTO_SERVER")
+        // moto_server.py is moto's server plus UpdateStage (see the file).
+        let python = std::env::var_os("MOTO_PYTHON")
             .map(PathBuf::from)
-            .unwrap_or_else(|| workspace_root().join(".venv/bin/moto_server"));
+            .unwrap_or_else(|| workspace_root().join(".venv/bin/python"));
         assert!(
-            exe.exists(),
-            "moto_server not found at {}: run scripts/test.sh, which installs it into .venv \
-             (or set MOTO_SERVER to its path)",
-            exe.display()
+            python.exists(),
+            "{} not found: run scripts/test.sh, which installs moto into .venv \
+             (or set MOTO_PYTHON to a python that has moto[server] 5.2.5)",
+            python.display()
         );
+        let script = workspace_root().join("tests/support/moto_server.py");
+        let exe = python;
         let port = free_port();
         let child = Command::new(&exe)
+            .arg(&script)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .env(
                 "MOTO_IAM_LOAD_MANAGED_POLICIES",

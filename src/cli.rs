@@ -1,0 +1,91 @@
+//! Command-line definitions (clap) only.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Architecture;
+use crate::report::Output;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "wsctl",
+    version,
+    about = "Provision, inspect and tear down an API Gateway WebSocket + Lambda + DynamoDB stack",
+    long_about = None,
+)]
+pub struct Cli {
+    /// The project file.
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        default_value = "wsctl.toml",
+        env = "WSCTL_CONFIG"
+    )]
+    pub config: PathBuf,
+    /// AWS profile (overrides [aws] profile and AWS_PROFILE).
+    #[arg(long, global = true)]
+    pub profile: Option<String>,
+    /// AWS region (overrides [aws] region and AWS_REGION).
+    #[arg(long, global = true)]
+    pub region: Option<String>,
+    /// Result format on stdout; progress always goes to stderr.
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+    /// No progress on stderr (errors are still printed).
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a starting wsctl.toml.
+    Init(InitArgs),
+    /// Create or converge the whole stack, then print its URLs.
+    Up(UpArgs),
+    /// Build the handler for Lambda and write its deployable zip (build once in CI, then
+    /// `up --handler-zip`).
+    Build(BuildArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Project name (default: the current directory's name).
+    #[arg(long)]
+    pub project: Option<String>,
+    /// Overwrite an existing file.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Print the plan per resource and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Deploy this zip (with a `bootstrap` entry) instead of building the handler.
+    #[arg(long, value_name = "PATH")]
+    pub handler_zip: Option<PathBuf>,
+    /// Function architecture (overrides [function] architecture).
+    #[arg(long, value_name = "ARCH")]
+    pub arch: Option<Architecture>,
+    /// Do not ask for confirmation on a terminal.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Target architecture (default: [function] architecture of the project file, else x86_64).
+    #[arg(long, value_name = "ARCH")]
+    pub arch: Option<Architecture>,
+    /// Where to write the zip.
+    #[arg(long, value_name = "PATH", default_value = "handler.zip")]
+    pub out: PathBuf,
+    /// Package this already-built `bootstrap` binary instead of running cargo.
+    #[arg(long, value_name = "PATH")]
+    pub binary: Option<PathBuf>,
+}

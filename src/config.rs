@@ -1,0 +1,567 @@
+//! The project file (`wsctl.toml`): raw TOML (serde, unknown keys refused) validated into a
+//! [`Config`], with errors that name the file, the key and the line.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// Longest project name: `{project}-websocket-lambda-role` must fit IAM's 64 characters.
+pub const MAX_PROJECT_LEN: usize = 64 - "-websocket-lambda-role".len();
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// TOML syntax, unknown keys and wrong types; `message` already names line and key.
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    /// A value that parsed but is not allowed.
+    #[error("{path}:{line}: {key}: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        key: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Architecture {
+    #[serde(rename = "x86_64")]
+    X86_64,
+    #[serde(rename = "arm64")]
+    Arm64,
+}
+
+impl Architecture {
+    /// Lambda's name for it.
+    pub fn as_lambda(&self) -> &'static str {
+        match self {
+            Architecture::X86_64 => "x86_64",
+            Architecture::Arm64 => "arm64",
+        }
+    }
+
+    /// The Rust target triple that builds for it.
+    pub fn rust_target(&self) -> &'static str {
+        match self {
+            Architecture::X86_64 => "x86_64-unknown-linux-gnu",
+            Architecture::Arm64 => "aarch64-unknown-linux-gnu",
+        }
+    }
+}
+
+impl fmt::Display for Architecture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_lambda())
+    }
+}
+
+impl std::str::FromStr for Architecture {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "x86_64" | "amd64" => Ok(Architecture::X86_64),
+            "arm64" | "aarch64" => Ok(Architecture::Arm64),
+            other => Err(format!(
+                "unknown architecture {other:?}: expected x86_64 or arm64"
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    project: Option<Spanned<String>>,
+    #[serde(default)]
+    aws: RawAws,
+    #[serde(default)]
+    function: RawFunction,
+    #[serde(default)]
+    api: RawApi,
+    #[serde(default)]
+    tags: BTreeMap<String, Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAws {
+    region: Option<Spanned<String>>,
+    profile: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFunction {
+    architecture: Option<Spanned<Architecture>>,
+    memory_mb: Option<Spanned<i64>>,
+    timeout_seconds: Option<Spanned<i64>>,
+    connection_ttl_seconds: Option<Spanned<i64>>,
+    allow_client_broadcast: Option<bool>,
+    max_client_message_bytes: Option<Spanned<i64>>,
+    broadcast_concurrency: Option<Spanned<i64>>,
+    log_retention_days: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApi {
+    stage: Option<Spanned<String>>,
+    route_selection_expression: Option<Spanned<String>>,
+    throttling_burst_limit: Option<Spanned<i64>>,
+    throttling_rate_limit: Option<Spanned<f64>>,
+}
+
+/// A validated project configuration. Defaults are those `config.example.toml` documents.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Config {
+    pub project: String,
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub function: FunctionConfig,
+    pub api: ApiConfig,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FunctionConfig {
+    pub architecture: Architecture,
+    pub memory_mb: i32,
+    pub timeout_seconds: i32,
+    pub connection_ttl_seconds: i64,
+    pub allow_client_broadcast: bool,
+    pub max_client_message_bytes: i64,
+    pub broadcast_concurrency: i64,
+    pub log_retention_days: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ApiConfig {
+    pub stage: String,
+    pub route_selection_expression: String,
+    pub throttling_burst_limit: i32,
+    pub throttling_rate_limit: f64,
+}
+
+impl Default for FunctionConfig {
+    fn default() -> Self {
+        FunctionConfig {
+            architecture: Architecture::X86_64,
+            memory_mb: 256,
+            timeout_seconds: 30,
+            connection_ttl_seconds: 86_400,
+            allow_client_broadcast: false,
+            max_client_message_bytes: 32_768,
+            broadcast_concurrency: 64,
+            log_retention_days: 30,
+        }
+    }
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            stage: "prod".into(),
+            route_selection_expression: "$request.body.action".into(),
+            throttling_burst_limit: 500,
+            throttling_rate_limit: 1000.0,
+        }
+    }
+}
+
+/// CloudWatch Logs' accepted retention periods.
+pub const RETENTION_DAYS: &[i64] = &[
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
+];
+
+/// Tag keys wsctl sets itself; the `[tags]` table may not override them.
+pub const RESERVED_TAGS: &[&str] = &["Project", "Component", "ManagedBy"];
+
+struct Checker<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Checker<'_> {
+    fn line(&self, span: Range<usize>) -> usize {
+        self.text[..span.start.min(self.text.len())]
+            .matches('\n')
+            .count()
+            + 1
+    }
+
+    fn invalid(&self, key: &str, span: Range<usize>, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.path.to_path_buf(),
+            line: self.line(span),
+            key: key.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    fn int_in(
+        &self,
+        key: &str,
+        value: &Option<Spanned<i64>>,
+        default: i64,
+        range: std::ops::RangeInclusive<i64>,
+        unit: &str,
+    ) -> Result<i64, ConfigError> {
+        match value {
+            None => Ok(default),
+            Some(v) if range.contains(v.get_ref()) => Ok(*v.get_ref()),
+            Some(v) => Err(self.invalid(
+                key,
+                v.span(),
+                format!(
+                    "{} is out of range: expected {} to {} {unit}",
+                    v.get_ref(),
+                    range.start(),
+                    range.end()
+                ),
+            )),
+        }
+    }
+}
+
+fn valid_project_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if name.len() > MAX_PROJECT_LEN {
+        return Err(format!(
+            "{name:?} is {} characters; at most {MAX_PROJECT_LEN} fit in the IAM role name \"{name}-websocket-lambda-role\" (64 characters)",
+            name.len()
+        ));
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+    {
+        return Err(format!(
+            "{name:?} contains {bad:?}; use letters, digits, '-' and '_' only (the names of the table, function, role and API derive from it)"
+        ));
+    }
+    if !name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric())
+    {
+        return Err(format!("{name:?} must start with a letter or digit"));
+    }
+    Ok(())
+}
+
+fn valid_stage(stage: &str) -> Result<(), String> {
+    if stage.is_empty() || stage.len() > 128 {
+        return Err("must be 1 to 128 characters".into());
+    }
+    if let Some(bad) = stage
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+    {
+        return Err(format!(
+            "{stage:?} contains {bad:?}; stage names use letters, digits, '-' and '_'"
+        ));
+    }
+    if stage == "$default" {
+        return Err("a WebSocket API cannot use the $default stage".into());
+    }
+    Ok(())
+}
+
+fn valid_region(region: &str) -> bool {
+    // e.g. us-east-1, eu-central-2, ap-southeast-3, us-gov-west-1, cn-north-1
+    let parts: Vec<&str> = region.split('-').collect();
+    parts.len() >= 3
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        })
+        && parts
+            .last()
+            .is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()))
+}
+
+impl Config {
+    /// Reads and validates a project file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// Validates TOML text; `path` is only used in messages.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: parse_message(text, &e),
+        })?;
+        let c = Checker { path, text };
+        let project = match &raw.project {
+            None => {
+                return Err(ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    line: 1,
+                    key: "project".into(),
+                    message: "is required: the name every resource is derived from, e.g. project = \"petinsure360\"".into(),
+                })
+            }
+            Some(p) => {
+                valid_project_name(p.get_ref()).map_err(|m| c.invalid("project", p.span(), m))?;
+                p.get_ref().clone()
+            }
+        };
+        let region = match &raw.aws.region {
+            None => None,
+            Some(r) if valid_region(r.get_ref()) => Some(r.get_ref().clone()),
+            Some(r) => {
+                return Err(c.invalid(
+                    "aws.region",
+                    r.span(),
+                    format!(
+                        "{:?} is not an AWS region name (e.g. us-east-1)",
+                        r.get_ref()
+                    ),
+                ))
+            }
+        };
+        let profile = match &raw.aws.profile {
+            Some(p) if p.get_ref().trim().is_empty() => {
+                return Err(c.invalid("aws.profile", p.span(), "must not be empty"))
+            }
+            p => p.as_ref().map(|p| p.get_ref().clone()),
+        };
+
+        let d = FunctionConfig::default();
+        let f = &raw.function;
+        let log_retention_days = c.int_in(
+            "function.log_retention_days",
+            &f.log_retention_days,
+            d.log_retention_days as i64,
+            1..=3653,
+            "days",
+        )?;
+        if !RETENTION_DAYS.contains(&log_retention_days) {
+            let span = f
+                .log_retention_days
+                .as_ref()
+                .map(|v| v.span())
+                .unwrap_or(0..0);
+            return Err(c.invalid(
+                "function.log_retention_days",
+                span,
+                format!("{log_retention_days} is not a CloudWatch Logs retention period; use one of {RETENTION_DAYS:?}"),
+            ));
+        }
+        let function = FunctionConfig {
+            architecture: f
+                .architecture
+                .as_ref()
+                .map_or(d.architecture, |a| *a.get_ref()),
+            memory_mb: c.int_in(
+                "function.memory_mb",
+                &f.memory_mb,
+                d.memory_mb as i64,
+                128..=10_240,
+                "MB",
+            )? as i32,
+            timeout_seconds: c.int_in(
+                "function.timeout_seconds",
+                &f.timeout_seconds,
+                d.timeout_seconds as i64,
+                1..=900,
+                "seconds",
+            )? as i32,
+            connection_ttl_seconds: c.int_in(
+                "function.connection_ttl_seconds",
+                &f.connection_ttl_seconds,
+                d.connection_ttl_seconds,
+                60..=366 * 86_400,
+                "seconds",
+            )?,
+            allow_client_broadcast: f.allow_client_broadcast.unwrap_or(d.allow_client_broadcast),
+            max_client_message_bytes: c.int_in(
+                "function.max_client_message_bytes",
+                &f.max_client_message_bytes,
+                d.max_client_message_bytes,
+                1..=131_072,
+                "bytes",
+            )?,
+            broadcast_concurrency: c.int_in(
+                "function.broadcast_concurrency",
+                &f.broadcast_concurrency,
+                d.broadcast_concurrency,
+                1..=1000,
+                "posts in flight",
+            )?,
+            log_retention_days: log_retention_days as i32,
+        };
+
+        let d = ApiConfig::default();
+        let a = &raw.api;
+        let stage = match &a.stage {
+            None => d.stage,
+            Some(s) => {
+                valid_stage(s.get_ref()).map_err(|m| c.invalid("api.stage", s.span(), m))?;
+                s.get_ref().clone()
+            }
+        };
+        let route_selection_expression = match &a.route_selection_expression {
+            None => d.route_selection_expression,
+            Some(e) => {
+                let ok = e
+                    .get_ref()
+                    .strip_prefix("$request.body.")
+                    .is_some_and(|p| !p.is_empty() && p.split('.').all(|s| !s.is_empty()));
+                if !ok {
+                    return Err(c.invalid(
+                        "api.route_selection_expression",
+                        e.span(),
+                        format!("{:?} is not supported: use $request.body.<field>, e.g. $request.body.action", e.get_ref()),
+                    ));
+                }
+                e.get_ref().clone()
+            }
+        };
+        let throttling_rate_limit = match &a.throttling_rate_limit {
+            None => d.throttling_rate_limit,
+            Some(r) if r.get_ref().is_finite() && *r.get_ref() > 0.0 && *r.get_ref() <= 1_000_000.0 => *r.get_ref(),
+            Some(r) => {
+                return Err(c.invalid(
+                    "api.throttling_rate_limit",
+                    r.span(),
+                    format!("{} is out of range: expected more than 0 and at most 1000000 requests per second", r.get_ref()),
+                ))
+            }
+        };
+        let api = ApiConfig {
+            stage,
+            route_selection_expression,
+            throttling_burst_limit: c.int_in(
+                "api.throttling_burst_limit",
+                &a.throttling_burst_limit,
+                d.throttling_burst_limit as i64,
+                1..=1_000_000,
+                "requests",
+            )? as i32,
+            throttling_rate_limit,
+        };
+
+        let mut tags = BTreeMap::new();
+        for (k, v) in &raw.tags {
+            let key = format!("tags.{k}");
+            if RESERVED_TAGS.contains(&k.as_str()) {
+                return Err(c.invalid(
+                    &key,
+                    v.span(),
+                    format!("{k} is set by wsctl and cannot be overridden"),
+                ));
+            }
+            if k.is_empty() || k.len() > 128 || k.starts_with("aws:") {
+                return Err(c.invalid(
+                    &key,
+                    v.span(),
+                    "tag keys are 1 to 128 characters and may not start with aws:",
+                ));
+            }
+            if v.get_ref().len() > 256 {
+                return Err(c.invalid(&key, v.span(), "tag values are at most 256 characters"));
+            }
+            tags.insert(k.clone(), v.get_ref().clone());
+        }
+        if tags.len() > 40 {
+            return Err(c.invalid(
+                "tags",
+                0..0,
+                "at most 40 tags (AWS allows 50 per resource; wsctl sets 3)",
+            ));
+        }
+
+        Ok(Config {
+            project,
+            region,
+            profile,
+            function,
+            api,
+            tags,
+        })
+    }
+}
+
+/// toml's message, reduced to one line that starts with the line number and names the key.
+fn parse_message(text: &str, e: &toml::de::Error) -> String {
+    let detail = e.message().trim().to_owned();
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            let snippet = text.lines().nth(line - 1).unwrap_or("").trim();
+            match key_at(text, line) {
+                Some(key) => format!("line {line}: {key}: {detail} (at `{snippet}`)"),
+                None => format!("line {line}: {detail} (at `{snippet}`)"),
+            }
+        }
+        None => detail,
+    }
+}
+
+/// The dotted key assigned on `line` (1-based), qualified by the table header above it.
+fn key_at(text: &str, line: usize) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let this = lines.get(line - 1)?.trim();
+    if this.starts_with('[') {
+        return Some(
+            this.trim_matches(|c| c == '[' || c == ']')
+                .trim()
+                .to_owned(),
+        );
+    }
+    let key = this.split_once('=')?.0.trim().trim_matches('"');
+    if key.is_empty() {
+        return None;
+    }
+    let section = lines[..line - 1]
+        .iter()
+        .rev()
+        .map(|l| l.trim())
+        .find(|l| l.starts_with('[') && !l.starts_with("[["))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
+    Some(match section {
+        Some(s) => format!("{s}.{key}"),
+        None => key.to_owned(),
+    })
+}
+
+/// The starting `wsctl.toml` that `wsctl init` writes.
+pub fn starter(project: &str) -> String {
+    format!(
+        r#"# wsctl project file. Every key is documented, with its default, in config.example.toml.
+project = "{project}"
+
+[aws]
+# region = "us-east-1"     # default: AWS_REGION / your profile's region
+
+[function]
+architecture = "x86_64"    # or "arm64"
+memory_mb = 256
+timeout_seconds = 30
+
+[api]
+stage = "prod"
+"#
+    )
+}

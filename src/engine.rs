@@ -1,0 +1,464 @@
+//! Observe every resource, plan, apply in dependency order (independent resources
+//! concurrently). `down` runs the same observation and deletes in reverse.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::aws::Clients;
+use crate::config::Config;
+use crate::naming::{self, Names};
+use crate::package::Zip;
+use crate::report::Progress;
+use crate::resources::function::CodeSpec;
+use crate::resources::{api, function, logs, role, table, Action};
+
+/// A project's stack: its config, names and AWS clients.
+pub struct Stack {
+    pub config: Config,
+    pub names: Names,
+    pub clients: Clients,
+    pub tags: BTreeMap<String, String>,
+}
+
+impl Stack {
+    pub fn new(config: Config, clients: Clients, account: &str) -> Stack {
+        let names = Names::new(&config, clients.region(), account);
+        let tags = naming::tags(&config);
+        Stack {
+            config,
+            names,
+            clients,
+            tags,
+        }
+    }
+}
+
+/// Everything that exists, read concurrently.
+#[derive(Debug, Clone, Serialize)]
+pub struct Observation {
+    pub table: Option<table::Observed>,
+    pub role: Option<role::Observed>,
+    pub function: Option<function::Observed>,
+    pub api: Option<api::Observed>,
+    pub permission: Vec<api::Statement>,
+    pub log_group: Option<logs::Observed>,
+}
+
+pub async fn observe(stack: &Stack) -> Result<Observation> {
+    let c = &stack.clients;
+    let n = &stack.names;
+    let (table, role, function, api, permission, log_group) = tokio::try_join!(
+        table::observe(c, &n.table),
+        role::observe(c, &n.role),
+        function::observe(c, &n.function),
+        api::observe(c, n),
+        api::observe_permission(c, &n.function),
+        logs::observe(c, &n.log_group),
+    )?;
+    Ok(Observation {
+        table,
+        role,
+        function,
+        api,
+        permission,
+        log_group,
+    })
+}
+
+/// What `up` does to one resource.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanItem {
+    pub resource: String,
+    pub name: String,
+    #[serde(flatten)]
+    pub action: Action,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub items: Vec<PlanItem>,
+}
+
+impl Plan {
+    pub fn is_noop(&self) -> bool {
+        self.items.iter().all(|i| !i.action.is_change())
+    }
+
+    fn get(&self, resource: &str) -> &Action {
+        self.items
+            .iter()
+            .find(|i| i.resource == resource)
+            .map(|i| &i.action)
+            .unwrap_or(&Action::NoChange)
+    }
+}
+
+impl Stack {
+    pub fn desired_table(&self) -> table::Desired {
+        table::Desired {
+            name: self.names.table.clone(),
+            tags: self.tags.clone(),
+        }
+    }
+
+    pub fn desired_role(&self, api_id: Option<&str>) -> role::Desired {
+        role::desired(&self.names, api_id, self.tags.clone())
+    }
+
+    pub fn desired_function(&self, api_id: Option<&str>, code: CodeSpec) -> function::Desired {
+        function::desired(&self.config, &self.names, api_id, code, self.tags.clone())
+    }
+
+    pub fn desired_api(&self) -> api::Desired {
+        api::desired(&self.config, &self.names, self.tags.clone())
+    }
+
+    pub fn desired_logs(&self) -> logs::Desired {
+        logs::Desired {
+            name: self.names.log_group.clone(),
+            retention_days: self.config.function.log_retention_days,
+            tags: self.tags.clone(),
+        }
+    }
+}
+
+/// The whole plan, from an observation. Pure.
+pub fn plan(stack: &Stack, obs: &Observation, code: &CodeSpec) -> Result<Plan> {
+    let n = &stack.names;
+    let api_id = obs.api.as_ref().map(|a| a.api.id.as_str());
+    let d_api = stack.desired_api();
+    let mut items = vec![
+        PlanItem {
+            resource: "table".into(),
+            name: n.table.clone(),
+            action: table::diff(obs.table.as_ref(), &stack.desired_table())?,
+        },
+        PlanItem {
+            resource: "role".into(),
+            name: n.role.clone(),
+            action: role::diff(obs.role.as_ref(), &stack.desired_role(api_id)),
+        },
+        PlanItem {
+            resource: "log_group".into(),
+            name: n.log_group.clone(),
+            action: logs::diff(obs.log_group.as_ref(), &stack.desired_logs()),
+        },
+        PlanItem {
+            resource: "function".into(),
+            name: n.function.clone(),
+            action: function::diff(
+                obs.function.as_ref(),
+                &stack.desired_function(api_id, code.clone()),
+            ),
+        },
+        PlanItem {
+            resource: "api".into(),
+            name: n.api.clone(),
+            action: api::diff_api(obs.api.as_ref().map(|a| &a.api), &d_api),
+        },
+        PlanItem {
+            resource: "integration".into(),
+            name: "AWS_PROXY".into(),
+            action: api::diff_integration(obs.api.as_ref(), &d_api),
+        },
+    ];
+    for key in api::ROUTE_KEYS {
+        items.push(PlanItem {
+            resource: format!("route {key}"),
+            name: key.into(),
+            action: api::diff_route(obs.api.as_ref(), &d_api, key),
+        });
+    }
+    items.push(PlanItem {
+        resource: "stage".into(),
+        name: n.stage.clone(),
+        action: api::diff_stage(obs.api.as_ref(), &d_api),
+    });
+    items.push(PlanItem {
+        resource: "permission".into(),
+        name: naming::PERMISSION_SID.into(),
+        action: api::diff_permission(&obs.permission, n, api_id),
+    });
+    Ok(Plan { items })
+}
+
+/// What `up` did (or, with `--dry-run`, would do).
+#[derive(Debug, Clone, Serialize)]
+pub struct UpReport {
+    pub project: String,
+    pub region: String,
+    pub account: String,
+    pub dry_run: bool,
+    pub changed: bool,
+    pub resources: Vec<PlanItem>,
+    pub ids: Ids,
+    pub urls: Option<Urls>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Ids {
+    pub table_arn: Option<String>,
+    pub role_arn: Option<String>,
+    pub function_arn: Option<String>,
+    pub api_id: Option<String>,
+    pub integration_id: Option<String>,
+    pub stage: String,
+    pub log_group: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Urls {
+    pub websocket: String,
+    pub callback: String,
+}
+
+impl fmt::Display for UpReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let verb = |a: &Action| match (a, self.dry_run) {
+            (Action::Create, true) => "create",
+            (Action::Create, false) => "created",
+            (Action::Update(_), true) => "update",
+            (Action::Update(_), false) => "updated",
+            (Action::NoChange, _) => "no change",
+        };
+        if self.dry_run {
+            writeln!(
+                f,
+                "Plan for project {} in {} (dry run: nothing was changed):",
+                self.project, self.region
+            )?;
+        }
+        for item in &self.resources {
+            if !self.dry_run && !item.action.is_change() {
+                continue;
+            }
+            writeln!(
+                f,
+                "  {:<18} {:<44} {}",
+                item.resource,
+                item.name,
+                verb(&item.action)
+            )?;
+            for c in item.action.changes() {
+                writeln!(f, "      {c}")?;
+            }
+        }
+        if !self.changed {
+            writeln!(
+                f,
+                "No changes: the stack of project {} matches the config.",
+                self.project
+            )?;
+        } else if self.dry_run {
+            let n = self
+                .resources
+                .iter()
+                .filter(|i| i.action.is_change())
+                .count();
+            writeln!(
+                f,
+                "{n} resource(s) would change. Run without --dry-run to apply."
+            )?;
+        }
+        if let Some(urls) = &self.urls {
+            writeln!(f, "WebSocket URL: {}", urls.websocket)?;
+            writeln!(f, "Callback URL:  {}", urls.callback)?;
+        }
+        Ok(())
+    }
+}
+
+pub struct UpOptions<'a> {
+    pub dry_run: bool,
+    pub code: CodeSpec,
+    /// Where the handler source is, to build it when the plan needs new code.
+    pub source_dir: Option<&'a std::path::Path>,
+    /// Asked before the first write with the plan; false cancels.
+    pub confirm: &'a (dyn Fn(&Plan) -> bool + Sync),
+}
+
+pub async fn up(stack: &Stack, opts: UpOptions<'_>, progress: &Progress) -> Result<UpReport> {
+    let n = &stack.names;
+    let obs = observe(stack).await?;
+    let plan = plan(stack, &obs, &opts.code)?;
+    let mut ids = Ids {
+        table_arn: obs.table.as_ref().map(|t| t.arn.clone()),
+        role_arn: obs.role.as_ref().map(|r| r.arn.clone()),
+        function_arn: obs.function.as_ref().map(|f| f.arn.clone()),
+        api_id: obs.api.as_ref().map(|a| a.api.id.clone()),
+        integration_id: obs
+            .api
+            .as_ref()
+            .and_then(|a| api::chosen_integration(a, &stack.desired_api()))
+            .map(|i| i.id.clone()),
+        stage: n.stage.clone(),
+        log_group: n.log_group.clone(),
+    };
+    let mut report = UpReport {
+        project: n.project.clone(),
+        region: n.region.clone(),
+        account: n.account.clone(),
+        dry_run: opts.dry_run,
+        changed: !plan.is_noop(),
+        resources: plan.items.clone(),
+        urls: None,
+        ids: Ids::default(),
+    };
+    let urls = |ids: &Ids| {
+        ids.api_id.as_ref().map(|id| Urls {
+            websocket: n.websocket_url(id),
+            callback: n.callback_url(id),
+        })
+    };
+    if opts.dry_run || plan.is_noop() {
+        report.urls = urls(&ids);
+        report.ids = ids;
+        return Ok(report);
+    }
+
+    if !(opts.confirm)(&plan) {
+        anyhow::bail!("cancelled: nothing was changed");
+    }
+
+    // Build (or load) the code first: a build failure must not leave a half-made stack.
+    let function_action = plan.get("function").clone();
+    let zip: Option<Zip> = if function::needs_code(&function_action) {
+        Some(match &opts.code {
+            CodeSpec::Zip(z) => z.clone(),
+            CodeSpec::Source { .. } => {
+                let dir = opts
+                    .source_dir
+                    .context("the handler must be built but its source is not available; pass --handler-zip")?
+                    .to_path_buf();
+                let arch = stack.config.function.architecture;
+                let p = progress.clone();
+                tokio::task::spawn_blocking(move || {
+                    crate::package::build(&dir, arch, &|m| p.note(m))
+                })
+                .await
+                .context("the build task failed")??
+            }
+        })
+    } else {
+        None
+    };
+
+    let c = &stack.clients;
+    // Phase A: resources that depend on nothing.
+    let d_table = stack.desired_table();
+    let d_api = stack.desired_api();
+    let d_logs = stack.desired_logs();
+    let base_role = stack.desired_role(ids.api_id.as_deref());
+    let (table_arn, role_arn, api_id, ()) = tokio::try_join!(
+        async {
+            let action = plan.get("table");
+            let step = progress.step(
+                "table",
+                if action.is_change() {
+                    "applying"
+                } else {
+                    "unchanged"
+                },
+            );
+            let arn = table::apply(c, obs.table.as_ref(), &d_table, action).await?;
+            step.done(describe(action));
+            Ok::<_, anyhow::Error>(arn)
+        },
+        async {
+            let action = plan.get("role");
+            let step = progress.step("role", "applying");
+            let arn = role::apply_base(c, obs.role.as_ref(), &base_role).await?;
+            step.done(describe(action));
+            Ok(arn)
+        },
+        async {
+            let action = plan.get("api");
+            let step = progress.step("api", "applying");
+            let id = api::apply_api(c, n, obs.api.as_ref().map(|a| &a.api), &d_api).await?;
+            step.done(describe(action));
+            Ok(id)
+        },
+        async {
+            let action = plan.get("log_group");
+            let step = progress.step("log_group", "applying");
+            logs::apply(c, obs.log_group.as_ref(), &d_logs, action).await?;
+            step.done(describe(action));
+            Ok(())
+        },
+    )?;
+    ids.table_arn = Some(table_arn);
+    ids.role_arn = Some(role_arn);
+    ids.api_id = Some(api_id.clone());
+
+    // Phase B: what needs the API id: the role's inline policy and the function.
+    let d_role = stack.desired_role(Some(&api_id));
+    let d_function = stack.desired_function(Some(&api_id), opts.code.clone());
+    let function_action = function::diff(obs.function.as_ref(), &d_function);
+    let (_, function_arn) = tokio::try_join!(
+        async {
+            let step = progress.step("role policy", "applying");
+            let wrote = role::apply_policy(c, obs.role.as_ref(), &d_role).await?;
+            step.done(if wrote { "put" } else { "unchanged" });
+            Ok::<_, anyhow::Error>(())
+        },
+        async {
+            let step = progress.step("function", "applying");
+            let note = |m: String| step.note(m);
+            let arn = function::apply(
+                c,
+                obs.function.as_ref(),
+                &d_function,
+                &function_action,
+                zip.as_ref(),
+                &note,
+            )
+            .await?;
+            step.done(describe(&function_action));
+            Ok(arn)
+        },
+    )?;
+    ids.function_arn = Some(function_arn);
+
+    // Phase C: the wiring that needs both: integration, routes, stage, permission.
+    let api_obs = obs.api.as_ref().filter(|a| a.api.id == api_id);
+    let (integration_id, _) = tokio::try_join!(
+        async {
+            let step = progress.step("integration, routes, stage", "applying");
+            let id = api::apply_wiring(c, &api_id, api_obs, &d_api).await?;
+            step.done("converged");
+            Ok::<_, anyhow::Error>(id)
+        },
+        async {
+            let step = progress.step("permission", "applying");
+            let wrote = api::apply_permission(c, n, &obs.permission, &api_id).await?;
+            step.done(if wrote {
+                "scoped to this API's stage"
+            } else {
+                "unchanged"
+            });
+            Ok(())
+        },
+    )?;
+    ids.integration_id = Some(integration_id);
+    report.urls = urls(&ids);
+    report.ids = ids;
+    Ok(report)
+}
+
+fn describe(action: &Action) -> String {
+    match action {
+        Action::Create => "created".into(),
+        Action::NoChange => "unchanged".into(),
+        Action::Update(changes) => format!(
+            "updated ({})",
+            changes
+                .iter()
+                .map(|c| c.field.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}

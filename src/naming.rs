@@ -1,0 +1,196 @@
+//! Every AWS name, ARN and tag of a stack, derived from the config in one place.
+
+use std::collections::BTreeMap;
+
+use crate::config::Config;
+
+/// The tag that marks what wsctl manages (and so what `down` may delete).
+pub const MANAGED_BY_KEY: &str = "ManagedBy";
+pub const MANAGED_BY_VALUE: &str = "wsctl";
+/// The Lambda tag recording which handler source the deployed code was built from.
+pub const SOURCE_TAG: &str = "wsctl:handler-source";
+/// The Lambda permission statement wsctl owns.
+pub const PERMISSION_SID: &str = "wsctl-apigateway-invoke";
+/// AWS's managed logging policy, the one managed policy the role keeps.
+pub const BASIC_EXECUTION_POLICY: &str =
+    "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Names {
+    pub project: String,
+    pub region: String,
+    pub account: String,
+    pub partition: String,
+    pub table: String,
+    pub role: String,
+    pub policy: String,
+    pub function: String,
+    pub api: String,
+    pub stage: String,
+    pub log_group: String,
+}
+
+impl Names {
+    pub fn new(config: &Config, region: &str, account: &str) -> Names {
+        let p = &config.project;
+        let function = format!("{p}-websocket-handler");
+        Names {
+            project: p.clone(),
+            region: region.to_owned(),
+            account: account.to_owned(),
+            partition: partition(region).to_owned(),
+            table: format!("{p}_ws_connections"),
+            role: format!("{p}-websocket-lambda-role"),
+            policy: format!("{p}-websocket-least-privilege"),
+            log_group: format!("/aws/lambda/{function}"),
+            function,
+            api: format!("{p}-websocket"),
+            stage: config.api.stage.clone(),
+        }
+    }
+
+    pub fn table_arn(&self) -> String {
+        format!(
+            "arn:{}:dynamodb:{}:{}:table/{}",
+            self.partition, self.region, self.account, self.table
+        )
+    }
+
+    pub fn role_arn(&self) -> String {
+        format!(
+            "arn:{}:iam::{}:role/{}",
+            self.partition, self.account, self.role
+        )
+    }
+
+    pub fn function_arn(&self) -> String {
+        format!(
+            "arn:{}:lambda:{}:{}:function:{}",
+            self.partition, self.region, self.account, self.function
+        )
+    }
+
+    /// The URI an AWS_PROXY integration uses to invoke the function.
+    pub fn integration_uri(&self) -> String {
+        format!(
+            "arn:{}:apigateway:{}:lambda:path/2015-03-31/functions/{}/invocations",
+            self.partition,
+            self.region,
+            self.function_arn()
+        )
+    }
+
+    /// Source ARN of the Lambda permission: any route of this API's stage.
+    pub fn permission_source_arn(&self, api_id: &str) -> String {
+        format!("{}/{}/*", self.execute_api_arn(api_id), self.stage)
+    }
+
+    /// `arn:aws:execute-api:{region}:{account}:{api_id}`
+    pub fn execute_api_arn(&self, api_id: &str) -> String {
+        format!(
+            "arn:{}:execute-api:{}:{}:{}",
+            self.partition, self.region, self.account, api_id
+        )
+    }
+
+    /// What `execute-api:ManageConnections` is granted on: posting to this stage's connections.
+    pub fn manage_connections_arn(&self, api_id: &str) -> String {
+        format!(
+            "{}/{}/POST/@connections/*",
+            self.execute_api_arn(api_id),
+            self.stage
+        )
+    }
+
+    /// The resource ARN API Gateway v2 uses for tagging an API.
+    pub fn api_tag_arn(&self, api_id: &str) -> String {
+        format!(
+            "arn:{}:apigateway:{}::/apis/{}",
+            self.partition, self.region, api_id
+        )
+    }
+
+    pub fn log_group_arn(&self) -> String {
+        format!(
+            "arn:{}:logs:{}:{}:log-group:{}",
+            self.partition, self.region, self.account, self.log_group
+        )
+    }
+
+    pub fn websocket_url(&self, api_id: &str) -> String {
+        format!(
+            "wss://{api_id}.execute-api.{}.{}/{}",
+            self.region,
+            dns_suffix(&self.partition),
+            self.stage
+        )
+    }
+
+    pub fn callback_url(&self, api_id: &str) -> String {
+        format!(
+            "https://{api_id}.execute-api.{}.{}/{}/@connections",
+            self.region,
+            dns_suffix(&self.partition),
+            self.stage
+        )
+    }
+}
+
+/// Project, Component and ManagedBy, plus the config's own tags.
+pub fn tags(config: &Config) -> BTreeMap<String, String> {
+    let mut tags = config.tags.clone();
+    tags.insert("Project".into(), config.project.clone());
+    tags.insert("Component".into(), "WebSocket".into());
+    tags.insert(MANAGED_BY_KEY.into(), MANAGED_BY_VALUE.into());
+    tags
+}
+
+pub fn is_managed(tags: &BTreeMap<String, String>) -> bool {
+    tags.get(MANAGED_BY_KEY).map(String::as_str) == Some(MANAGED_BY_VALUE)
+}
+
+fn partition(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
+}
+
+fn dns_suffix(partition: &str) -> &'static str {
+    match partition {
+        "aws-cn" => "amazonaws.com.cn",
+        _ => "amazonaws.com",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn names_follow_the_runbook() {
+        let config = Config::parse(Path::new("wsctl.toml"), "project = \"petinsure360\"").unwrap();
+        let n = Names::new(&config, "us-east-1", "123456789012");
+        assert_eq!(n.table, "petinsure360_ws_connections");
+        assert_eq!(n.role, "petinsure360-websocket-lambda-role");
+        assert_eq!(n.function, "petinsure360-websocket-handler");
+        assert_eq!(n.api, "petinsure360-websocket");
+        assert_eq!(n.log_group, "/aws/lambda/petinsure360-websocket-handler");
+        assert_eq!(
+            n.websocket_url("abc"),
+            "wss://abc.execute-api.us-east-1.amazonaws.com/prod"
+        );
+        assert_eq!(
+            n.manage_connections_arn("abc"),
+            "arn:aws:execute-api:us-east-1:123456789012:abc/prod/POST/@connections/*"
+        );
+        assert_eq!(
+            n.permission_source_arn("abc"),
+            "arn:aws:execute-api:us-east-1:123456789012:abc/prod/*"
+        );
+    }
+}

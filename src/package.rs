@@ -1,0 +1,302 @@
+//! Building the bundled `handler` crate for Lambda and packaging it as a deterministic zip
+//! (entry `bootstrap`, mode 0755, fixed timestamp: the same binary always gives the same
+//! CodeSha256).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+
+use crate::config::Architecture;
+use crate::glibc;
+
+/// A deployable zip.
+#[derive(Clone)]
+pub struct Zip {
+    pub bytes: Arc<Vec<u8>>,
+    /// Base64 of the SHA-256, as Lambda reports `CodeSha256`.
+    pub sha256_b64: String,
+    /// What the code was built from, recorded on the function as a tag.
+    pub source_tag: String,
+}
+
+impl std::fmt::Debug for Zip {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Zip")
+            .field("len", &self.bytes.len())
+            .field("sha256_b64", &self.sha256_b64)
+            .field("source_tag", &self.source_tag)
+            .finish()
+    }
+}
+
+pub fn sha256_b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(Sha256::digest(bytes))
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Zips a `bootstrap` binary deterministically.
+pub fn zip_bootstrap(binary: &[u8]) -> Result<Vec<u8>> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    {
+        let mut zip = zip::ZipWriter::new(&mut out);
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated)
+            .compression_level(Some(9))
+            .unix_permissions(0o755)
+            .last_modified_time(zip::DateTime::default());
+        zip.start_file("bootstrap", options)?;
+        zip.write_all(binary)?;
+        zip.finish()?;
+    }
+    Ok(out.into_inner())
+}
+
+impl Zip {
+    fn new(bytes: Vec<u8>, source_tag: String) -> Zip {
+        Zip {
+            sha256_b64: sha256_b64(&bytes),
+            bytes: Arc::new(bytes),
+            source_tag,
+        }
+    }
+
+    /// A zip given with `--handler-zip`: it must hold an executable `bootstrap`.
+    pub fn from_file(path: &Path, arch: Architecture) -> Result<Zip> {
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("cannot read --handler-zip {}", path.display()))?;
+        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(&bytes))
+            .with_context(|| format!("--handler-zip {} is not a zip file", path.display()))?;
+        let mut entry = archive.by_name("bootstrap").map_err(|_| {
+            anyhow::anyhow!(
+                "--handler-zip {} has no `bootstrap` entry at its root: provided.al2023 runs ./bootstrap",
+                path.display()
+            )
+        })?;
+        if entry.unix_mode().is_some_and(|m| m & 0o111 == 0) {
+            bail!(
+                "--handler-zip {}: `bootstrap` is not executable (zip it with mode 0755)",
+                path.display()
+            );
+        }
+        let mut binary = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut binary)?;
+        drop(entry);
+        check_binary(&binary, arch).with_context(|| format!("--handler-zip {}", path.display()))?;
+        let tag = format!("zip-{}", &sha256_hex(&bytes)[..16]);
+        Ok(Zip::new(bytes, tag))
+    }
+
+    /// Packages a binary built elsewhere.
+    pub fn from_binary(path: &Path, arch: Architecture, source_tag: String) -> Result<Zip> {
+        let binary =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        check_binary(&binary, arch).with_context(|| format!("{}", path.display()))?;
+        Ok(Zip::new(zip_bootstrap(&binary)?, source_tag))
+    }
+}
+
+/// Refuses a binary Lambda cannot run: wrong architecture, or glibc newer than AL2023's.
+pub fn check_binary(binary: &[u8], arch: Architecture) -> Result<()> {
+    use object::Object;
+    let file =
+        object::File::parse(binary).context("the handler is not an executable (ELF) file")?;
+    let machine = match file.architecture() {
+        object::Architecture::X86_64 => Architecture::X86_64,
+        object::Architecture::Aarch64 => Architecture::Arm64,
+        other => bail!("the handler is built for {other:?}; Lambda runs x86_64 or arm64"),
+    };
+    if machine != arch {
+        bail!("the handler is built for {machine} but the function is configured for {arch}");
+    }
+    if let Some((major, minor)) = glibc::newest_glibc(binary)? {
+        let (max_major, max_minor) = glibc::AL2023_GLIBC;
+        if (major, minor) > glibc::AL2023_GLIBC {
+            bail!(
+                "the handler needs GLIBC_{major}.{minor} but Lambda's provided.al2023 has glibc {max_major}.{max_minor}, so it would fail at start. \
+                 Install cargo-zigbuild (pip install ziglang cargo-zigbuild) and wsctl builds against glibc {max_major}.{max_minor}; \
+                 or build on an older system and pass --handler-zip"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The checkout that holds the `handler` crate: `WSCTL_SOURCE_DIR`, else the directory this
+/// wsctl was built from (a `cargo install --path` or a checkout).
+pub fn source_dir() -> Result<PathBuf> {
+    let candidates = std::env::var_os("WSCTL_SOURCE_DIR")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain(std::iter::once(PathBuf::from(env!("CARGO_MANIFEST_DIR"))));
+    for dir in candidates {
+        if dir.join("handler/Cargo.toml").is_file() {
+            return Ok(dir);
+        }
+    }
+    bail!(
+        "the handler source is not available (looked in WSCTL_SOURCE_DIR and {}): pass --handler-zip, or set WSCTL_SOURCE_DIR to a wsctl checkout",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+/// A fingerprint of everything the handler build reads: its sources, the lock file, the
+/// workspace manifest (release profile), and the target architecture.
+pub fn fingerprint(dir: &Path, arch: Architecture) -> Result<String> {
+    let mut files = vec![
+        dir.join("Cargo.toml"),
+        dir.join("Cargo.lock"),
+        dir.join("handler/Cargo.toml"),
+    ];
+    collect(&dir.join("handler/src"), &mut files)?;
+    files.sort();
+    let mut hasher = Sha256::new();
+    hasher.update(b"wsctl-handler-build-v1\0");
+    hasher.update(arch.as_lambda().as_bytes());
+    for f in &files {
+        let rel = f.strip_prefix(dir).unwrap_or(f);
+        hasher.update(rel.to_string_lossy().as_bytes());
+        hasher.update(b"\0");
+        match std::fs::read(f) {
+            Ok(bytes) => hasher.update(&bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => hasher.update(b"(missing)"),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", f.display())),
+        }
+        hasher.update(b"\0");
+    }
+    Ok(format!("src-{}", &sha256_hex(&hasher.finalize())[..16]))
+}
+
+fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect(&path, out)?;
+        } else {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn cache_dir() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("wsctl")
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|p| p.join(program).is_file()))
+}
+
+fn installed_targets() -> Vec<String> {
+    Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Builds the handler for `arch` (release), or reuses the zip already built from the same
+/// source. `progress` receives one-line notes.
+pub fn build(dir: &Path, arch: Architecture, progress: &dyn Fn(String)) -> Result<Zip> {
+    let fp = fingerprint(dir, arch)?;
+    let cached = cache_dir().join(format!("handler-{fp}-{arch}.zip"));
+    if let Ok(bytes) = std::fs::read(&cached) {
+        progress(format!(
+            "reusing {} (built from the same source)",
+            cached.display()
+        ));
+        return Ok(Zip::new(bytes, fp));
+    }
+    let triple = arch.rust_target();
+    let host_is_x86 = cfg!(target_arch = "x86_64") && cfg!(target_os = "linux");
+    let zig = on_path("cargo-zigbuild");
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    if zig {
+        // Pins glibc 2.34 (Amazon Linux 2023) whatever the host has.
+        cmd.args(["zigbuild", "--target", &format!("{triple}.2.34")]);
+    } else if arch == Architecture::X86_64 && host_is_x86 {
+        cmd.args(["build", "--target", triple]);
+    } else {
+        let mut missing =
+            vec!["cargo-zigbuild and zig (pip install ziglang cargo-zigbuild)".to_owned()];
+        if !installed_targets().iter().any(|t| t == triple) {
+            missing.push(format!("the Rust target (rustup target add {triple})"));
+        }
+        bail!(
+            "cannot build the handler for {arch} on this machine: it needs {}. Or build elsewhere and pass --handler-zip",
+            missing.join(" and ")
+        );
+    }
+    cmd.args([
+        "--release",
+        "-p",
+        "wsctl-handler",
+        "--bin",
+        "bootstrap",
+        "--locked",
+    ])
+    .current_dir(dir)
+    .stdout(std::process::Stdio::inherit())
+    .stderr(std::process::Stdio::inherit());
+    progress(format!(
+        "building the handler for {arch} (cargo {})",
+        if zig { "zigbuild" } else { "build" }
+    ));
+    let status = cmd
+        .status()
+        .context("cannot run cargo to build the handler")?;
+    if !status.success() {
+        bail!("building the handler failed ({status}); see cargo's output above");
+    }
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| dir.join("target"));
+    let binary = target_dir.join(triple).join("release/bootstrap");
+    let zip = Zip::from_binary(&binary, arch, fp)?;
+    if let Err(e) = std::fs::create_dir_all(cache_dir())
+        .and_then(|_| std::fs::write(&cached, zip.bytes.as_slice()))
+    {
+        progress(format!(
+            "could not cache the zip at {}: {e}",
+            cached.display()
+        ));
+    }
+    Ok(zip)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zips_are_deterministic() {
+        let a = zip_bootstrap(b"\x7fELF pretend binary").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let b = zip_bootstrap(b"\x7fELF pretend binary").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(sha256_b64(&a), sha256_b64(&b));
+        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(&a)).unwrap();
+        let entry = archive.by_name("bootstrap").unwrap();
+        assert_eq!(entry.unix_mode().unwrap() & 0o777, 0o755);
+    }
+}

@@ -1,0 +1,440 @@
+//! The Lambda function: runtime `provided.al2023`, handler `bootstrap`, architecture, memory,
+//! timeout and environment from the config; code uploaded only when it changed.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use aws_sdk_lambda::client::Waiters;
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, Runtime};
+use serde::Serialize;
+
+use super::{tag_changes, tags_to_set, waited, Action, AwsContext, Change, KNOWN_AFTER_APPLY};
+use crate::aws::Clients;
+use crate::config::Config;
+use crate::naming::{Names, SOURCE_TAG};
+use crate::package::Zip;
+
+pub const RUNTIME: &str = "provided.al2023";
+pub const HANDLER: &str = "bootstrap";
+/// How long a new role may take to become assumable by Lambda before `up` gives up.
+const ROLE_PROPAGATION_DEADLINE: Duration = Duration::from_secs(120);
+const WAIT: Duration = Duration::from_secs(300);
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Observed {
+    pub name: String,
+    pub arn: String,
+    pub runtime: String,
+    pub handler: String,
+    pub role: String,
+    pub architecture: String,
+    pub memory_mb: i32,
+    pub timeout_seconds: i32,
+    pub environment: BTreeMap<String, String>,
+    pub code_sha256: String,
+    pub state: String,
+    pub last_update_status: String,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// Where the code comes from.
+#[derive(Debug, Clone)]
+pub enum CodeSpec {
+    /// A zip in hand (`--handler-zip`, or just built).
+    Zip(Zip),
+    /// The bundled handler's source, identified by its fingerprint: built only when the
+    /// deployed code was built from other source.
+    Source { fingerprint: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct Desired {
+    pub name: String,
+    pub role_arn: String,
+    pub architecture: String,
+    pub memory_mb: i32,
+    pub timeout_seconds: i32,
+    pub environment: BTreeMap<String, String>,
+    pub code: CodeSpec,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// The handler's environment: what the runbook set, plus the handler's settings.
+pub fn environment(
+    config: &Config,
+    names: &Names,
+    api_id: Option<&str>,
+) -> BTreeMap<String, String> {
+    let f = &config.function;
+    BTreeMap::from([
+        ("CONNECTIONS_TABLE".to_owned(), names.table.clone()),
+        (
+            "WEBSOCKET_API_ID".to_owned(),
+            api_id.unwrap_or(KNOWN_AFTER_APPLY).to_owned(),
+        ),
+        ("WEBSOCKET_STAGE".to_owned(), names.stage.clone()),
+        (
+            "CONNECTION_TTL_SECONDS".to_owned(),
+            f.connection_ttl_seconds.to_string(),
+        ),
+        (
+            "ALLOW_CLIENT_BROADCAST".to_owned(),
+            f.allow_client_broadcast.to_string(),
+        ),
+        (
+            "MAX_CLIENT_MESSAGE_BYTES".to_owned(),
+            f.max_client_message_bytes.to_string(),
+        ),
+        (
+            "BROADCAST_CONCURRENCY".to_owned(),
+            f.broadcast_concurrency.to_string(),
+        ),
+    ])
+}
+
+pub fn desired(
+    config: &Config,
+    names: &Names,
+    api_id: Option<&str>,
+    code: CodeSpec,
+    tags: BTreeMap<String, String>,
+) -> Desired {
+    Desired {
+        name: names.function.clone(),
+        role_arn: names.role_arn(),
+        architecture: config.function.architecture.as_lambda().to_owned(),
+        memory_mb: config.function.memory_mb,
+        timeout_seconds: config.function.timeout_seconds,
+        environment: environment(config, names, api_id),
+        code,
+        tags,
+    }
+}
+
+pub async fn observe(c: &Clients, name: &str) -> Result<Option<Observed>> {
+    let out = match c.lambda.get_function().function_name(name).send().await {
+        Ok(out) => out,
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception()) =>
+        {
+            return Ok(None)
+        }
+        Err(e) => return Err(e).aws(format!("GetFunction {name}")),
+    };
+    let Some(f) = out.configuration else {
+        return Ok(None);
+    };
+    Ok(Some(Observed {
+        name: name.to_owned(),
+        arn: f.function_arn.clone().unwrap_or_default(),
+        runtime: f
+            .runtime
+            .as_ref()
+            .map(|r| r.as_str().to_owned())
+            .unwrap_or_default(),
+        handler: f.handler.clone().unwrap_or_default(),
+        role: f.role.clone().unwrap_or_default(),
+        architecture: f
+            .architectures()
+            .first()
+            .map(|a| a.as_str().to_owned())
+            .unwrap_or_else(|| "x86_64".into()),
+        memory_mb: f.memory_size.unwrap_or_default(),
+        timeout_seconds: f.timeout.unwrap_or_default(),
+        environment: f
+            .environment
+            .as_ref()
+            .and_then(|e| e.variables.clone())
+            .map(|v| v.into_iter().collect())
+            .unwrap_or_default(),
+        code_sha256: f.code_sha256.clone().unwrap_or_default(),
+        state: f
+            .state
+            .as_ref()
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default(),
+        last_update_status: f
+            .last_update_status
+            .as_ref()
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default(),
+        tags: out
+            .tags
+            .map(|t| t.into_iter().collect())
+            .unwrap_or_default(),
+    }))
+}
+
+fn code_change(o: &Observed, code: &CodeSpec) -> Option<Change> {
+    match code {
+        CodeSpec::Zip(z) if o.code_sha256 != z.sha256_b64 => {
+            Some(Change::new("code", &o.code_sha256, &z.sha256_b64))
+        }
+        CodeSpec::Source { fingerprint } if o.tags.get(SOURCE_TAG) != Some(fingerprint) => {
+            Some(Change::new(
+                "code",
+                o.tags
+                    .get(SOURCE_TAG)
+                    .map_or(format!("sha256 {}", o.code_sha256), |t| {
+                        format!("source {t}")
+                    }),
+                format!("source {fingerprint} (build and upload)"),
+            ))
+        }
+        _ => None,
+    }
+}
+
+pub fn diff(observed: Option<&Observed>, desired: &Desired) -> Action {
+    let Some(o) = observed else {
+        return Action::Create;
+    };
+    let mut changes = Vec::new();
+    changes.extend(code_change(o, &desired.code));
+    if o.architecture != desired.architecture {
+        changes.push(Change::new(
+            "architecture",
+            &o.architecture,
+            &desired.architecture,
+        ));
+    }
+    if o.runtime != RUNTIME {
+        changes.push(Change::new("runtime", &o.runtime, RUNTIME));
+    }
+    if o.handler != HANDLER {
+        changes.push(Change::new("handler", &o.handler, HANDLER));
+    }
+    if o.role != desired.role_arn {
+        changes.push(Change::new("role", &o.role, &desired.role_arn));
+    }
+    if o.memory_mb != desired.memory_mb {
+        changes.push(Change::new("memory_mb", o.memory_mb, desired.memory_mb));
+    }
+    if o.timeout_seconds != desired.timeout_seconds {
+        changes.push(Change::new(
+            "timeout_seconds",
+            o.timeout_seconds,
+            desired.timeout_seconds,
+        ));
+    }
+    let keys: std::collections::BTreeSet<_> = o
+        .environment
+        .keys()
+        .chain(desired.environment.keys())
+        .collect();
+    for k in keys {
+        let (from, to) = (o.environment.get(k), desired.environment.get(k));
+        if from != to {
+            changes.push(Change::new(
+                format!("environment.{k}"),
+                from.map_or("(unset)".to_owned(), |v| v.clone()),
+                to.map_or("(unset)".to_owned(), |v| v.clone()),
+            ));
+        }
+    }
+    changes.extend(tag_changes(&o.tags, &desired.tags));
+    Action::from_changes(changes)
+}
+
+/// Whether `apply` will need the zip (so the caller builds it only then).
+pub fn needs_code(action: &Action) -> bool {
+    matches!(action, Action::Create) || action.has("code") || action.has("architecture")
+}
+
+fn architecture(name: &str) -> Architecture {
+    Architecture::from(name)
+}
+
+/// Makes the changes `diff` found. `zip` must be given when [`needs_code`] says so.
+/// Returns the function ARN.
+pub async fn apply(
+    c: &Clients,
+    observed: Option<&Observed>,
+    desired: &Desired,
+    action: &Action,
+    zip: Option<&Zip>,
+    progress: &dyn Fn(String),
+) -> Result<String> {
+    let name = &desired.name;
+    let env = Environment::builder()
+        .set_variables(Some(desired.environment.clone().into_iter().collect()))
+        .build();
+    if needs_code(action) && zip.is_none() {
+        bail!("internal: function {name} needs code but none was built");
+    }
+    let Some(o) = observed else {
+        let zip = zip.expect("checked above");
+        let mut tags = desired.tags.clone();
+        tags.insert(SOURCE_TAG.into(), zip.source_tag.clone());
+        let deadline = Instant::now() + ROLE_PROPAGATION_DEADLINE;
+        let mut delay = Duration::from_millis(250);
+        let arn = loop {
+            let result = c
+                .lambda
+                .create_function()
+                .function_name(name)
+                .runtime(Runtime::from(RUNTIME))
+                .handler(HANDLER)
+                .role(&desired.role_arn)
+                .architectures(architecture(&desired.architecture))
+                .memory_size(desired.memory_mb)
+                .timeout(desired.timeout_seconds)
+                .environment(env.clone())
+                .code(
+                    FunctionCode::builder()
+                        .zip_file(Blob::new(zip.bytes.as_slice()))
+                        .build(),
+                )
+                .description("WebSocket connection handler deployed by wsctl")
+                .set_tags(Some(tags.clone().into_iter().collect()))
+                .send()
+                .await;
+            match result {
+                Ok(out) => break out.function_arn.unwrap_or_default(),
+                Err(e) if role_not_ready(&e) && Instant::now() + delay < deadline => {
+                    progress(format!("role not yet assumable by Lambda (IAM propagation); retrying in {delay:?}"));
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+                Err(e) if role_not_ready(&e) => {
+                    return Err(e).aws(format!(
+                        "CreateFunction {name}: the role was still not assumable after {ROLE_PROPAGATION_DEADLINE:?}"
+                    ))
+                }
+                // A concurrent run created it: converge what is there.
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_conflict_exception()) => {
+                    let o = observe(c, name).await?.ok_or_else(|| anyhow::anyhow!("function {name} vanished"))?;
+                    let action = diff(Some(&o), desired);
+                    return Box::pin(apply(c, Some(&o), desired, &action, Some(zip), progress)).await;
+                }
+                Err(e) => return Err(e).aws(format!("CreateFunction {name}")),
+            }
+        };
+        wait_active(c, name).await?;
+        return Ok(arn);
+    };
+
+    if !action.is_change() {
+        return Ok(o.arn.clone());
+    }
+    if o.last_update_status == "InProgress" || o.state == "Pending" {
+        // An earlier (interrupted) run left an update in flight.
+        wait_updated(c, name).await?;
+    }
+    let mut source_tag = None;
+    if needs_code(action) {
+        let zip = zip.expect("checked above");
+        c.lambda
+            .update_function_code()
+            .function_name(name)
+            .zip_file(Blob::new(zip.bytes.as_slice()))
+            .architectures(architecture(&desired.architecture))
+            .send()
+            .await
+            .aws(format!("UpdateFunctionCode {name}"))?;
+        wait_updated(c, name).await?;
+        source_tag = Some(zip.source_tag.clone());
+    }
+    let config_fields = [
+        "runtime",
+        "handler",
+        "role",
+        "memory_mb",
+        "timeout_seconds",
+        "environment",
+    ];
+    if config_fields.iter().any(|f| action.has(f)) {
+        let mut req = c.lambda.update_function_configuration().function_name(name);
+        if action.has("runtime") {
+            req = req.runtime(Runtime::from(RUNTIME));
+        }
+        if action.has("handler") {
+            req = req.handler(HANDLER);
+        }
+        if action.has("role") {
+            req = req.role(&desired.role_arn);
+        }
+        if action.has("memory_mb") {
+            req = req.memory_size(desired.memory_mb);
+        }
+        if action.has("timeout_seconds") {
+            req = req.timeout(desired.timeout_seconds);
+        }
+        if action.has("environment") {
+            req = req.environment(env);
+        }
+        req.send()
+            .await
+            .aws(format!("UpdateFunctionConfiguration {name}"))?;
+        wait_updated(c, name).await?;
+    }
+    let mut tags = tags_to_set(&o.tags, &desired.tags);
+    if let Some(t) = source_tag.filter(|t| o.tags.get(SOURCE_TAG) != Some(t)) {
+        tags.insert(SOURCE_TAG.into(), t);
+    }
+    if !tags.is_empty() {
+        c.lambda
+            .tag_resource()
+            .resource(&o.arn)
+            .set_tags(Some(tags.into_iter().collect()))
+            .send()
+            .await
+            .aws(format!("TagResource {}", o.arn))?;
+    }
+    Ok(o.arn.clone())
+}
+
+/// Lambda's answer while a new role has not propagated: InvalidParameterValueException whose
+/// message says the role cannot be assumed.
+fn role_not_ready(
+    e: &aws_sdk_lambda::error::SdkError<
+        aws_sdk_lambda::operation::create_function::CreateFunctionError,
+    >,
+) -> bool {
+    e.as_service_error().is_some_and(|s| {
+        s.is_invalid_parameter_value_exception()
+            && aws_sdk_lambda::error::ProvideErrorMetadata::message(s)
+                .is_some_and(|m| m.contains("cannot be assumed"))
+    })
+}
+
+async fn wait_active(c: &Clients, name: &str) -> Result<()> {
+    waited(
+        c.lambda
+            .wait_until_function_active_v2()
+            .function_name(name)
+            .wait(WAIT)
+            .await,
+        format!("waiting for function {name} to become Active"),
+    )?;
+    Ok(())
+}
+
+async fn wait_updated(c: &Clients, name: &str) -> Result<()> {
+    waited(
+        c.lambda
+            .wait_until_function_updated_v2()
+            .function_name(name)
+            .wait(WAIT)
+            .await,
+        format!("waiting for the update of function {name}"),
+    )?;
+    Ok(())
+}
+
+/// Deletes the function (its resource policy goes with it). Already gone is success.
+pub async fn delete(c: &Clients, name: &str) -> Result<bool> {
+    match c.lambda.delete_function().function_name(name).send().await {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception()) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(e).aws(format!("DeleteFunction {name}")),
+    }
+}

@@ -1,0 +1,443 @@
+//! The function's IAM role: Lambda trust policy, AWSLambdaBasicExecutionRole, and exactly one
+//! inline least-privilege policy. Other attached or inline policies (the runbook's
+//! AmazonDynamoDBFullAccess and wildcard `ApiGatewayManagement`) are removed.
+
+use std::collections::BTreeMap;
+
+use anyhow::{bail, Result};
+use aws_sdk_iam::types::Tag;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::{
+    decode_policy, normalize_policy, tag_changes, tags_to_set, Action, AwsContext, Change,
+    KNOWN_AFTER_APPLY,
+};
+use crate::aws::Clients;
+use crate::naming::{Names, BASIC_EXECUTION_POLICY};
+
+/// The DynamoDB actions the handler calls, and no others.
+pub const TABLE_ACTIONS: &[&str] = &[
+    "dynamodb:DeleteItem",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:Scan",
+    "dynamodb:UpdateItem",
+];
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Observed {
+    pub name: String,
+    pub arn: String,
+    pub trust: Value,
+    pub attached: Vec<String>,
+    /// Inline policies by name.
+    pub inline: BTreeMap<String, Value>,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Desired {
+    pub name: String,
+    pub policy_name: String,
+    pub trust: Value,
+    /// None while the API id is not known yet (a plan before the API exists).
+    pub policy: Option<Value>,
+    pub tags: BTreeMap<String, String>,
+}
+
+pub fn trust_policy() -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Service": "lambda.amazonaws.com"},
+            "Action": "sts:AssumeRole"
+        }]
+    })
+}
+
+/// The inline policy: the handler's table actions on this table, ManageConnections on this
+/// API and stage's `@connections`.
+pub fn least_privilege_policy(names: &Names, api_id: &str) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ConnectionsTable",
+                "Effect": "Allow",
+                "Action": TABLE_ACTIONS,
+                "Resource": names.table_arn()
+            },
+            {
+                "Sid": "PushToConnections",
+                "Effect": "Allow",
+                "Action": "execute-api:ManageConnections",
+                "Resource": names.manage_connections_arn(api_id)
+            }
+        ]
+    })
+}
+
+pub fn desired(names: &Names, api_id: Option<&str>, tags: BTreeMap<String, String>) -> Desired {
+    Desired {
+        name: names.role.clone(),
+        policy_name: names.policy.clone(),
+        trust: trust_policy(),
+        policy: api_id.map(|id| least_privilege_policy(names, id)),
+        tags,
+    }
+}
+
+fn is_not_found<E: aws_sdk_iam::error::ProvideErrorMetadata>(e: &E) -> bool {
+    e.code() == Some("NoSuchEntity")
+}
+
+pub async fn observe(c: &Clients, name: &str) -> Result<Option<Observed>> {
+    let role = match c.iam.get_role().role_name(name).send().await {
+        Ok(out) => match out.role {
+            Some(r) => r,
+            None => return Ok(None),
+        },
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_no_such_entity_exception()) =>
+        {
+            return Ok(None)
+        }
+        Err(e) => return Err(e).aws(format!("GetRole {name}")),
+    };
+    let (attached, inline, tags) = tokio::try_join!(
+        attached_policies(c, name),
+        inline_policies(c, name),
+        role_tags(c, name)
+    )?;
+    Ok(Some(Observed {
+        name: name.to_owned(),
+        arn: role.arn.clone(),
+        trust: role
+            .assume_role_policy_document
+            .as_deref()
+            .map(decode_policy)
+            .unwrap_or(Value::Null),
+        attached,
+        inline,
+        tags,
+    }))
+}
+
+async fn attached_policies(c: &Clients, name: &str) -> Result<Vec<String>> {
+    let mut arns = Vec::new();
+    let mut marker = None;
+    loop {
+        let out = c
+            .iam
+            .list_attached_role_policies()
+            .role_name(name)
+            .set_marker(marker)
+            .send()
+            .await
+            .aws(format!("ListAttachedRolePolicies {name}"))?;
+        arns.extend(
+            out.attached_policies()
+                .iter()
+                .filter_map(|p| p.policy_arn.clone()),
+        );
+        if !out.is_truncated {
+            break;
+        }
+        marker = out.marker;
+    }
+    arns.sort();
+    Ok(arns)
+}
+
+async fn inline_policies(c: &Clients, name: &str) -> Result<BTreeMap<String, Value>> {
+    let mut names = Vec::new();
+    let mut marker = None;
+    loop {
+        let out = c
+            .iam
+            .list_role_policies()
+            .role_name(name)
+            .set_marker(marker)
+            .send()
+            .await
+            .aws(format!("ListRolePolicies {name}"))?;
+        names.extend(out.policy_names().iter().cloned());
+        if !out.is_truncated {
+            break;
+        }
+        marker = out.marker;
+    }
+    let docs = futures::future::try_join_all(names.iter().map(|policy| async move {
+        let out = c
+            .iam
+            .get_role_policy()
+            .role_name(name)
+            .policy_name(policy)
+            .send()
+            .await
+            .aws(format!("GetRolePolicy {name}/{policy}"))?;
+        Ok::<_, anyhow::Error>((policy.clone(), decode_policy(&out.policy_document)))
+    }))
+    .await?;
+    Ok(docs.into_iter().collect())
+}
+
+async fn role_tags(c: &Clients, name: &str) -> Result<BTreeMap<String, String>> {
+    let mut tags = BTreeMap::new();
+    let mut marker = None;
+    loop {
+        let out = c
+            .iam
+            .list_role_tags()
+            .role_name(name)
+            .set_marker(marker)
+            .send()
+            .await
+            .aws(format!("ListRoleTags {name}"))?;
+        tags.extend(out.tags().iter().map(|t| (t.key.clone(), t.value.clone())));
+        if !out.is_truncated {
+            return Ok(tags);
+        }
+        marker = out.marker;
+    }
+}
+
+pub fn diff(observed: Option<&Observed>, desired: &Desired) -> Action {
+    let Some(o) = observed else {
+        return Action::Create;
+    };
+    let mut changes = Vec::new();
+    if normalize_policy(&o.trust) != normalize_policy(&desired.trust) {
+        changes.push(Change::new(
+            "trust_policy",
+            compact(&o.trust),
+            compact(&desired.trust),
+        ));
+    }
+    if !o.attached.iter().any(|a| a == BASIC_EXECUTION_POLICY) {
+        changes.push(Change::new(
+            "attached.AWSLambdaBasicExecutionRole",
+            "(detached)",
+            "attached",
+        ));
+    }
+    for extra in o.attached.iter().filter(|a| *a != BASIC_EXECUTION_POLICY) {
+        changes.push(Change::new(
+            format!("attached.{}", short_arn(extra)),
+            "attached",
+            "(detached)",
+        ));
+    }
+    for (name, _) in o.inline.iter().filter(|(n, _)| **n != desired.policy_name) {
+        changes.push(Change::new(
+            format!("inline.{name}"),
+            "present",
+            "(deleted)",
+        ));
+    }
+    match (o.inline.get(&desired.policy_name), &desired.policy) {
+        (None, None) => changes.push(Change::new(
+            format!("inline.{}", desired.policy_name),
+            "(none)",
+            KNOWN_AFTER_APPLY,
+        )),
+        (None, Some(p)) => changes.push(Change::new(
+            format!("inline.{}", desired.policy_name),
+            "(none)",
+            compact(p),
+        )),
+        (Some(_), None) => {}
+        (Some(actual), Some(p)) => {
+            if normalize_policy(actual) != normalize_policy(p) {
+                changes.push(Change::new(
+                    format!("inline.{}", desired.policy_name),
+                    compact(actual),
+                    compact(p),
+                ));
+            }
+        }
+    }
+    changes.extend(tag_changes(&o.tags, &desired.tags));
+    Action::from_changes(changes)
+}
+
+fn compact(v: &Value) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+fn short_arn(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
+}
+
+/// The role itself: created or converged (trust, attachments, tags, stray inline policies).
+/// The inline policy is applied separately by [`apply_policy`] once the API id is known.
+/// Returns the role ARN.
+pub async fn apply_base(
+    c: &Clients,
+    observed: Option<&Observed>,
+    desired: &Desired,
+) -> Result<String> {
+    let name = &desired.name;
+    let tags: Vec<Tag> = desired
+        .tags
+        .iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect::<Result<_, _>>()?;
+    let Some(o) = observed else {
+        let arn = match c
+            .iam
+            .create_role()
+            .role_name(name)
+            .assume_role_policy_document(desired.trust.to_string())
+            .description("Execution role of the wsctl WebSocket handler")
+            .set_tags(Some(tags))
+            .send()
+            .await
+        {
+            Ok(out) => out.role.map(|r| r.arn).unwrap_or_default(),
+            // A concurrent run created it: converge what is there.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_entity_already_exists_exception()) =>
+            {
+                let o = observe(c, name)
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("role {name} vanished"))?;
+                return Box::pin(apply_base(c, Some(&o), desired)).await;
+            }
+            Err(e) => return Err(e).aws(format!("CreateRole {name}")),
+        };
+        attach_basic(c, name).await?;
+        return Ok(arn);
+    };
+    let action = diff(Some(o), desired);
+    if action.has("trust_policy") {
+        c.iam
+            .update_assume_role_policy()
+            .role_name(name)
+            .policy_document(desired.trust.to_string())
+            .send()
+            .await
+            .aws(format!("UpdateAssumeRolePolicy {name}"))?;
+    }
+    if !o.attached.iter().any(|a| a == BASIC_EXECUTION_POLICY) {
+        attach_basic(c, name).await?;
+    }
+    for extra in o.attached.iter().filter(|a| *a != BASIC_EXECUTION_POLICY) {
+        detach(c, name, extra).await?;
+    }
+    for policy in o.inline.keys().filter(|n| **n != desired.policy_name) {
+        delete_inline(c, name, policy).await?;
+    }
+    let missing = tags_to_set(&o.tags, &desired.tags);
+    if !missing.is_empty() {
+        c.iam
+            .tag_role()
+            .role_name(name)
+            .set_tags(Some(
+                missing
+                    .iter()
+                    .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                    .collect::<Result<_, _>>()?,
+            ))
+            .send()
+            .await
+            .aws(format!("TagRole {name}"))?;
+    }
+    Ok(o.arn.clone())
+}
+
+/// Puts the inline policy when it is missing or different.
+pub async fn apply_policy(
+    c: &Clients,
+    observed: Option<&Observed>,
+    desired: &Desired,
+) -> Result<bool> {
+    let Some(policy) = &desired.policy else {
+        bail!("the inline policy needs the API id");
+    };
+    let current = observed.and_then(|o| o.inline.get(&desired.policy_name));
+    if current.is_some_and(|c| normalize_policy(c) == normalize_policy(policy)) {
+        return Ok(false);
+    }
+    c.iam
+        .put_role_policy()
+        .role_name(&desired.name)
+        .policy_name(&desired.policy_name)
+        .policy_document(policy.to_string())
+        .send()
+        .await
+        .aws(format!(
+            "PutRolePolicy {}/{}",
+            desired.name, desired.policy_name
+        ))?;
+    Ok(true)
+}
+
+async fn attach_basic(c: &Clients, name: &str) -> Result<()> {
+    c.iam
+        .attach_role_policy()
+        .role_name(name)
+        .policy_arn(BASIC_EXECUTION_POLICY)
+        .send()
+        .await
+        .aws(format!(
+            "AttachRolePolicy {name} AWSLambdaBasicExecutionRole"
+        ))?;
+    Ok(())
+}
+
+async fn detach(c: &Clients, name: &str, arn: &str) -> Result<()> {
+    match c
+        .iam
+        .detach_role_policy()
+        .role_name(name)
+        .policy_arn(arn)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.as_service_error().is_some_and(is_not_found) => Ok(()),
+        Err(e) => Err(e).aws(format!("DetachRolePolicy {name} {arn}")),
+    }
+}
+
+async fn delete_inline(c: &Clients, name: &str, policy: &str) -> Result<()> {
+    match c
+        .iam
+        .delete_role_policy()
+        .role_name(name)
+        .policy_name(policy)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.as_service_error().is_some_and(is_not_found) => Ok(()),
+        Err(e) => Err(e).aws(format!("DeleteRolePolicy {name}/{policy}")),
+    }
+}
+
+/// Detaches every managed policy, deletes every inline policy, then the role. A role that is
+/// already gone is success.
+pub async fn delete(c: &Clients, observed: &Observed) -> Result<bool> {
+    let name = &observed.name;
+    for arn in &observed.attached {
+        detach(c, name, arn).await?;
+    }
+    for policy in observed.inline.keys() {
+        delete_inline(c, name, policy).await?;
+    }
+    match c.iam.delete_role().role_name(name).send().await {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_no_such_entity_exception()) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(e).aws(format!("DeleteRole {name}")),
+    }
+}

@@ -1,0 +1,336 @@
+//! The DynamoDB connections table: hash key `connection_id` (S), on-demand billing, TTL on
+//! `ttl`, tagged.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use aws_sdk_dynamodb::client::Waiters;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, Tag,
+    TimeToLiveSpecification,
+};
+use serde::Serialize;
+
+use super::{tag_changes, tags_to_set, waited, Action, AwsContext, Change};
+use crate::aws::Clients;
+
+pub const KEY: &str = "connection_id";
+pub const TTL_ATTRIBUTE: &str = "ttl";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Observed {
+    pub name: String,
+    pub arn: String,
+    pub status: String,
+    pub billing_mode: String,
+    /// `connection_id (S, HASH)` when right; otherwise what is there.
+    pub key_schema: String,
+    pub ttl_status: String,
+    pub ttl_attribute: Option<String>,
+    pub tags: BTreeMap<String, String>,
+    pub item_count: Option<i64>,
+}
+
+impl Observed {
+    pub fn key_schema_ok(&self) -> bool {
+        self.key_schema == expected_key_schema()
+    }
+
+    pub fn ttl_ok(&self) -> bool {
+        matches!(self.ttl_status.as_str(), "ENABLED" | "ENABLING")
+            && self.ttl_attribute.as_deref() == Some(TTL_ATTRIBUTE)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Desired {
+    pub name: String,
+    pub tags: BTreeMap<String, String>,
+}
+
+fn expected_key_schema() -> String {
+    format!("{KEY} (S, HASH)")
+}
+
+pub async fn observe(c: &Clients, name: &str) -> Result<Option<Observed>> {
+    let described = match c.dynamodb.describe_table().table_name(name).send().await {
+        Ok(out) => out,
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception()) =>
+        {
+            return Ok(None)
+        }
+        Err(e) => return Err(e).aws(format!("DescribeTable {name}")),
+    };
+    let Some(t) = described.table else {
+        return Ok(None);
+    };
+    let arn = t.table_arn.clone().unwrap_or_default();
+    let attr_types: BTreeMap<String, String> = t
+        .attribute_definitions()
+        .iter()
+        .map(|a| {
+            (
+                a.attribute_name.clone(),
+                a.attribute_type.as_str().to_owned(),
+            )
+        })
+        .collect();
+    let key_schema = t
+        .key_schema()
+        .iter()
+        .map(|k| {
+            format!(
+                "{} ({}, {})",
+                k.attribute_name,
+                attr_types
+                    .get(&k.attribute_name)
+                    .map(String::as_str)
+                    .unwrap_or("?"),
+                k.key_type.as_str()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let billing_mode = t
+        .billing_mode_summary()
+        .and_then(|b| b.billing_mode())
+        .map(|b| b.as_str().to_owned())
+        // Tables created without a billing mode are provisioned, and DescribeTable omits it.
+        .unwrap_or_else(|| "PROVISIONED".to_owned());
+    let (ttl, tags) = tokio::try_join!(
+        async {
+            c.dynamodb
+                .describe_time_to_live()
+                .table_name(name)
+                .send()
+                .await
+                .aws(format!("DescribeTimeToLive {name}"))
+        },
+        list_tags(c, &arn)
+    )?;
+    let ttl = ttl.time_to_live_description;
+    Ok(Some(Observed {
+        name: name.to_owned(),
+        status: t
+            .table_status()
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default(),
+        item_count: t.item_count,
+        arn,
+        billing_mode,
+        key_schema,
+        ttl_status: ttl
+            .as_ref()
+            .and_then(|t| t.time_to_live_status.as_ref())
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_else(|| "DISABLED".into()),
+        ttl_attribute: ttl.and_then(|t| t.attribute_name),
+        tags,
+    }))
+}
+
+async fn list_tags(c: &Clients, arn: &str) -> Result<BTreeMap<String, String>> {
+    let mut tags = BTreeMap::new();
+    let mut token = None;
+    loop {
+        let out = c
+            .dynamodb
+            .list_tags_of_resource()
+            .resource_arn(arn)
+            .set_next_token(token)
+            .send()
+            .await
+            .aws(format!("ListTagsOfResource {arn}"))?;
+        tags.extend(out.tags().iter().map(|t| (t.key.clone(), t.value.clone())));
+        token = out.next_token;
+        if token.is_none() {
+            return Ok(tags);
+        }
+    }
+}
+
+/// What would change. A table with another key schema cannot be converged (DynamoDB cannot
+/// change a key) and is an error.
+pub fn diff(observed: Option<&Observed>, desired: &Desired) -> Result<Action> {
+    let Some(o) = observed else {
+        return Ok(Action::Create);
+    };
+    if !o.key_schema_ok() {
+        bail!(
+            "table {} has key schema {} but wsctl needs {}; DynamoDB cannot change a key: delete or rename the table",
+            o.name,
+            o.key_schema,
+            expected_key_schema()
+        );
+    }
+    let mut changes = Vec::new();
+    if o.billing_mode != "PAY_PER_REQUEST" {
+        changes.push(Change::new(
+            "billing_mode",
+            &o.billing_mode,
+            "PAY_PER_REQUEST",
+        ));
+    }
+    if !o.ttl_ok() {
+        if let (true, Some(other)) = (
+            matches!(o.ttl_status.as_str(), "ENABLED" | "ENABLING"),
+            &o.ttl_attribute,
+        ) {
+            bail!(
+                "table {} has TTL enabled on attribute {other:?}; wsctl needs it on {TTL_ATTRIBUTE:?}. Disable TTL on the table (DynamoDB then blocks changes for up to an hour) and run up again",
+                o.name
+            );
+        }
+        changes.push(Change::new(
+            "ttl",
+            format!(
+                "{} {}",
+                o.ttl_status,
+                o.ttl_attribute.as_deref().unwrap_or("")
+            )
+            .trim(),
+            format!("ENABLED {TTL_ATTRIBUTE}"),
+        ));
+    }
+    changes.extend(tag_changes(&o.tags, &desired.tags));
+    Ok(Action::from_changes(changes))
+}
+
+/// Makes the changes `diff` found. Returns the table ARN.
+pub async fn apply(
+    c: &Clients,
+    observed: Option<&Observed>,
+    desired: &Desired,
+    action: &Action,
+) -> Result<String> {
+    let name = &desired.name;
+    let arn = match (observed, action) {
+        (_, Action::Create) => {
+            let out = c
+                .dynamodb
+                .create_table()
+                .table_name(name)
+                .attribute_definitions(
+                    AttributeDefinition::builder()
+                        .attribute_name(KEY)
+                        .attribute_type(ScalarAttributeType::S)
+                        .build()?,
+                )
+                .key_schema(
+                    KeySchemaElement::builder()
+                        .attribute_name(KEY)
+                        .key_type(KeyType::Hash)
+                        .build()?,
+                )
+                .billing_mode(BillingMode::PayPerRequest)
+                .set_tags(Some(
+                    desired
+                        .tags
+                        .iter()
+                        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                        .collect::<Result<_, _>>()?,
+                ))
+                .send()
+                .await;
+            let arn = match out {
+                Ok(out) => out
+                    .table_description
+                    .and_then(|t| t.table_arn)
+                    .unwrap_or_default(),
+                // Created by a concurrent run between our observe and now: converge it instead.
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_resource_in_use_exception()) =>
+                {
+                    let o = observe(c, name)
+                        .await?
+                        .ok_or_else(|| anyhow::anyhow!("table {name} vanished"))?;
+                    let action = diff(Some(&o), desired)?;
+                    return Box::pin(apply(c, Some(&o), desired, &action)).await;
+                }
+                Err(e) => return Err(e).aws(format!("CreateTable {name}")),
+            };
+            wait_active(c, name).await?;
+            enable_ttl(c, name).await?;
+            arn
+        }
+        (Some(o), Action::Update(_)) => {
+            if action.has("billing_mode") {
+                c.dynamodb
+                    .update_table()
+                    .table_name(name)
+                    .billing_mode(BillingMode::PayPerRequest)
+                    .send()
+                    .await
+                    .aws(format!("UpdateTable {name}"))?;
+                wait_active(c, name).await?;
+            }
+            if action.has("ttl") {
+                enable_ttl(c, name).await?;
+            }
+            if action.has("tags") {
+                let tags = tags_to_set(&o.tags, &desired.tags);
+                c.dynamodb
+                    .tag_resource()
+                    .resource_arn(&o.arn)
+                    .set_tags(Some(
+                        tags.iter()
+                            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                            .collect::<Result<_, _>>()?,
+                    ))
+                    .send()
+                    .await
+                    .aws(format!("TagResource {}", o.arn))?;
+            }
+            o.arn.clone()
+        }
+        (Some(o), Action::NoChange) => o.arn.clone(),
+        (None, _) => bail!("table {name} does not exist"),
+    };
+    Ok(arn)
+}
+
+async fn wait_active(c: &Clients, name: &str) -> Result<()> {
+    waited(
+        c.dynamodb
+            .wait_until_table_exists()
+            .table_name(name)
+            .wait(Duration::from_secs(300))
+            .await,
+        format!("waiting for table {name} to become ACTIVE"),
+    )?;
+    Ok(())
+}
+
+async fn enable_ttl(c: &Clients, name: &str) -> Result<()> {
+    c.dynamodb
+        .update_time_to_live()
+        .table_name(name)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name(TTL_ATTRIBUTE)
+                .build()?,
+        )
+        .send()
+        .await
+        .aws(format!("UpdateTimeToLive {name}"))?;
+    Ok(())
+}
+
+/// Deletes the table; a table that is already gone is success.
+pub async fn delete(c: &Clients, name: &str) -> Result<bool> {
+    match c.dynamodb.delete_table().table_name(name).send().await {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception()) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(e).aws(format!("DeleteTable {name}")),
+    }
+}
