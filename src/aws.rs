@@ -64,7 +64,7 @@ pub async fn connect(target: &Target) -> Result<Clients, AwsSetupError> {
         loader = loader.region(Region::new(region.clone()));
     }
     let sdk = loader.load().await;
-    if sdk.region().is_none() {
+    if sdk.region().is_none_or(|r| r.as_ref().trim().is_empty()) {
         return Err(AwsSetupError::NoRegion);
     }
     match sdk.credentials_provider() {
@@ -76,7 +76,14 @@ pub async fn connect(target: &Target) -> Result<Clients, AwsSetupError> {
         Some(provider) => {
             use aws_credential_types::provider::ProvideCredentials;
             if let Err(e) = provider.provide_credentials().await {
-                return Err(AwsSetupError::NoCredentials(handler::error_chain(&e)));
+                let detail = handler::error_chain(&e);
+                let one_line = detail
+                    .split('\n')
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                return Err(AwsSetupError::NoCredentials(one_line));
             }
         }
     }

@@ -1,0 +1,114 @@
+//! A wsctl project in a temporary directory, with moto behind a recording proxy, and a way
+//! to run the real `wsctl` binary in it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::proxy::Proxy;
+use crate::support::Moto;
+
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+impl std::fmt::Debug for Out {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+pub struct Project {
+    pub dir: tempfile::TempDir,
+    pub moto: Moto,
+    pub proxy: Proxy,
+    pub zip: PathBuf,
+}
+
+impl Project {
+    /// A project named `name` with moto (IAM managed policies loaded) behind a proxy, and a
+    /// deployable zip at `handler.zip` (any x86_64 ELF will do: moto does not run it).
+    pub fn new(name: &str) -> Project {
+        let moto = Moto::start(true);
+        let proxy = Proxy::start(&moto.url());
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("wsctl.toml"),
+            format!("project = \"{name}\"\n"),
+        )
+        .unwrap();
+        let zip = dir.path().join("handler.zip");
+        let p = Project {
+            dir,
+            moto,
+            proxy,
+            zip,
+        };
+        let out = p.wsctl(&["build", "--binary", "/bin/true", "--out", "handler.zip"]);
+        assert_eq!(out.code, 0, "{out:?}");
+        p.proxy.clear();
+        p
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write_config(&self, text: &str) {
+        std::fs::write(self.path().join("wsctl.toml"), text).unwrap();
+    }
+
+    /// Runs wsctl in the project directory against the proxy.
+    pub fn wsctl(&self, args: &[&str]) -> Out {
+        self.wsctl_env(args, &[])
+    }
+
+    pub fn wsctl_env(&self, args: &[&str], env: &[(&str, &str)]) -> Out {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wsctl"));
+        cmd.args(args)
+            .current_dir(self.path())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.path())
+            .env("AWS_ENDPOINT_URL", &self.proxy.url)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .stdin(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("run wsctl");
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// `wsctl up --handler-zip handler.zip` plus `extra`, asserting success.
+    pub fn up(&self, extra: &[&str]) -> Out {
+        let mut args = vec!["up", "--handler-zip", "handler.zip"];
+        args.extend_from_slice(extra);
+        let out = self.wsctl(&args);
+        assert_eq!(out.code, 0, "{out:?}");
+        out
+    }
+
+    pub async fn sdk(&self) -> aws_config::SdkConfig {
+        self.moto.sdk_config().await
+    }
+}

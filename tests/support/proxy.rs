@@ -1,0 +1,224 @@
+//! A recording, fault-injecting HTTP proxy between wsctl and moto. It names every AWS call
+//! (service from the SigV4 scope; operation from X-Amz-Target, the query protocol's Action, or
+//! the REST method and path), so tests can count writes; and it can answer chosen calls with
+//! errors AWS gives but moto never does.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub service: String,
+    pub operation: String,
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+}
+
+impl Call {
+    /// Whether the call changes anything.
+    pub fn is_write(&self) -> bool {
+        if self.operation.contains(' ') {
+            // REST: "METHOD /path"
+            return !matches!(self.method.as_str(), "GET" | "HEAD");
+        }
+        let reads = [
+            "Get", "List", "Describe", "Scan", "Query", "BatchGet", "Filter",
+        ];
+        !reads.iter().any(|r| self.operation.starts_with(r))
+    }
+}
+
+impl std::fmt::Display for Call {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} -> {}", self.service, self.operation, self.status)
+    }
+}
+
+#[derive(Default)]
+struct State {
+    calls: Mutex<Vec<Call>>,
+    /// CreateFunction answers "role cannot be assumed" this many more times.
+    role_not_assumable: AtomicUsize,
+}
+
+pub struct Proxy {
+    pub url: String,
+    state: Arc<State>,
+}
+
+impl Proxy {
+    /// Starts a proxy to `upstream` (e.g. moto's URL) on its own thread.
+    pub fn start(upstream: &str) -> Proxy {
+        let state = Arc::new(State::default());
+        let upstream = upstream.to_owned();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread_state = state.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                tx.send(listener.local_addr().unwrap()).unwrap();
+                let client: Client<_, Full<Bytes>> =
+                    Client::builder(TokioExecutor::new()).build_http();
+                loop {
+                    let Ok((stream, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let state = thread_state.clone();
+                    let client = client.clone();
+                    let upstream = upstream.clone();
+                    tokio::spawn(async move {
+                        let service = hyper::service::service_fn(move |req| {
+                            handle(req, state.clone(), client.clone(), upstream.clone())
+                        });
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
+            });
+        });
+        let addr: SocketAddr = rx.recv().unwrap();
+        Proxy {
+            url: format!("http://{addr}"),
+            state,
+        }
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        self.state.calls.lock().unwrap().clone()
+    }
+
+    pub fn writes(&self) -> Vec<Call> {
+        self.calls().into_iter().filter(Call::is_write).collect()
+    }
+
+    pub fn clear(&self) {
+        self.state.calls.lock().unwrap().clear();
+    }
+
+    /// The next `n` CreateFunction calls fail as they do on AWS while a new role propagates.
+    pub fn fail_create_function_role(&self, n: usize) {
+        self.state.role_not_assumable.store(n, Ordering::SeqCst);
+    }
+}
+
+fn name_call(
+    method: &str,
+    path: &str,
+    headers: &hyper::HeaderMap,
+    body: &[u8],
+) -> (String, String) {
+    let service = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|a| a.split("Credential=").nth(1))
+        .and_then(|c| c.split('/').nth(3))
+        .unwrap_or("?")
+        .to_owned();
+    if let Some(target) = headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
+        return (
+            service,
+            target.rsplit('.').next().unwrap_or(target).to_owned(),
+        );
+    }
+    let form = String::from_utf8_lossy(body);
+    if let Some(action) = form.split('&').find_map(|kv| kv.strip_prefix("Action=")) {
+        return (service, action.to_owned());
+    }
+    (service, format!("{method} {path}"))
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    state: Arc<State>,
+    client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    upstream: String,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let method = parts.method.to_string();
+    let path = parts.uri.path().to_owned();
+    let (service, operation) = name_call(&method, &path, &parts.headers, &body);
+    let record = |status: u16| {
+        state.calls.lock().unwrap().push(Call {
+            service: service.clone(),
+            operation: operation.clone(),
+            method: method.clone(),
+            path: path.clone(),
+            status,
+        })
+    };
+
+    let create_function = service == "lambda"
+        && method == "POST"
+        && path.trim_end_matches('/') == "/2015-03-31/functions";
+    if create_function
+        && state
+            .role_not_assumable
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    {
+        record(400);
+        return Ok(Response::builder()
+            .status(400)
+            .header("x-amzn-ErrorType", "InvalidParameterValueException")
+            .header("Content-Type", "application/json")
+            .body(Full::new(Bytes::from_static(
+                br#"{"Type":"User","message":"The role defined for the function cannot be assumed by Lambda."}"#,
+            )))
+            .unwrap());
+    }
+
+    let uri = format!(
+        "{upstream}{}",
+        parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
+    );
+    let mut forward = Request::builder().method(parts.method.clone()).uri(uri);
+    for (k, v) in &parts.headers {
+        if k != "host" {
+            forward = forward.header(k, v);
+        }
+    }
+    let forward = forward.body(Full::new(body)).unwrap();
+    match client.request(forward).await {
+        Ok(resp) => {
+            let (parts, body) = resp.into_parts();
+            let body = body
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            record(parts.status.as_u16());
+            Ok(Response::from_parts(parts, Full::new(body)))
+        }
+        Err(e) => {
+            record(502);
+            Ok(Response::builder()
+                .status(502)
+                .body(Full::new(Bytes::from(format!("proxy: {e}"))))
+                .unwrap())
+        }
+    }
+}
