@@ -46,6 +46,10 @@ pub enum Command {
     Init(InitArgs),
     /// Create or converge the whole stack, then print its URLs.
     Up(UpArgs),
+    /// Inspect every resource and its wiring; exit 3 when something is missing or drifted.
+    Status,
+    /// Delete everything `up` created (what carries the ManagedBy=wsctl tag).
+    Down(DownArgs),
     /// Build the handler for Lambda and write its deployable zip (build once in CI, then
     /// `up --handler-zip`).
     Build(BuildArgs),
@@ -88,4 +92,17 @@ pub struct BuildArgs {
     /// Package this already-built `bootstrap` binary instead of running cargo.
     #[arg(long, value_name = "PATH")]
     pub binary: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// Delete without asking (required when there is no terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// List what would be deleted and delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Also delete resources with the stack's names that lack wsctl's tag (a runbook-made stack).
+    #[arg(long)]
+    pub adopt: bool,
 }

@@ -10,6 +10,7 @@ mod naming;
 mod package;
 mod report;
 mod resources;
+mod status;
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
@@ -18,7 +19,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Parser;
 
-use cli::{BuildArgs, Cli, Command, InitArgs, UpArgs};
+use cli::{BuildArgs, Cli, Command, DownArgs, InitArgs, UpArgs};
 use config::Config;
 use report::{Output, Progress};
 use resources::function::CodeSpec;
@@ -86,6 +87,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Init(args) => init(&cli.config, args),
         Command::Build(args) => build(&cli, args, &progress),
         Command::Up(args) => up(&cli, args, &progress).await,
+        Command::Status => status(&cli).await,
+        Command::Down(args) => down(&cli, args, &progress).await,
     }
 }
 
@@ -234,6 +237,59 @@ async fn up(cli: &Cli, args: &UpArgs, progress: &Progress) -> Result<ExitCode> {
         progress,
     )
     .await?;
+    report::print(cli.output, &report);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Loads the config and connects: the start of every command that talks to AWS.
+async fn stack(cli: &Cli) -> Result<engine::Stack> {
+    let config = load_config(cli)?;
+    let clients = aws::connect(&target(cli, &config)).await?;
+    let account = aws::account_id(&clients).await?;
+    Ok(engine::Stack::new(config, clients, &account))
+}
+
+async fn status(cli: &Cli) -> Result<ExitCode> {
+    let stack = stack(cli).await?;
+    let report = status::status(&stack).await?;
+    report::print(cli.output, &report);
+    Ok(if report.healthy {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
+}
+
+async fn down(cli: &Cli, args: &DownArgs, progress: &Progress) -> Result<ExitCode> {
+    let stack = stack(cli).await?;
+    let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    let confirm = |items: &[engine::DownItem]| -> Result<()> {
+        if args.yes {
+            return Ok(());
+        }
+        if !interactive {
+            return Err(UsageError(format!(
+                "refusing to delete {} resource(s) without confirmation: there is no terminal to ask, pass --yes",
+                items.len()
+            ))
+            .into());
+        }
+        let mut err = std::io::stderr();
+        let _ = writeln!(err, "wsctl will delete:");
+        for i in items {
+            let _ = writeln!(err, "  {} {}", i.resource, i.name);
+        }
+        let _ = write!(err, "Delete these? [y/N] ");
+        let _ = err.flush();
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if matches!(answer.trim(), "y" | "Y" | "yes") {
+            Ok(())
+        } else {
+            Err(UsageError("cancelled: nothing was deleted".into()).into())
+        }
+    };
+    let report = engine::down(&stack, args.adopt, args.dry_run, &confirm, progress).await?;
     report::print(cli.output, &report);
     Ok(ExitCode::SUCCESS)
 }

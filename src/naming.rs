@@ -110,13 +110,6 @@ impl Names {
         )
     }
 
-    pub fn log_group_arn(&self) -> String {
-        format!(
-            "arn:{}:logs:{}:{}:log-group:{}",
-            self.partition, self.region, self.account, self.log_group
-        )
-    }
-
     pub fn websocket_url(&self, api_id: &str) -> String {
         format!(
             "wss://{api_id}.execute-api.{}.{}/{}",

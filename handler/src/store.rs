@@ -156,14 +156,9 @@ impl ConnectionStore for MemoryStore {
             None => Bound::Unbounded,
         };
         // Like DynamoDB, the page size counts rows examined, not rows that pass the filter.
-        let mut examined = 0;
         let mut last = None;
         let mut items = Vec::new();
-        for (id, row) in rows.range((start, Bound::Unbounded)) {
-            if examined == self.page_size {
-                break;
-            }
-            examined += 1;
+        for (id, row) in rows.range((start, Bound::Unbounded)).take(self.page_size) {
             last = Some(id.clone());
             if topic.is_none_or(|t| row.topics.contains(t)) {
                 items.push(row.clone());

@@ -469,7 +469,7 @@ pub fn covers(source_arn: Option<&str>, names: &Names, api_id: &str) -> bool {
 }
 
 /// IAM's ArnLike: `*` matches any run of characters, `?` one character.
-fn arn_like(pattern: &str, value: &str) -> bool {
+pub fn arn_like(pattern: &str, value: &str) -> bool {
     fn go(p: &[u8], v: &[u8]) -> bool {
         match (p.first(), v.first()) {
             (None, None) => true,

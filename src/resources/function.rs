@@ -47,6 +47,8 @@ pub enum CodeSpec {
     /// The bundled handler's source, identified by its fingerprint: built only when the
     /// deployed code was built from other source.
     Source { fingerprint: String },
+    /// Whatever is deployed (`status` compares configuration, not code).
+    Deployed,
 }
 
 #[derive(Debug, Clone)]

@@ -321,6 +321,18 @@ async fn enable_ttl(c: &Clients, name: &str) -> Result<()> {
     Ok(())
 }
 
+pub async fn wait_deleted(c: &Clients, name: &str) -> Result<()> {
+    waited(
+        c.dynamodb
+            .wait_until_table_not_exists()
+            .table_name(name)
+            .wait(Duration::from_secs(300))
+            .await,
+        format!("waiting for table {name} to be deleted"),
+    )?;
+    Ok(())
+}
+
 /// Deletes the table; a table that is already gone is success.
 pub async fn delete(c: &Clients, name: &str) -> Result<bool> {
     match c.dynamodb.delete_table().table_name(name).send().await {

@@ -1,3 +1,4 @@
+#![allow(dead_code)] // shared by several test binaries, each using part of it
 //! A wsctl project in a temporary directory, with moto behind a recording proxy, and a way
 //! to run the real `wsctl` binary in it.
 

@@ -1,0 +1,408 @@
+//! `wsctl status`: every resource present / missing / drifted, and the wiring checks that make
+//! deployed WebSocket stacks fail in practice. Read-only: it makes no write call.
+
+use std::fmt;
+
+use anyhow::Result;
+use aws_sdk_dynamodb::types::Select;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::engine::{self, Observation, Stack};
+use crate::resources::function::CodeSpec;
+use crate::resources::{api, role, statements, string_list, Action, AwsContext, Change};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Present,
+    Missing,
+    Drifted,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ResourceStatus {
+    pub resource: String,
+    pub name: String,
+    pub state: State,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<Change>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub ok: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusReport {
+    pub project: String,
+    pub region: String,
+    pub healthy: bool,
+    pub websocket_url: Option<String>,
+    pub callback_url: Option<String>,
+    /// Rows in the connections table (a full, paginated count).
+    pub connections: Option<u64>,
+    pub resources: Vec<ResourceStatus>,
+    pub checks: Vec<Check>,
+}
+
+fn state(action: &Action) -> State {
+    match action {
+        Action::Create => State::Missing,
+        Action::Update(_) => State::Drifted,
+        Action::NoChange => State::Present,
+    }
+}
+
+pub async fn status(stack: &Stack) -> Result<StatusReport> {
+    let obs = engine::observe(stack).await?;
+    let plan = engine::plan(stack, &obs, &CodeSpec::Deployed)?;
+    let resources: Vec<ResourceStatus> = plan
+        .items
+        .into_iter()
+        .map(|i| ResourceStatus {
+            state: state(&i.action),
+            drift: i.action.changes().to_vec(),
+            resource: i.resource,
+            name: i.name,
+        })
+        .collect();
+    let checks = checks(stack, &obs);
+    let connections = match &obs.table {
+        Some(_) => Some(count_rows(stack).await?),
+        None => None,
+    };
+    let api_id = obs.api.as_ref().map(|a| a.api.id.clone());
+    let healthy =
+        resources.iter().all(|r| r.state == State::Present) && checks.iter().all(|c| c.ok);
+    Ok(StatusReport {
+        project: stack.names.project.clone(),
+        region: stack.names.region.clone(),
+        healthy,
+        websocket_url: api_id.as_deref().map(|id| stack.names.websocket_url(id)),
+        callback_url: api_id.as_deref().map(|id| stack.names.callback_url(id)),
+        connections,
+        resources,
+        checks,
+    })
+}
+
+async fn count_rows(stack: &Stack) -> Result<u64> {
+    let mut total = 0u64;
+    let mut start = None;
+    loop {
+        let out = stack
+            .clients
+            .dynamodb
+            .scan()
+            .table_name(&stack.names.table)
+            .select(Select::Count)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .aws(format!("Scan {} (count)", stack.names.table))?;
+        total += out.count.max(0) as u64;
+        start = out.last_evaluated_key;
+        if start.is_none() {
+            return Ok(total);
+        }
+    }
+}
+
+/// Whether an identity policy allows `action` on `resource` (Allow statements only; wsctl's
+/// roles have no Deny).
+fn allows(policy: &Value, action: &str, resource: &str) -> bool {
+    statements(policy).iter().any(|s| {
+        s.get("Effect").and_then(Value::as_str) == Some("Allow")
+            && string_list(s.get("Action"))
+                .iter()
+                .any(|a| api::arn_like(&a.to_ascii_lowercase(), &action.to_ascii_lowercase()))
+            && string_list(s.get("Resource"))
+                .iter()
+                .any(|r| api::arn_like(r, resource))
+    })
+}
+
+fn check(name: &'static str, ok: bool, detail: impl Into<String>) -> Check {
+    Check {
+        name,
+        ok,
+        detail: detail.into(),
+    }
+}
+
+/// The named wiring checks.
+pub fn checks(stack: &Stack, obs: &Observation) -> Vec<Check> {
+    let n = &stack.names;
+    let d_api = stack.desired_api();
+    let mut out = Vec::new();
+    let api_id = obs.api.as_ref().map(|a| a.api.id.as_str());
+
+    // Routes -> integration -> function.
+    match &obs.api {
+        None => out.push(check(
+            "routes_target_integration",
+            false,
+            "the API does not exist",
+        )),
+        Some(a) => {
+            let integration = api::chosen_integration(a, &d_api);
+            let want = integration.map(|i| format!("integrations/{}", i.id));
+            let bad: Vec<String> = api::ROUTE_KEYS
+                .iter()
+                .filter_map(|key| {
+                    let route = a.routes.iter().find(|r| r.key == *key);
+                    match (route, &want) {
+                        (None, _) => Some(format!("{key} is missing")),
+                        (Some(r), Some(w)) if r.target.as_ref() == Some(w) => None,
+                        (Some(r), _) => Some(format!(
+                            "{key} targets {}",
+                            r.target.as_deref().unwrap_or("nothing")
+                        )),
+                    }
+                })
+                .collect();
+            out.push(check(
+                "routes_target_integration",
+                bad.is_empty() && want.is_some(),
+                if bad.is_empty() && want.is_some() {
+                    format!(
+                        "$connect, $disconnect and $default target {}",
+                        want.unwrap_or_default()
+                    )
+                } else if want.is_none() {
+                    "no AWS_PROXY integration invokes the function".into()
+                } else {
+                    bad.join("; ")
+                },
+            ));
+            out.push(match integration {
+                Some(i) if i.uri == d_api.integration_uri => check(
+                    "integration_targets_function",
+                    true,
+                    format!("integration {} invokes {}", i.id, n.function),
+                ),
+                Some(i) => check(
+                    "integration_targets_function",
+                    false,
+                    format!(
+                        "integration {} has URI {}; expected {}",
+                        i.id, i.uri, d_api.integration_uri
+                    ),
+                ),
+                None => check(
+                    "integration_targets_function",
+                    false,
+                    "no integration invokes the function",
+                ),
+            });
+        }
+    }
+
+    // The Lambda permission (without it browsers see only "Internal server error").
+    out.push(match api_id {
+        None => check("permission_covers_api", false, "the API does not exist"),
+        Some(id) => {
+            let covering: Vec<&api::Statement> = obs
+                .permission
+                .iter()
+                .filter(|s| api::is_apigateway_invoke(s) && api::covers(s.source_arn.as_deref(), n, id))
+                .collect();
+            match covering.first() {
+                Some(s) => check(
+                    "permission_covers_api",
+                    true,
+                    format!("statement {} allows {}", s.sid, s.source_arn.as_deref().unwrap_or("any source")),
+                ),
+                None => check(
+                    "permission_covers_api",
+                    false,
+                    format!(
+                        "no statement lets apigateway.amazonaws.com invoke {} from API {id} (clients get \"Internal server error\")",
+                        n.function
+                    ),
+                ),
+            }
+        }
+    });
+
+    // What the role may do.
+    match &obs.role {
+        None => {
+            out.push(check(
+                "role_can_manage_connections",
+                false,
+                "the role does not exist",
+            ));
+            out.push(check(
+                "role_can_use_table",
+                false,
+                "the role does not exist",
+            ));
+        }
+        Some(r) => {
+            let inline: Vec<&Value> = r.inline.values().collect();
+            out.push(match api_id {
+                None => check(
+                    "role_can_manage_connections",
+                    false,
+                    "the API does not exist",
+                ),
+                Some(id) => {
+                    let target = format!(
+                        "{}/{}/POST/@connections/probe",
+                        n.execute_api_arn(id),
+                        n.stage
+                    );
+                    let ok = inline
+                        .iter()
+                        .any(|p| allows(p, "execute-api:ManageConnections", &target));
+                    check(
+                        "role_can_manage_connections",
+                        ok,
+                        if ok {
+                            format!("execute-api:ManageConnections on {id}/{}", n.stage)
+                        } else {
+                            format!(
+                                "no policy of {} allows execute-api:ManageConnections on {id}/{}",
+                                r.name, n.stage
+                            )
+                        },
+                    )
+                }
+            });
+            let full_access = r
+                .attached
+                .iter()
+                .any(|a| a.ends_with("/AmazonDynamoDBFullAccess"));
+            let missing: Vec<&str> = role::TABLE_ACTIONS
+                .iter()
+                .copied()
+                .filter(|a| !full_access && !inline.iter().any(|p| allows(p, a, &n.table_arn())))
+                .collect();
+            out.push(check(
+                "role_can_use_table",
+                missing.is_empty(),
+                if missing.is_empty() {
+                    format!("the handler's actions on {}", n.table)
+                } else {
+                    format!("not allowed on {}: {}", n.table, missing.join(", "))
+                },
+            ));
+        }
+    }
+
+    // The function's environment names this stack.
+    out.push(match &obs.function {
+        None => check("function_environment", false, "the function does not exist"),
+        Some(f) => {
+            let mut wrong = Vec::new();
+            let want = [
+                ("CONNECTIONS_TABLE", Some(n.table.as_str())),
+                ("WEBSOCKET_API_ID", api_id),
+                ("WEBSOCKET_STAGE", Some(n.stage.as_str())),
+            ];
+            for (k, v) in want {
+                let actual = f.environment.get(k).map(String::as_str);
+                if actual != v {
+                    wrong.push(format!(
+                        "{k}={} (expected {})",
+                        actual.unwrap_or("unset"),
+                        v.unwrap_or("the API id")
+                    ));
+                }
+            }
+            check(
+                "function_environment",
+                wrong.is_empty(),
+                if wrong.is_empty() {
+                    "names this table, API and stage".to_owned()
+                } else {
+                    wrong.join("; ")
+                },
+            )
+        }
+    });
+
+    out.push(match &obs.table {
+        None => check("ttl_enabled", false, "the table does not exist"),
+        Some(t) if t.ttl_ok() => check("ttl_enabled", true, "TTL on attribute ttl"),
+        Some(t) => check(
+            "ttl_enabled",
+            false,
+            format!(
+                "TTL is {} {}",
+                t.ttl_status,
+                t.ttl_attribute.as_deref().unwrap_or("")
+            )
+            .trim()
+            .to_owned(),
+        ),
+    });
+    out.push(match obs.api.as_ref().and_then(|a| a.stage.as_ref()) {
+        None => check(
+            "stage_auto_deploys",
+            false,
+            format!("stage {} does not exist", n.stage),
+        ),
+        Some(s) if s.auto_deploy => check(
+            "stage_auto_deploys",
+            true,
+            format!("stage {} auto-deploys", n.stage),
+        ),
+        Some(_) => check(
+            "stage_auto_deploys",
+            false,
+            format!(
+                "stage {} does not auto-deploy: route changes never go live",
+                n.stage
+            ),
+        ),
+    });
+    out
+}
+
+impl fmt::Display for StatusReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "Project {} in {}", self.project, self.region)?;
+        for r in &self.resources {
+            let state = match r.state {
+                State::Present => "present",
+                State::Missing => "MISSING",
+                State::Drifted => "DRIFTED",
+            };
+            writeln!(f, "  {:<18} {:<44} {state}", r.resource, r.name)?;
+            for c in &r.drift {
+                writeln!(f, "      {}: is {}, config says {}", c.field, c.from, c.to)?;
+            }
+        }
+        writeln!(f, "Checks:")?;
+        for c in &self.checks {
+            writeln!(
+                f,
+                "  {} {:<28} {}",
+                if c.ok { "ok  " } else { "FAIL" },
+                c.name,
+                c.detail
+            )?;
+        }
+        if let Some(url) = &self.websocket_url {
+            writeln!(f, "WebSocket URL: {url}")?;
+        }
+        if let Some(n) = self.connections {
+            writeln!(f, "Connections:   {n}")?;
+        }
+        writeln!(
+            f,
+            "{}",
+            if self.healthy {
+                "Healthy: every resource is present and wired as configured."
+            } else {
+                "Unhealthy: run `wsctl up` to create what is missing and repair the drift."
+            }
+        )
+    }
+}
