@@ -49,6 +49,8 @@ struct State {
     calls: Mutex<Vec<Call>>,
     /// CreateFunction answers "role cannot be assumed" this many more times.
     role_not_assumable: AtomicUsize,
+    /// Operations answered with a non-retryable 400 error, and how many more times.
+    failures: Mutex<Vec<(String, usize)>>,
 }
 
 pub struct Proxy {
@@ -109,6 +111,16 @@ impl Proxy {
 
     pub fn clear(&self) {
         self.state.calls.lock().unwrap().clear();
+    }
+
+    /// The next `n` calls of `operation` (as `Call::operation` names it) answer a
+    /// non-retryable 400 error.
+    pub fn fail(&self, operation: &str, n: usize) {
+        self.state
+            .failures
+            .lock()
+            .unwrap()
+            .push((operation.to_owned(), n));
     }
 
     /// The next `n` CreateFunction calls fail as they do on AWS while a new role propagates.
@@ -184,6 +196,31 @@ async fn handle(
             .header("Content-Type", "application/json")
             .body(Full::new(Bytes::from_static(
                 br#"{"Type":"User","message":"The role defined for the function cannot be assumed by Lambda."}"#,
+            )))
+            .unwrap());
+    }
+
+    let injected = {
+        let mut failures = state.failures.lock().unwrap();
+        match failures
+            .iter_mut()
+            .find(|(op, n)| op.trim_end_matches('/') == operation.trim_end_matches('/') && *n > 0)
+        {
+            Some((_, n)) => {
+                *n -= 1;
+                true
+            }
+            None => false,
+        }
+    };
+    if injected {
+        record(400);
+        return Ok(Response::builder()
+            .status(400)
+            .header("x-amzn-ErrorType", "InvalidParameterValueException")
+            .header("Content-Type", "application/json")
+            .body(Full::new(Bytes::from_static(
+                br#"{"Type":"User","message":"injected by the test proxy"}"#,
             )))
             .unwrap());
     }
