@@ -16,4 +16,4 @@ if ! "$venv/bin/python" -c 'import moto, boto3, awscli; assert moto.__version__ 
 fi
 export MOTO_PYTHON="$venv/bin/python"
 export PATH="$venv/bin:$PATH"
-exec cargo test --workspace --locked "$@"
+exec cargo test --workspace --all-targets --locked "$@"

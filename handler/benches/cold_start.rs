@@ -1,0 +1,158 @@
+//! Benchmark (not a test): process start to first response of the `bootstrap` binary under a
+//! Lambda Runtime API emulator, and the warm per-invocation time.
+//!
+//!     cargo bench -p wsctl-handler --bench cold_start
+//!
+//! Each cold start spawns the release binary, queues one API Gateway `ping` message and times
+//! spawn -> the function's POST of its response. Warm invocations then run back to back in one
+//! process. The ping's pong goes to a local @connections stand-in, so no AWS is involved.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::sync::{mpsc, Notify};
+
+#[derive(Default)]
+struct Runtime {
+    queue: Mutex<VecDeque<(String, String)>>,
+    queued: Notify,
+    done: Mutex<Option<mpsc::UnboundedSender<(String, Instant)>>>,
+}
+
+async fn next(State(rt): State<Arc<Runtime>>) -> Response {
+    loop {
+        let notified = rt.queued.notified();
+        if let Some((id, body)) = rt.queue.lock().unwrap().pop_front() {
+            let mut h = HeaderMap::new();
+            h.insert("Lambda-Runtime-Aws-Request-Id", id.parse().unwrap());
+            h.insert("Lambda-Runtime-Deadline-Ms", "4102444800000".parse().unwrap());
+            h.insert(
+                "Lambda-Runtime-Invoked-Function-Arn",
+                "arn:aws:lambda:us-east-1:123456789012:function:bench".parse().unwrap(),
+            );
+            h.insert("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000".parse().unwrap());
+            return (StatusCode::OK, h, body).into_response();
+        }
+        notified.await;
+    }
+}
+
+async fn response(State(rt): State<Arc<Runtime>>, Path(id): Path<String>, _body: Bytes) -> StatusCode {
+    let now = Instant::now();
+    if let Some(tx) = rt.done.lock().unwrap().as_ref() {
+        let _ = tx.send((id, now));
+    }
+    StatusCode::ACCEPTED
+}
+
+async fn serve(app: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+fn ping_event(id: u64) -> String {
+    serde_json::json!({
+        "requestContext": {
+            "routeKey": "$default", "eventType": "MESSAGE", "messageId": format!("m{id}"),
+            "stage": "prod", "connectedAt": 1_700_000_000_000i64, "requestTimeEpoch": 1_700_000_000_000i64,
+            "identity": {"sourceIp": "192.0.2.1"}, "requestId": format!("r{id}"),
+            "domainName": "abcd1234.execute-api.us-east-1.amazonaws.com", "connectionId": "AAAA1111=",
+            "apiId": "abcd1234"
+        },
+        "body": "{\"action\":\"ping\"}",
+        "isBase64Encoded": false
+    })
+    .to_string()
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+#[tokio::main]
+async fn main() {
+    let cold_runs: usize = std::env::var("COLD_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
+    let warm_runs: u64 = std::env::var("WARM_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
+    let rt = Arc::new(Runtime::default());
+    let runtime_addr = serve(
+        Router::new()
+            .route("/2018-06-01/runtime/invocation/next", get(next))
+            .route("/2018-06-01/runtime/invocation/{id}/response", post(response))
+            .route("/2018-06-01/runtime/invocation/{id}/error", post(response))
+            .with_state(rt.clone()),
+    )
+    .await;
+    let gateway = serve(Router::new().route(
+        "/prod/@connections/{id}",
+        post(|| async { StatusCode::OK }),
+    ))
+    .await;
+
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+            .env("AWS_LAMBDA_RUNTIME_API", runtime_addr.to_string())
+            .env("AWS_LAMBDA_FUNCTION_NAME", "bench")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "bench")
+            .env("AWS_SECRET_ACCESS_KEY", "bench")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("CONNECTIONS_TABLE", "bench_ws_connections")
+            .env("WEBSOCKET_MANAGEMENT_ENDPOINT", format!("http://{gateway}/prod"))
+            .env("AWS_LAMBDA_LOG_LEVEL", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn bootstrap")
+    };
+
+    let mut cold = Vec::new();
+    let mut counter = 0u64;
+    for _ in 0..cold_runs {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        *rt.done.lock().unwrap() = Some(tx);
+        counter += 1;
+        rt.queue.lock().unwrap().push_back((format!("c{counter}"), ping_event(counter)));
+        let start = Instant::now();
+        let mut child = spawn();
+        rt.queued.notify_waiters();
+        let (_, at) = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.expect("answered").unwrap();
+        cold.push((at - start).as_secs_f64() * 1000.0);
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    *rt.done.lock().unwrap() = Some(tx);
+    let mut child = spawn();
+    let mut warm = Vec::new();
+    for _ in 0..warm_runs {
+        counter += 1;
+        let start = Instant::now();
+        rt.queue.lock().unwrap().push_back((format!("w{counter}"), ping_event(counter)));
+        rt.queued.notify_waiters();
+        let (_, at) = rx.recv().await.unwrap();
+        warm.push((at - start).as_secs_f64() * 1000.0);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let cold_p50 = median(&mut cold);
+    let warm_p50 = median(&mut warm);
+    println!("bootstrap: {}", env!("CARGO_BIN_EXE_bootstrap"));
+    println!("cold start (spawn -> first response), {cold_runs} runs: median {cold_p50:.2} ms, min {:.2}, max {:.2}", cold[0], cold[cold.len() - 1]);
+    println!("warm invocation (queue -> response, ping with a push), {warm_runs} runs: median {warm_p50:.3} ms, p99 {:.3} ms", warm[warm.len() * 99 / 100]);
+}
