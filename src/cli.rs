@@ -50,6 +50,8 @@ pub enum Command {
     Status,
     /// Delete everything `up` created (what carries the ManagedBy=wsctl tag).
     Down(DownArgs),
+    /// Run the handler locally behind a gateway that behaves like API Gateway (no AWS needed).
+    Dev(DevArgs),
     /// Build the handler for Lambda and write its deployable zip (build once in CI, then
     /// `up --handler-zip`).
     Build(BuildArgs),
@@ -105,4 +107,41 @@ pub struct DownArgs {
     /// Also delete resources with the stack's names that lack wsctl's tag (a runbook-made stack).
     #[arg(long)]
     pub adopt: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port (0 picks a free one; the URL is printed on stdout).
+    #[arg(long, default_value_t = 3002)]
+    pub port: u16,
+    /// WebSocket path (the stage path, e.g. /prod, works too).
+    #[arg(long, default_value = "/ws")]
+    pub path: String,
+    /// Stage name (default: [api] stage of the project file, else prod).
+    #[arg(long)]
+    pub stage: Option<String>,
+    /// Extra route keys, as custom routes to the same handler (repeatable).
+    #[arg(long = "route", value_name = "KEY")]
+    pub routes: Vec<String>,
+    /// Close connections idle this long (API Gateway: 10m).
+    #[arg(long, default_value = "10m", value_parser = crate::dev::parse_duration)]
+    pub idle_timeout: std::time::Duration,
+    /// Close connections open this long (API Gateway: 2h).
+    #[arg(long, default_value = "2h", value_parser = crate::dev::parse_duration)]
+    pub max_duration: std::time::Duration,
+    /// Largest frame in bytes (API Gateway: 32 KB); larger closes the connection with 1009.
+    #[arg(long, default_value_t = 32 * 1024)]
+    pub frame_limit: usize,
+    /// Largest message in bytes (API Gateway: 128 KB); larger closes the connection with 1009.
+    #[arg(long, default_value_t = 128 * 1024)]
+    pub message_limit: usize,
+    /// Let clients broadcast (overrides [function] allow_client_broadcast).
+    #[arg(long)]
+    pub allow_client_broadcast: bool,
+    /// Print every event the handler receives (API Gateway's JSON) on stderr.
+    #[arg(long)]
+    pub print_events: bool,
 }

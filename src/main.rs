@@ -4,6 +4,7 @@
 mod aws;
 mod cli;
 mod config;
+mod dev;
 mod engine;
 mod glibc;
 mod naming;
@@ -19,7 +20,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Parser;
 
-use cli::{BuildArgs, Cli, Command, DownArgs, InitArgs, UpArgs};
+use cli::{BuildArgs, Cli, Command, DevArgs, DownArgs, InitArgs, UpArgs};
 use config::Config;
 use report::{Output, Progress};
 use resources::function::CodeSpec;
@@ -89,6 +90,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Up(args) => up(&cli, args, &progress).await,
         Command::Status => status(&cli).await,
         Command::Down(args) => down(&cli, args, &progress).await,
+        Command::Dev(args) => dev(&cli, args).await,
     }
 }
 
@@ -291,5 +293,71 @@ async fn down(cli: &Cli, args: &DownArgs, progress: &Progress) -> Result<ExitCod
     };
     let report = engine::down(&stack, args.adopt, args.dry_run, &confirm, progress).await?;
     report::print(cli.output, &report);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn dev(cli: &Cli, args: &DevArgs) -> Result<ExitCode> {
+    // The project file is optional here: without one, the handler runs with its defaults.
+    let config = if cli.config.exists() {
+        Some(load_config(cli)?)
+    } else {
+        None
+    };
+    if !args.path.starts_with('/') || args.path.len() < 2 {
+        return Err(UsageError(format!(
+            "--path {:?} must start with / and name a path, e.g. /ws",
+            args.path
+        ))
+        .into());
+    }
+    if args.frame_limit == 0 || args.message_limit < args.frame_limit {
+        return Err(UsageError(
+            "--frame-limit must be positive and at most --message-limit".into(),
+        )
+        .into());
+    }
+    let f = config
+        .as_ref()
+        .map(|c| c.function.clone())
+        .unwrap_or_default();
+    let api = config.as_ref().map(|c| c.api.clone()).unwrap_or_default();
+    let settings = handler::Settings {
+        ttl_seconds: f.connection_ttl_seconds,
+        allow_client_broadcast: args.allow_client_broadcast || f.allow_client_broadcast,
+        max_client_message_bytes: f.max_client_message_bytes as usize,
+        broadcast_concurrency: f.broadcast_concurrency as usize,
+        ..handler::Settings::default()
+    };
+    let opts = dev::DevOptions {
+        host: args.host.clone(),
+        port: args.port,
+        path: args.path.clone(),
+        stage: args.stage.clone().unwrap_or(api.stage),
+        route_selection_expression: api.route_selection_expression,
+        routes: args.routes.clone(),
+        idle_timeout: args.idle_timeout,
+        max_duration: args.max_duration,
+        frame_limit: args.frame_limit,
+        message_limit: args.message_limit,
+        settings,
+        print_events: args.print_events,
+        quiet: cli.quiet,
+    };
+    let path = opts.path.clone();
+    let stage = opts.stage.clone();
+    let quiet = cli.quiet;
+    dev::run(opts, |addr| {
+        let host = if addr.ip().is_loopback() { "localhost".to_owned() } else { addr.ip().to_string() };
+        let url = format!("ws://{host}:{}{path}", addr.port());
+        println!("{url}");
+        let _ = std::io::stdout().flush();
+        if !quiet {
+            eprintln!("wsctl dev: WebSocket {url}  (also ws://{host}:{}/{stage})", addr.port());
+            eprintln!("wsctl dev: management API http://{host}:{}/{stage}/@connections/{{id}}", addr.port());
+            eprintln!("wsctl dev: Lambda invoke  http://{host}:{}/2015-03-31/functions/{{name}}/invocations", addr.port());
+            eprintln!("wsctl dev: Ctrl-C closes every client (1001) and runs $disconnect");
+        }
+    })
+    .await?;
     Ok(ExitCode::SUCCESS)
 }

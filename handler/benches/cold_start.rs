@@ -34,19 +34,31 @@ async fn next(State(rt): State<Arc<Runtime>>) -> Response {
         if let Some((id, body)) = rt.queue.lock().unwrap().pop_front() {
             let mut h = HeaderMap::new();
             h.insert("Lambda-Runtime-Aws-Request-Id", id.parse().unwrap());
-            h.insert("Lambda-Runtime-Deadline-Ms", "4102444800000".parse().unwrap());
+            h.insert(
+                "Lambda-Runtime-Deadline-Ms",
+                "4102444800000".parse().unwrap(),
+            );
             h.insert(
                 "Lambda-Runtime-Invoked-Function-Arn",
-                "arn:aws:lambda:us-east-1:123456789012:function:bench".parse().unwrap(),
+                "arn:aws:lambda:us-east-1:123456789012:function:bench"
+                    .parse()
+                    .unwrap(),
             );
-            h.insert("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000".parse().unwrap());
+            h.insert(
+                "Lambda-Runtime-Trace-Id",
+                "Root=1-00000000-000000000000000000000000".parse().unwrap(),
+            );
             return (StatusCode::OK, h, body).into_response();
         }
         notified.await;
     }
 }
 
-async fn response(State(rt): State<Arc<Runtime>>, Path(id): Path<String>, _body: Bytes) -> StatusCode {
+async fn response(
+    State(rt): State<Arc<Runtime>>,
+    Path(id): Path<String>,
+    _body: Bytes,
+) -> StatusCode {
     let now = Instant::now();
     if let Some(tx) = rt.done.lock().unwrap().as_ref() {
         let _ = tx.send((id, now));
@@ -83,22 +95,29 @@ fn median(v: &mut [f64]) -> f64 {
 
 #[tokio::main]
 async fn main() {
-    let cold_runs: usize = std::env::var("COLD_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
-    let warm_runs: u64 = std::env::var("WARM_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
+    let cold_runs: usize = std::env::var("COLD_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
+    let warm_runs: u64 = std::env::var("WARM_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
     let rt = Arc::new(Runtime::default());
     let runtime_addr = serve(
         Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
-            .route("/2018-06-01/runtime/invocation/{id}/response", post(response))
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/response",
+                post(response),
+            )
             .route("/2018-06-01/runtime/invocation/{id}/error", post(response))
             .with_state(rt.clone()),
     )
     .await;
-    let gateway = serve(Router::new().route(
-        "/prod/@connections/{id}",
-        post(|| async { StatusCode::OK }),
-    ))
-    .await;
+    let gateway =
+        serve(Router::new().route("/prod/@connections/{id}", post(|| async { StatusCode::OK })))
+            .await;
 
     let spawn = || {
         Command::new(env!("CARGO_BIN_EXE_bootstrap"))
@@ -111,7 +130,10 @@ async fn main() {
             .env("AWS_SECRET_ACCESS_KEY", "bench")
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("CONNECTIONS_TABLE", "bench_ws_connections")
-            .env("WEBSOCKET_MANAGEMENT_ENDPOINT", format!("http://{gateway}/prod"))
+            .env(
+                "WEBSOCKET_MANAGEMENT_ENDPOINT",
+                format!("http://{gateway}/prod"),
+            )
             .env("AWS_LAMBDA_LOG_LEVEL", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -125,11 +147,17 @@ async fn main() {
         let (tx, mut rx) = mpsc::unbounded_channel();
         *rt.done.lock().unwrap() = Some(tx);
         counter += 1;
-        rt.queue.lock().unwrap().push_back((format!("c{counter}"), ping_event(counter)));
+        rt.queue
+            .lock()
+            .unwrap()
+            .push_back((format!("c{counter}"), ping_event(counter)));
         let start = Instant::now();
         let mut child = spawn();
         rt.queued.notify_waiters();
-        let (_, at) = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.expect("answered").unwrap();
+        let (_, at) = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("answered")
+            .unwrap();
         cold.push((at - start).as_secs_f64() * 1000.0);
         let _ = child.kill();
         let _ = child.wait();
@@ -142,7 +170,10 @@ async fn main() {
     for _ in 0..warm_runs {
         counter += 1;
         let start = Instant::now();
-        rt.queue.lock().unwrap().push_back((format!("w{counter}"), ping_event(counter)));
+        rt.queue
+            .lock()
+            .unwrap()
+            .push_back((format!("w{counter}"), ping_event(counter)));
         rt.queued.notify_waiters();
         let (_, at) = rx.recv().await.unwrap();
         warm.push((at - start).as_secs_f64() * 1000.0);

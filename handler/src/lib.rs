@@ -5,6 +5,8 @@
 //! [`push::ManagementApiPusher`]; `wsctl dev` runs the same [`Handler`] against a
 //! [`store::MemoryStore`] and an [`push::InProcessPusher`]. Nothing here names an AWS type.
 
+#[cfg(feature = "aws")]
+pub mod apigw;
 pub mod push;
 pub mod store;
 
@@ -12,7 +14,7 @@ use std::collections::BTreeMap;
 use std::error::Error as StdError;
 use std::sync::Arc;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
@@ -678,11 +680,14 @@ where
         data: &[u8],
         report: &mut DeliveryReport,
     ) {
-        let outcome = self.post_one(endpoint, connection_id, data).await;
+        let outcome = self
+            .post_one(endpoint, connection_id.to_owned(), data)
+            .await;
         tally(report, outcome);
     }
 
-    async fn post_one(&self, endpoint: &str, connection_id: &str, data: &[u8]) -> Delivery {
+    async fn post_one(&self, endpoint: &str, connection_id: String, data: &[u8]) -> Delivery {
+        let connection_id = connection_id.as_str();
         match self.pusher.post(endpoint, connection_id, data).await {
             Ok(()) => Delivery::Delivered,
             Err(PushError::Gone(_)) => match self.store.delete(connection_id).await {
@@ -697,52 +702,55 @@ where
     }
 
     /// Delivers `message` to every connection (or those subscribed to `topic`): reads every
-    /// page of the store, keeps up to `broadcast_concurrency` posts in flight, deletes the rows
-    /// of connections that are gone, and counts other failures without stopping.
+    /// page of the store, keeps up to `broadcast_concurrency` posts in flight (fetching the next
+    /// page while they run), deletes the rows of connections that are gone, and counts other
+    /// failures without stopping.
     pub async fn broadcast(
         &self,
         endpoint: &str,
         message: &Value,
         topic: Option<&str>,
     ) -> Result<DeliveryReport, HandlerError> {
+        use futures::stream::FuturesUnordered;
         let data = encode_message(message)?;
-        let store = &self.store;
-        let ids = futures::stream::try_unfold(Some(None::<String>), move |state| async move {
-            let Some(cursor) = state else {
-                return Ok(None);
-            };
-            let page = store.scan(topic, cursor).await?;
-            let next_state = page.next.map(Some);
-            Ok::<_, StoreError>(Some((page.items, next_state)))
-        })
-        .map_ok(|items| futures::stream::iter(items.into_iter().map(|c| Ok(c.connection_id))))
-        .try_flatten();
-
-        let data = &data;
-        let posts = ids
-            .map(|id| async move {
-                match id {
-                    Ok(id) => Ok(self.post_one(endpoint, &id, data).await),
-                    Err(e) => Err(e),
-                }
-            })
-            .buffer_unordered(self.settings.broadcast_concurrency.max(1));
-        let mut posts = std::pin::pin!(posts);
-
+        let limit = self.settings.broadcast_concurrency.max(1);
         let mut report = DeliveryReport::default();
-        while let Some(result) = posts.next().await {
-            match result {
-                Ok(outcome) => tally(&mut report, outcome),
-                Err(source) => {
-                    // Let the posts already in flight finish so the report is exact.
-                    while let Some(Ok(outcome)) = posts.next().await {
-                        tally(&mut report, outcome);
+        let mut queue: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+        let mut in_flight = FuturesUnordered::new();
+        let mut next_page = Some(self.store.scan(topic, None));
+        loop {
+            while in_flight.len() < limit {
+                match queue.pop_front() {
+                    Some(id) => in_flight.push(self.post_one(endpoint, id, &data)),
+                    None => break,
+                }
+            }
+            if in_flight.is_empty() && queue.is_empty() && next_page.is_none() {
+                return Ok(report);
+            }
+            let want_page = next_page.is_some() && queue.len() < limit;
+            tokio::select! {
+                Some(outcome) = in_flight.next(), if !in_flight.is_empty() => tally(&mut report, outcome),
+                page = async { next_page.as_mut().expect("guarded").await }, if want_page => {
+                    next_page = None;
+                    match page {
+                        Ok(page) => {
+                            queue.extend(page.items.into_iter().map(|c| c.connection_id));
+                            if let Some(cursor) = page.next {
+                                next_page = Some(self.store.scan(topic, Some(cursor)));
+                            }
+                        }
+                        Err(source) => {
+                            // Let the posts already in flight finish so the report is exact.
+                            while let Some(outcome) = in_flight.next().await {
+                                tally(&mut report, outcome);
+                            }
+                            return Err(HandlerError::BroadcastIncomplete { report, source });
+                        }
                     }
-                    return Err(HandlerError::BroadcastIncomplete { report, source });
                 }
             }
         }
-        Ok(report)
     }
 }
 

@@ -4,15 +4,12 @@
 //! payload as a direct invocation (`{"action":"broadcast",...}`), builds the SDK clients once,
 //! and logs one JSON line per invocation.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
-use base64::Engine as _;
 use handler::push::ManagementApiPusher;
 use handler::store::DynamoStore;
-use handler::{error_chain, Event, Handler, Outcome, RequestContext, Settings};
+use handler::{error_chain, Event, Handler, Outcome, Settings};
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use serde_json::Value;
 
@@ -105,7 +102,7 @@ async fn report_init_error(message: &str) {
 async fn invoke(handler: &Live, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
     let started = Instant::now();
     let request_id = event.context.request_id.clone();
-    let converted = to_event(event.payload);
+    let converted = handler::apigw::to_event(event.payload);
     let (route, connection_id) = describe(&converted);
     let result = match converted {
         Ok(event) => handler.handle(event).await.map_err(|e| Diagnostic {
@@ -168,63 +165,6 @@ fn describe(event: &Result<Event, String>) -> (String, String) {
         ),
         Err(_) => ("?".into(), String::new()),
     }
-}
-
-/// API Gateway events carry a `requestContext`; anything else is a direct invocation.
-fn to_event(payload: Value) -> Result<Event, String> {
-    if !payload.get("requestContext").is_some_and(Value::is_object) {
-        return Ok(Event::Invoke(payload));
-    }
-    let request: ApiGatewayWebsocketProxyRequest = serde_json::from_value(payload)
-        .map_err(|e| format!("not an API Gateway WebSocket event: {e}"))?;
-    let rc = request.request_context;
-    let ctx = RequestContext {
-        connection_id: rc.connection_id.unwrap_or_default(),
-        domain_name: rc.domain_name,
-        stage: rc.stage,
-        source_ip: rc.identity.source_ip,
-        request_time_epoch_ms: rc.request_time_epoch,
-    };
-    let kind = rc
-        .event_type
-        .as_deref()
-        .or(rc.route_key.as_deref())
-        .unwrap_or("MESSAGE");
-    Ok(match kind {
-        "CONNECT" | "$connect" => Event::Connect {
-            ctx,
-            query: request
-                .query_string_parameters
-                .iter()
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .fold(BTreeMap::new(), |mut m, (k, v)| {
-                    m.entry(k).or_insert(v);
-                    m
-                }),
-            headers: request
-                .headers
-                .iter()
-                .filter_map(|(k, v)| {
-                    Some((k.as_str().to_ascii_lowercase(), v.to_str().ok()?.to_owned()))
-                })
-                .collect(),
-        },
-        "DISCONNECT" | "$disconnect" => Event::Disconnect { ctx },
-        _ => {
-            let body = match request.body {
-                Some(b) if request.is_base64_encoded => Some(
-                    base64::engine::general_purpose::STANDARD
-                        .decode(b.as_bytes())
-                        .ok()
-                        .and_then(|bytes| String::from_utf8(bytes).ok())
-                        // Undecodable binary frames reach the parser as-is and get bad_request.
-                        .unwrap_or(b),
-                ),
-                other => other,
-            };
-            Event::Message { ctx, body }
-        }
-    })
 }
 
 fn init_logging() {

@@ -1,0 +1,791 @@
+//! `wsctl dev`: the bundled handler behind a local gateway that behaves like API Gateway's
+//! WebSocket APIs, with an in-memory connection store. One port serves the WebSocket endpoint,
+//! the management API (`/@connections/{id}`) and Lambda's invoke API, so clients, backends
+//! using an AWS SDK, and the runbook's scripts all work against it unchanged.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use axum::body::Bytes;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use base64::Engine as _;
+use futures::{SinkExt, StreamExt};
+use handler::{Handler, InProcessPusher, MemoryStore, Outcome, Settings};
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, watch, Notify};
+
+/// Close codes API Gateway uses.
+const GOING_AWAY: u16 = 1001;
+const MESSAGE_TOO_BIG: u16 = 1009;
+const NORMAL: u16 = 1000;
+
+#[derive(Debug, Clone)]
+pub struct DevOptions {
+    pub host: String,
+    pub port: u16,
+    pub path: String,
+    pub stage: String,
+    pub route_selection_expression: String,
+    /// Route keys besides `$connect`, `$disconnect` and `$default` (they reach the same handler
+    /// with their own routeKey, as custom routes to one integration do on AWS).
+    pub routes: Vec<String>,
+    pub idle_timeout: Duration,
+    pub max_duration: Duration,
+    pub frame_limit: usize,
+    pub message_limit: usize,
+    pub settings: Settings,
+    /// Print every event sent to the handler (API Gateway's JSON) on stderr.
+    pub print_events: bool,
+    pub quiet: bool,
+}
+
+type DevHandler = Handler<MemoryStore, InProcessPusher>;
+
+enum Close {
+    /// DELETE @connections/{id}
+    Requested,
+}
+
+struct Conn {
+    connected_at_ms: u64,
+    source_ip: String,
+    user_agent: Option<String>,
+    last_active_ms: Arc<AtomicU64>,
+    close: mpsc::UnboundedSender<Close>,
+}
+
+struct Gateway {
+    handler: DevHandler,
+    opts: DevOptions,
+    domain: String,
+    conns: Mutex<HashMap<String, Conn>>,
+    shutdown: watch::Receiver<bool>,
+    open: AtomicUsize,
+    drained: Notify,
+    counter: AtomicU64,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn iso(ms: u64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// API Gateway's `requestTime` format: `09/Feb/2024:18:23:28 +0000`.
+fn request_time(ms: u64) -> String {
+    let format = time::macros::format_description!(
+        "[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000"
+    );
+    time::OffsetDateTime::from_unix_timestamp((ms / 1000) as i64)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_default()
+}
+
+/// An id shaped like API Gateway's: 16 characters of base64 ending in `=` (11 random bytes).
+pub fn connection_id() -> String {
+    let bytes: [u8; 11] = rand::random();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn request_id() -> String {
+    let bytes: [u8; 6] = rand::random();
+    format!(
+        "{}=",
+        &base64::engine::general_purpose::STANDARD.encode(bytes)[..7]
+    )
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Gateway {
+    fn log(&self, route: &str, id: &str, status: impl std::fmt::Display, started: Instant) {
+        if !self.opts.quiet {
+            let t = time::OffsetDateTime::now_utc();
+            eprintln!(
+                "{:02}:{:02}:{:02}.{:03} {route:<12} {id} {status} {:.2}ms",
+                t.hour(),
+                t.minute(),
+                t.second(),
+                t.millisecond(),
+                started.elapsed().as_secs_f64() * 1000.0
+            );
+        }
+    }
+
+    /// The JSON API Gateway sends the integration for one event.
+    #[allow(clippy::too_many_arguments)]
+    fn event(
+        &self,
+        event_type: &str,
+        route_key: &str,
+        id: &str,
+        conn: (u64, &str, Option<&str>),
+        body: Option<(String, bool)>,
+        query: Option<&BTreeMap<String, Vec<String>>>,
+        headers: Option<&HeaderMap>,
+    ) -> Value {
+        let now = now_ms();
+        let (connected_at, source_ip, user_agent) = conn;
+        let mut ctx = json!({
+            "routeKey": route_key,
+            "eventType": event_type,
+            "extendedRequestId": request_id(),
+            "requestTime": request_time(now),
+            "messageDirection": "IN",
+            "stage": self.opts.stage,
+            "connectedAt": connected_at,
+            "requestTimeEpoch": now,
+            "identity": {"sourceIp": source_ip, "userAgent": user_agent},
+            "requestId": request_id(),
+            "domainName": self.domain,
+            "connectionId": id,
+            "apiId": "local",
+        });
+        if event_type == "MESSAGE" {
+            ctx["messageId"] = json!(format!("{}=", self.counter.fetch_add(1, Ordering::Relaxed)));
+        }
+        let mut event = json!({"requestContext": ctx, "isBase64Encoded": false});
+        if let Some(headers) = headers {
+            let mut single = serde_json::Map::new();
+            let mut multi = serde_json::Map::new();
+            for (k, v) in headers {
+                let v = v.to_str().unwrap_or_default().to_owned();
+                let name = canonical_header(k.as_str());
+                single.insert(name.clone(), json!(v));
+                if let Some(list) = multi
+                    .entry(name)
+                    .or_insert_with(|| json!([]))
+                    .as_array_mut()
+                {
+                    list.push(json!(v));
+                }
+            }
+            event["headers"] = Value::Object(single);
+            event["multiValueHeaders"] = Value::Object(multi);
+        }
+        if let Some(query) = query.filter(|q| !q.is_empty()) {
+            event["queryStringParameters"] = json!(query
+                .iter()
+                .map(|(k, v)| (k.clone(), v.last().cloned().unwrap_or_default()))
+                .collect::<BTreeMap<_, _>>());
+            event["multiValueQueryStringParameters"] = json!(query);
+        }
+        if let Some((body, base64)) = body {
+            event["body"] = json!(body);
+            event["isBase64Encoded"] = json!(base64);
+        }
+        event
+    }
+
+    /// Runs one event through the same conversion and handler the Lambda uses.
+    async fn invoke(&self, event: Value) -> Result<Outcome, String> {
+        if self.opts.print_events {
+            eprintln!("event: {event}");
+        }
+        let event = handler::apigw::to_event(event)?;
+        self.handler
+            .handle(event)
+            .await
+            .map_err(|e| handler::error_chain(&e))
+    }
+
+    /// The route key for a message, by the route selection expression.
+    fn route_for(&self, body: &str) -> String {
+        let path = self
+            .opts
+            .route_selection_expression
+            .strip_prefix("$request.body.")
+            .unwrap_or("action");
+        let Ok(value) = serde_json::from_str::<Value>(body) else {
+            return "$default".into();
+        };
+        let selected = path.split('.').try_fold(&value, |v, key| v.get(key));
+        match selected.and_then(Value::as_str) {
+            Some(key) if self.opts.routes.iter().any(|r| r == key) => key.to_owned(),
+            _ => "$default".into(),
+        }
+    }
+}
+
+fn canonical_header(name: &str) -> String {
+    name.split('-')
+        .map(|part| {
+            let mut c = part.chars();
+            match c.next() {
+                Some(f) => f.to_ascii_uppercase().to_string() + c.as_str(),
+                None => String::new(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+fn parse_query(raw: Option<&str>) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for pair in raw.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(&s.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
+        };
+        out.entry(decode(k)).or_default().push(decode(v));
+    }
+    out
+}
+
+async fn upgrade(
+    State(gw): State<Arc<Gateway>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if *gw.shutdown.borrow() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    }
+    let started = Instant::now();
+    let id = connection_id();
+    let connected_at = now_ms();
+    let source_ip = peer.ip().to_string();
+    let user_agent = headers
+        .get("user-agent")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let query = parse_query(query.as_deref());
+    let event = gw.event(
+        "CONNECT",
+        "$connect",
+        &id,
+        (connected_at, &source_ip, user_agent.as_deref()),
+        None,
+        Some(&query),
+        Some(&headers),
+    );
+    // $connect runs before the handshake completes; a non-2xx answer rejects it.
+    match gw.invoke(event).await {
+        Ok(Outcome::Http { status, .. }) if (200..300).contains(&status) => {
+            gw.log("$connect", &id, status, started);
+        }
+        Ok(Outcome::Http { status, body }) => {
+            gw.log("$connect", &id, status, started);
+            let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return (code, body).into_response();
+        }
+        Ok(Outcome::Report(_)) => {
+            gw.log("$connect", &id, 500, started);
+            return internal_error();
+        }
+        Err(e) => {
+            gw.log("$connect", &id, format!("500 ({e})"), started);
+            return internal_error();
+        }
+    }
+    let outbound = gw.handler.pusher().register(&id);
+    let (close_tx, close_rx) = mpsc::unbounded_channel();
+    let last_active = Arc::new(AtomicU64::new(connected_at));
+    lock(&gw.conns).insert(
+        id.clone(),
+        Conn {
+            connected_at_ms: connected_at,
+            source_ip: source_ip.clone(),
+            user_agent: user_agent.clone(),
+            last_active_ms: last_active.clone(),
+            close: close_tx,
+        },
+    );
+    gw.open.fetch_add(1, Ordering::SeqCst);
+    let on_fail = {
+        let gw = gw.clone();
+        let id = id.clone();
+        let ip = source_ip.clone();
+        move |_e: axum::Error| {
+            tokio::spawn(async move {
+                gw.finish(&id, (connected_at, &ip, None), 1006, "Upgrade failed")
+                    .await
+            });
+        }
+    };
+    ws.max_frame_size(gw.opts.frame_limit)
+        .max_message_size(gw.opts.message_limit)
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .on_failed_upgrade(on_fail)
+        .on_upgrade(move |socket| async move {
+            gw.serve(
+                socket,
+                id,
+                (connected_at, source_ip, user_agent),
+                last_active,
+                outbound,
+                close_rx,
+            )
+            .await
+        })
+}
+
+fn internal_error() -> Response {
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        [("Content-Type", "application/json")],
+        r#"{"message": "Internal server error"}"#,
+    )
+        .into_response()
+}
+
+fn close_frame(code: u16, reason: &str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }))
+}
+
+impl Gateway {
+    async fn serve(
+        self: Arc<Self>,
+        socket: WebSocket,
+        id: String,
+        conn: (u64, String, Option<String>),
+        last_active: Arc<AtomicU64>,
+        mut outbound: mpsc::UnboundedReceiver<Vec<u8>>,
+        mut close_rx: mpsc::UnboundedReceiver<Close>,
+    ) {
+        let (mut sink, mut stream) = socket.split();
+        let mut shutdown = self.shutdown.clone();
+        let max_end = tokio::time::Instant::now() + self.opts.max_duration;
+        let mut idle_deadline = tokio::time::Instant::now() + self.opts.idle_timeout;
+        let (code, reason): (u16, String) = loop {
+            tokio::select! {
+                incoming = stream.next() => match incoming {
+                    Some(Ok(Message::Text(text))) => {
+                        last_active.store(now_ms(), Ordering::Relaxed);
+                        idle_deadline = tokio::time::Instant::now() + self.opts.idle_timeout;
+                        self.message(&id, &conn, text.as_str().to_owned(), false).await;
+                    }
+                    Some(Ok(Message::Binary(bytes))) => {
+                        last_active.store(now_ms(), Ordering::Relaxed);
+                        idle_deadline = tokio::time::Instant::now() + self.opts.idle_timeout;
+                        match String::from_utf8(bytes.to_vec()) {
+                            Ok(text) => self.message(&id, &conn, text, false).await,
+                            Err(_) => {
+                                let b64 = base64::engine::general_purpose::STANDARD.encode(&bytes);
+                                self.message(&id, &conn, b64, true).await
+                            }
+                        }
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                        idle_deadline = tokio::time::Instant::now() + self.opts.idle_timeout;
+                    }
+                    Some(Ok(Message::Close(frame))) => {
+                        let code = frame.as_ref().map_or(1005, |f| f.code);
+                        break (code, frame.map(|f| f.reason.to_string()).unwrap_or_else(|| "Client-side close frame status not set".into()));
+                    }
+                    Some(Err(e)) => {
+                        if is_capacity(&e) {
+                            let _ = sink.send(close_frame(MESSAGE_TOO_BIG, "Message too big")).await;
+                            break (MESSAGE_TOO_BIG, "Message too big".into());
+                        }
+                        break (1006, "Connection dropped".into());
+                    }
+                    None => break (1006, "Connection dropped".into()),
+                },
+                data = outbound.recv() => {
+                    let Some(data) = data else { break (GOING_AWAY, "Going away".into()) };
+                    let msg = match String::from_utf8(data) {
+                        Ok(text) => Message::Text(text.into()),
+                        Err(e) => Message::Binary(e.into_bytes().into()),
+                    };
+                    if sink.send(msg).await.is_err() {
+                        break (1006, "Connection dropped".into());
+                    }
+                }
+                Some(Close::Requested) = close_rx.recv() => {
+                    let _ = sink.send(close_frame(NORMAL, "Closed by the @connections API")).await;
+                    break (NORMAL, "Closed by the @connections API".into());
+                }
+                _ = tokio::time::sleep_until(idle_deadline) => {
+                    let _ = sink.send(close_frame(GOING_AWAY, "Going away")).await;
+                    break (GOING_AWAY, "Idle timeout".into());
+                }
+                _ = tokio::time::sleep_until(max_end) => {
+                    let _ = sink.send(close_frame(GOING_AWAY, "Going away")).await;
+                    break (GOING_AWAY, "Maximum connection duration reached".into());
+                }
+                _ = shutdown.changed() => {
+                    let _ = sink.send(close_frame(GOING_AWAY, "Going away")).await;
+                    break (GOING_AWAY, "Server shutting down".into());
+                }
+            }
+        };
+        let _ = sink.close().await;
+        self.finish(&id, (conn.0, &conn.1, conn.2.as_deref()), code, &reason)
+            .await;
+    }
+
+    async fn message(
+        &self,
+        id: &str,
+        conn: &(u64, String, Option<String>),
+        body: String,
+        base64: bool,
+    ) {
+        let started = Instant::now();
+        let route = if base64 {
+            "$default".to_owned()
+        } else {
+            self.route_for(&body)
+        };
+        let event = self.event(
+            "MESSAGE",
+            &route,
+            id,
+            (conn.0, &conn.1, conn.2.as_deref()),
+            Some((body, base64)),
+            None,
+            None,
+        );
+        match self.invoke(event).await {
+            Ok(Outcome::Http { status, .. }) => self.log(&route, id, status, started),
+            Ok(Outcome::Report(_)) => self.log(&route, id, 200, started),
+            Err(e) => self.log(&route, id, format!("500 ({e})"), started),
+        }
+    }
+
+    /// `$disconnect` and bookkeeping, once per connection.
+    async fn finish(&self, id: &str, conn: (u64, &str, Option<&str>), code: u16, reason: &str) {
+        self.handler.pusher().unregister(id);
+        if lock(&self.conns).remove(id).is_none() {
+            return;
+        }
+        let started = Instant::now();
+        let mut event = self.event("DISCONNECT", "$disconnect", id, conn, None, None, None);
+        event["requestContext"]["disconnectStatusCode"] = json!(code);
+        event["requestContext"]["disconnectReason"] = json!(reason);
+        match self.invoke(event).await {
+            Ok(Outcome::Http { status, .. }) => self.log("$disconnect", id, status, started),
+            Ok(_) => self.log("$disconnect", id, 200, started),
+            Err(e) => self.log("$disconnect", id, format!("500 ({e})"), started),
+        }
+        if self.open.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.drained.notify_waiters();
+        }
+    }
+}
+
+fn is_capacity(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(t) = err.downcast_ref::<tokio_tungstenite::tungstenite::Error>() {
+            return matches!(t, tokio_tungstenite::tungstenite::Error::Capacity(_));
+        }
+        source = err.source();
+    }
+    false
+}
+
+fn gone(id: &str) -> Response {
+    (
+        StatusCode::GONE,
+        [
+            ("x-amzn-ErrorType", "GoneException"),
+            ("Content-Type", "application/json"),
+        ],
+        json!({"message": format!("connection {id} is gone")}).to_string(),
+    )
+        .into_response()
+}
+
+async fn post_connection(
+    State(gw): State<Arc<Gateway>>,
+    Path(params): Path<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    let id = params.get("id").cloned().unwrap_or_default();
+    if body.len() > handler::MAX_MESSAGE_BYTES {
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            [("x-amzn-ErrorType", "PayloadTooLargeException"), ("Content-Type", "application/json")],
+            json!({"message": format!("{} bytes; the limit is {}", body.len(), handler::MAX_MESSAGE_BYTES)}).to_string(),
+        )
+            .into_response();
+    }
+    match gw.handler.pusher().send(&id, body.to_vec()) {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(_) => gone(&id),
+    }
+}
+
+async fn get_connection(
+    State(gw): State<Arc<Gateway>>,
+    Path(params): Path<HashMap<String, String>>,
+) -> Response {
+    let id = params.get("id").cloned().unwrap_or_default();
+    let conns = lock(&gw.conns);
+    match conns.get(&id) {
+        Some(c) => (
+            [("Content-Type", "application/json")],
+            json!({
+                "connectedAt": iso(c.connected_at_ms),
+                "identity": {"sourceIp": c.source_ip, "userAgent": c.user_agent},
+                "lastActiveAt": iso(c.last_active_ms.load(Ordering::Relaxed)),
+            })
+            .to_string(),
+        )
+            .into_response(),
+        None => gone(&id),
+    }
+}
+
+async fn delete_connection(
+    State(gw): State<Arc<Gateway>>,
+    Path(params): Path<HashMap<String, String>>,
+) -> Response {
+    let id = params.get("id").cloned().unwrap_or_default();
+    let sent = lock(&gw.conns)
+        .get(&id)
+        .map(|c| c.close.send(Close::Requested).is_ok());
+    match sent {
+        Some(true) => StatusCode::NO_CONTENT.into_response(),
+        _ => gone(&id),
+    }
+}
+
+/// Lambda's `Invoke`: the runbook's Step 6 (`lambda_client.invoke(...)`) with the Lambda
+/// endpoint pointed here.
+async fn invoke_function(
+    State(gw): State<Arc<Gateway>>,
+    Path(_name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let started = Instant::now();
+    let payload: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                [("x-amzn-ErrorType", "InvalidRequestContentException"), ("Content-Type", "application/json")],
+                json!({"Type": "User", "message": format!("Could not parse request body into json: {e}")}).to_string(),
+            )
+                .into_response()
+        }
+    };
+    let kind = headers
+        .get("x-amz-invocation-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("RequestResponse")
+        .to_owned();
+    let action = payload
+        .get("action")
+        .and_then(Value::as_str)
+        .unwrap_or("?")
+        .to_owned();
+    let label = format!("invoke:{action}");
+    let run = {
+        let gw = gw.clone();
+        async move {
+            let result = match gw.invoke(payload).await {
+                Ok(outcome) => Ok(serde_json::to_value(outcome).unwrap_or(Value::Null)),
+                Err(e) => Err(e),
+            };
+            match &result {
+                Ok(v) => gw.log(&label, "-", v.to_string(), started),
+                Err(e) => gw.log(&label, "-", format!("error ({e})"), started),
+            }
+            result
+        }
+    };
+    match kind.as_str() {
+        "DryRun" => StatusCode::NO_CONTENT.into_response(),
+        "Event" => {
+            tokio::spawn(run);
+            StatusCode::ACCEPTED.into_response()
+        }
+        _ => match run.await {
+            Ok(v) => ([("Content-Type", "application/json")], v.to_string()).into_response(),
+            Err(e) => {
+                let kind = e.split(':').next().unwrap_or("Error").to_owned();
+                let mut resp = (
+                    [("Content-Type", "application/json")],
+                    json!({"errorType": kind, "errorMessage": e}).to_string(),
+                )
+                    .into_response();
+                resp.headers_mut().insert(
+                    "X-Amz-Function-Error",
+                    HeaderValue::from_static("Unhandled"),
+                );
+                resp
+            }
+        },
+    }
+}
+
+/// Runs the gateway until Ctrl-C / SIGTERM; then closes every client with 1001 and runs
+/// `$disconnect` for each. `ready` receives the bound address.
+pub async fn run(opts: DevOptions, ready: impl FnOnce(SocketAddr)) -> Result<()> {
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let listener = tokio::net::TcpListener::bind((opts.host.as_str(), opts.port))
+        .await
+        .with_context(|| format!("cannot listen on {}:{}", opts.host, opts.port))?;
+    let addr = listener.local_addr()?;
+    let mut settings = opts.settings.clone();
+    settings.endpoint_override = Some(format!("http://{addr}/{}", opts.stage));
+    settings.api_id = Some("local".into());
+    settings.stage = opts.stage.clone();
+    let gw = Arc::new(Gateway {
+        handler: Handler::new(
+            settings,
+            Arc::new(MemoryStore::new()),
+            Arc::new(InProcessPusher::new()),
+        ),
+        domain: format!("localhost:{}", addr.port()),
+        opts: opts.clone(),
+        conns: Mutex::new(HashMap::new()),
+        shutdown: shutdown_rx,
+        open: AtomicUsize::new(0),
+        drained: Notify::new(),
+        counter: AtomicU64::new(1),
+    });
+    let mut app = Router::new()
+        .route(&opts.path, get(upgrade))
+        .route(
+            "/@connections/{id}",
+            post(post_connection)
+                .get(get_connection)
+                .delete(delete_connection),
+        )
+        .route(
+            "/{stage}/@connections/{id}",
+            post(post_connection)
+                .get(get_connection)
+                .delete(delete_connection),
+        )
+        .route(
+            "/2015-03-31/functions/{name}/invocations",
+            post(invoke_function),
+        );
+    let stage_path = format!("/{}", opts.stage);
+    if stage_path != opts.path {
+        app = app.route(&stage_path, get(upgrade));
+    }
+    let app = app.with_state(gw.clone());
+    ready(addr);
+    let mut signal_rx = shutdown_tx.subscribe();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = shutdown_tx.send(true);
+    });
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        let _ = signal_rx.changed().await;
+    });
+    // Connections close themselves on the shutdown signal; wait for their $disconnect.
+    server.await.context("the dev gateway failed")?;
+    let wait = async {
+        loop {
+            let drained = gw.drained.notified();
+            if gw.open.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            drained.await;
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(10), wait).await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// Parses durations like `10m`, `2h`, `30s`, `500ms` or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((s, "s"), |i| (&s[..i], &s[i..]));
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (e.g. 30s, 10m, 2h)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s, m or h)")),
+    };
+    if !(secs > 0.0 && secs.is_finite()) {
+        return Err(format!("{s:?} must be more than zero"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_look_like_api_gateway_ids() {
+        let ids: std::collections::HashSet<String> = (0..1000).map(|_| connection_id()).collect();
+        assert_eq!(ids.len(), 1000);
+        for id in ids {
+            assert_eq!(id.len(), 16);
+            assert!(id.ends_with('='));
+        }
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));
+        assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
+        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("0s").is_err());
+    }
+}
