@@ -1,0 +1,514 @@
+//! `wsctl dev` with real WebSocket clients against the running binary: one test per API
+//! Gateway behaviour it keeps.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A running `wsctl dev`, its stderr collected.
+struct Dev {
+    child: Child,
+    url: String,
+    base: String,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Dev {
+    fn start(args: &[&str]) -> Dev {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wsctl"))
+            .args(["dev", "--port", "0"])
+            .args(args)
+            .current_dir(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let url = lines.next().expect("dev prints its URL").unwrap();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut pipe = child.stderr.take().unwrap();
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let base = url.trim_end_matches("/ws").replace("ws://", "http://");
+        std::mem::forget(dir);
+        Dev {
+            child,
+            url,
+            base,
+            stderr,
+        }
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits until stderr contains `needle`.
+    async fn wait_log(&self, needle: &str) {
+        for _ in 0..200 {
+            if self.stderr().contains(needle) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("stderr never showed {needle:?}:\n{}", self.stderr());
+    }
+
+    async fn connect(&self) -> (Ws, String) {
+        self.connect_to(&self.url).await
+    }
+
+    /// Connects and learns the connection id from a `whoami`-free trick: the id is in the
+    /// `$connect` log line that appears for this connection.
+    async fn connect_to(&self, url: &str) -> (Ws, String) {
+        let before = self.stderr().matches("$connect").count();
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("connect");
+        for _ in 0..200 {
+            let log = self.stderr();
+            let connects: Vec<&str> = log.lines().filter(|l| l.contains("$connect ")).collect();
+            if connects.len() > before {
+                let id = connects[before]
+                    .split_whitespace()
+                    .nth(2)
+                    .unwrap()
+                    .to_owned();
+                return (ws, id);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("no $connect logged");
+    }
+
+    fn http(&self, method: &str, path: &str, body: &str) -> (u16, String) {
+        support::http(method, &format!("{}{path}", self.base), body).unwrap()
+    }
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn recv_json(ws: &mut Ws) -> Value {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("a message within 5 s")
+            .expect("stream open")
+            .expect("no error");
+        match msg {
+            Message::Text(t) => return serde_json::from_str(&t).expect("JSON"),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("expected text, got {other:?}"),
+        }
+    }
+}
+
+async fn expect_close(ws: &mut Ws) -> (CloseCode, String) {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("closed within 10 s")
+        {
+            Some(Ok(Message::Close(Some(frame)))) => return (frame.code, frame.reason.to_string()),
+            Some(Ok(Message::Close(None))) => return (CloseCode::Status, String::new()),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => panic!("error instead of a close frame: {e}"),
+            None => panic!("stream ended without a close frame"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_runbook_ping_gets_a_pong_on_the_runbook_url_and_the_stage_path() {
+    let dev = Dev::start(&[]);
+    assert!(dev.url.ends_with("/ws"), "{}", dev.url);
+    for url in [dev.url.clone(), dev.url.replace("/ws", "/prod")] {
+        let (mut ws, _) = dev.connect_to(&url).await;
+        ws.send(Message::text(r#"{"action":"ping"}"#))
+            .await
+            .unwrap();
+        let pong = recv_json(&mut ws).await;
+        assert_eq!(pong["type"], "pong", "{pong}");
+        assert!(pong["data"]["timestamp"].as_str().unwrap().ends_with('Z'));
+    }
+}
+
+#[tokio::test]
+async fn routes_follow_the_selection_expression_and_fall_back_to_default() {
+    let dev = Dev::start(&["--route", "chat", "--print-events"]);
+    let (mut ws, _) = dev.connect().await;
+    ws.send(Message::text(r#"{"action":"chat","text":"hi"}"#))
+        .await
+        .unwrap();
+    assert_eq!(recv_json(&mut ws).await["type"], "echo");
+    dev.wait_log("\"routeKey\":\"chat\"").await;
+    for body in [
+        "not json at all",
+        r#"{"action":"unknown"}"#,
+        r#"{"no":"action"}"#,
+    ] {
+        ws.send(Message::text(body)).await.unwrap();
+        recv_json(&mut ws).await;
+    }
+    let log = dev.stderr();
+    let defaults = log
+        .lines()
+        .filter(|l| {
+            l.contains("\"eventType\":\"MESSAGE\"") && l.contains("\"routeKey\":\"$default\"")
+        })
+        .count();
+    assert_eq!(
+        defaults, 3,
+        "non-JSON and unmatched messages go to $default:\n{log}"
+    );
+}
+
+#[tokio::test]
+async fn the_handler_sees_api_gateways_request_context_and_the_query_string() {
+    let dev = Dev::start(&["--print-events"]);
+    let (mut ws, id) = dev
+        .connect_to(&format!("{}?token=abc&room=1", dev.url))
+        .await;
+    ws.send(Message::text(r#"{"action":"ping"}"#))
+        .await
+        .unwrap();
+    recv_json(&mut ws).await;
+    ws.close(None).await.unwrap();
+    dev.wait_log("\"eventType\":\"DISCONNECT\"").await;
+    let events: Vec<Value> = dev
+        .stderr()
+        .lines()
+        .filter_map(|l| l.strip_prefix("event: "))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let by_type = |t: &str| {
+        events
+            .iter()
+            .find(|e| e["requestContext"]["eventType"] == t)
+            .unwrap()
+            .clone()
+    };
+    let connect = by_type("CONNECT");
+    let ctx = &connect["requestContext"];
+    assert_eq!(ctx["connectionId"], id.as_str());
+    assert_eq!(ctx["routeKey"], "$connect");
+    assert_eq!(ctx["stage"], "prod");
+    assert_eq!(ctx["apiId"], "local");
+    assert!(ctx["domainName"]
+        .as_str()
+        .unwrap()
+        .starts_with("localhost:"));
+    assert_eq!(ctx["identity"]["sourceIp"], "127.0.0.1");
+    assert!(ctx["requestTimeEpoch"].as_u64().unwrap() > 1_700_000_000_000);
+    assert!(ctx["connectedAt"].as_u64().unwrap() > 1_700_000_000_000);
+    assert_eq!(
+        connect["queryStringParameters"],
+        json!({"token": "abc", "room": "1"})
+    );
+    let message = by_type("MESSAGE");
+    assert!(message["requestContext"]["messageId"].is_string());
+    assert_eq!(message["requestContext"]["routeKey"], "$default");
+    assert_eq!(message["body"], r#"{"action":"ping"}"#);
+    let disconnect = by_type("DISCONNECT");
+    assert_eq!(disconnect["requestContext"]["routeKey"], "$disconnect");
+    assert_eq!(
+        disconnect["requestContext"]["connectedAt"],
+        ctx["connectedAt"]
+    );
+}
+
+#[tokio::test]
+async fn disconnect_runs_on_close_on_a_dropped_socket_and_on_shutdown() {
+    let mut dev = Dev::start(&[]);
+    let (mut a, a_id) = dev.connect().await;
+    a.close(None).await.unwrap();
+    dev.wait_log(&format!("$disconnect  {a_id}")).await;
+
+    let (b, b_id) = dev.connect().await;
+    drop(b); // TCP closed without a close frame
+    dev.wait_log(&format!("$disconnect  {b_id}")).await;
+
+    let (mut c, c_id) = dev.connect().await;
+    // The management API says the first two are gone and the third is there.
+    assert_eq!(
+        dev.http("GET", &format!("/@connections/{}", enc(&a_id)), "")
+            .0,
+        410
+    );
+    assert_eq!(
+        dev.http("GET", &format!("/@connections/{}", enc(&c_id)), "")
+            .0,
+        200
+    );
+    sigterm(dev.child.id());
+    let (code, _) = expect_close(&mut c).await;
+    assert_eq!(code, CloseCode::Away, "shutdown closes clients with 1001");
+    let status = dev.child.wait().unwrap();
+    assert!(status.success(), "dev exits 0 on SIGTERM");
+    assert!(
+        dev.stderr().contains(&format!("$disconnect  {c_id}")),
+        "{}",
+        dev.stderr()
+    );
+}
+
+/// A connection id as it goes in a URL path.
+fn enc(id: &str) -> String {
+    id.replace('+', "%2B")
+        .replace('/', "%2F")
+        .replace('=', "%3D")
+}
+
+fn sigterm(pid: u32) {
+    let ok = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+}
+
+#[tokio::test]
+async fn connection_ids_look_like_api_gateways_and_are_unique() {
+    let dev = Dev::start(&[]);
+    let mut ids = std::collections::HashSet::new();
+    let mut sockets = Vec::new();
+    for _ in 0..20 {
+        let (ws, id) = dev.connect().await;
+        assert_eq!(id.len(), 16, "{id}");
+        assert!(id.ends_with('='), "{id}");
+        assert!(
+            id.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+/=".contains(c)),
+            "{id}"
+        );
+        ids.insert(id);
+        sockets.push(ws);
+    }
+    assert_eq!(ids.len(), 20);
+}
+
+#[tokio::test]
+async fn a_frame_over_32_kb_closes_with_1009() {
+    let dev = Dev::start(&[]);
+    let (mut ws, id) = dev.connect().await;
+    let big = format!(r#"{{"action":"echo","pad":"{}"}}"#, "x".repeat(33 * 1024));
+    ws.send(Message::text(big)).await.unwrap();
+    let (code, _) = expect_close(&mut ws).await;
+    assert_eq!(code, CloseCode::Size);
+    dev.wait_log(&format!("$disconnect  {id}")).await;
+}
+
+#[tokio::test]
+async fn a_message_over_128_kb_in_small_frames_closes_with_1009() {
+    let dev = Dev::start(&[]);
+    // The client splits messages into 16 KB frames, each under the frame limit.
+    let config = WebSocketConfig::default().max_frame_size(Some(16 * 1024));
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(&dev.url, Some(config), false)
+        .await
+        .unwrap();
+    // Frames from a client are fragmented by the sender only when asked; send continuation
+    // frames by hand.
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::{Frame, FrameHeader};
+    let chunk = vec![b'x'; 16 * 1024];
+    for i in 0..9 {
+        let header = FrameHeader {
+            is_final: i == 8,
+            opcode: if i == 0 {
+                OpCode::Data(Data::Text)
+            } else {
+                OpCode::Data(Data::Continue)
+            },
+            ..FrameHeader::default()
+        };
+        ws.send(Message::Frame(Frame::from_payload(
+            header,
+            chunk.clone().into(),
+        )))
+        .await
+        .unwrap();
+    }
+    let (code, _) = expect_close(&mut ws).await;
+    assert_eq!(code, CloseCode::Size, "9 x 16 KB = 144 KB > 128 KB");
+
+    // Just under the limit is fine: 7 frames of 16 KB = 112 KB echoed... as bad_request
+    // (the handler's own limit is 32 KB), and the connection stays open.
+    let (mut ws, _) = dev.connect().await;
+    for i in 0..7 {
+        let header = FrameHeader {
+            is_final: i == 6,
+            opcode: if i == 0 {
+                OpCode::Data(Data::Text)
+            } else {
+                OpCode::Data(Data::Continue)
+            },
+            ..FrameHeader::default()
+        };
+        ws.send(Message::Frame(Frame::from_payload(
+            header,
+            vec![b' '; 16 * 1024].into(),
+        )))
+        .await
+        .unwrap();
+    }
+    let reply = recv_json(&mut ws).await;
+    assert_eq!(reply["data"]["code"], "bad_request", "{reply}");
+    ws.send(Message::text(r#"{"action":"ping"}"#))
+        .await
+        .unwrap();
+    assert_eq!(recv_json(&mut ws).await["type"], "pong");
+}
+
+#[tokio::test]
+async fn idle_connections_and_old_connections_are_closed_like_api_gateway() {
+    let dev = Dev::start(&["--idle-timeout", "700ms", "--max-duration", "2500ms"]);
+    let (mut idle, idle_id) = dev.connect().await;
+    let started = std::time::Instant::now();
+    let (code, reason) = expect_close(&mut idle).await;
+    assert_eq!(code, CloseCode::Away, "{reason}");
+    assert!(started.elapsed() >= Duration::from_millis(600));
+    dev.wait_log(&format!("$disconnect  {idle_id}")).await;
+
+    // Active, but past the maximum duration.
+    let (mut busy, _) = dev.connect().await;
+    let started = std::time::Instant::now();
+    let closed = loop {
+        busy.send(Message::text(r#"{"action":"ping"}"#)).await.ok();
+        match tokio::time::timeout(Duration::from_millis(300), busy.next()).await {
+            Ok(Some(Ok(Message::Close(frame)))) => break frame,
+            Ok(Some(Ok(_))) | Err(_) => {}
+            Ok(other) => panic!("{other:?}"),
+        }
+        assert!(started.elapsed() < Duration::from_secs(6), "never closed");
+    };
+    assert_eq!(closed.unwrap().code, CloseCode::Away);
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "kept open while active until the maximum duration"
+    );
+}
+
+#[tokio::test]
+async fn the_management_api_answers_like_aws() {
+    let dev = Dev::start(&[]);
+    let (mut ws, id) = dev.connect().await;
+    let enc = enc(&id);
+    for prefix in ["", "/prod"] {
+        let (status, _) = dev.http(
+            "POST",
+            &format!("{prefix}/@connections/{enc}"),
+            r#"{"type":"note","data":1}"#,
+        );
+        assert_eq!(status, 200);
+        assert_eq!(recv_json(&mut ws).await, json!({"type":"note","data":1}));
+    }
+    let (status, body) = dev.http("GET", &format!("/prod/@connections/{enc}"), "");
+    assert_eq!(status, 200);
+    let info: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(info["identity"]["sourceIp"], "127.0.0.1");
+    assert!(info["connectedAt"].as_str().unwrap().ends_with('Z'));
+    assert!(info["lastActiveAt"].is_string());
+
+    let (status, body) = dev.http("POST", "/prod/@connections/nobodyhome1234=", "x");
+    assert_eq!(status, 410, "{body}");
+    let raw = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-i",
+            "-X",
+            "POST",
+            "--data",
+            "x",
+            &format!("{}/prod/@connections/nobody", dev.base),
+        ])
+        .output()
+        .unwrap();
+    let raw = String::from_utf8_lossy(&raw.stdout).to_ascii_lowercase();
+    assert!(raw.contains("x-amzn-errortype: goneexception"), "{raw}");
+
+    let (status, _) = dev.http("DELETE", &format!("/@connections/{enc}"), "");
+    assert_eq!(status, 204);
+    let (code, _) = expect_close(&mut ws).await;
+    assert_eq!(code, CloseCode::Normal);
+    dev.wait_log(&format!("$disconnect  {id}")).await;
+    assert_eq!(dev.http("GET", &format!("/@connections/{enc}"), "").0, 410);
+    assert_eq!(
+        dev.http("DELETE", &format!("/@connections/{enc}"), "").0,
+        410
+    );
+}
+
+#[tokio::test]
+async fn the_lambda_invoke_api_broadcasts_like_the_runbooks_step_6() {
+    let dev = Dev::start(&[]);
+    let mut clients = Vec::new();
+    for _ in 0..5 {
+        clients.push(dev.connect().await.0);
+    }
+    let payload =
+        r#"{"action":"broadcast","message":{"type":"claim_status_update","data":{"claim":7}}}"#;
+    let (status, body) = dev.http(
+        "POST",
+        "/2015-03-31/functions/demo-websocket-handler/invocations",
+        payload,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        json!({"delivered":5,"gone":0,"failed":0})
+    );
+    for ws in &mut clients {
+        assert_eq!(
+            recv_json(ws).await,
+            json!({"type":"claim_status_update","data":{"claim":7}})
+        );
+    }
+    // A bad payload is a function error, the way Lambda reports one.
+    let raw = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-i",
+            "--data",
+            r#"{"action":"launch"}"#,
+            &format!("{}/2015-03-31/functions/x/invocations", dev.base),
+        ])
+        .output()
+        .unwrap();
+    let raw = String::from_utf8_lossy(&raw.stdout);
+    assert!(
+        raw.to_ascii_lowercase()
+            .contains("x-amz-function-error: unhandled"),
+        "{raw}"
+    );
+    assert!(raw.contains("launch"), "{raw}");
+}
