@@ -138,6 +138,10 @@ pub struct DevArgs {
     /// Largest message in bytes (API Gateway: 128 KB); larger closes the connection with 1009.
     #[arg(long, default_value_t = 128 * 1024)]
     pub message_limit: usize,
+    /// Browser origins allowed to connect (repeatable; overrides [function] allowed_origins);
+    /// others get 403 on the handshake.
+    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+    pub allowed_origins: Vec<String>,
     /// Let clients broadcast (overrides [function] allow_client_broadcast).
     #[arg(long)]
     pub allow_client_broadcast: bool,

@@ -111,6 +111,7 @@ struct RawFunction {
     max_client_message_bytes: Option<Spanned<i64>>,
     broadcast_concurrency: Option<Spanned<i64>>,
     log_retention_days: Option<Spanned<i64>>,
+    allowed_origins: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -143,6 +144,7 @@ pub struct FunctionConfig {
     pub max_client_message_bytes: i64,
     pub broadcast_concurrency: i64,
     pub log_retention_days: i32,
+    pub allowed_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -164,6 +166,7 @@ impl Default for FunctionConfig {
             max_client_message_bytes: 32_768,
             broadcast_concurrency: 64,
             log_retention_days: 30,
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -410,6 +413,30 @@ impl Config {
                 "posts in flight",
             )?,
             log_retention_days: log_retention_days as i32,
+            allowed_origins: match &f.allowed_origins {
+                None => Vec::new(),
+                Some(list) => {
+                    for o in list.get_ref() {
+                        let ok = o == "*"
+                            || ((o.starts_with("https://") || o.starts_with("http://"))
+                                && !o
+                                    .trim_end_matches('/')
+                                    .contains(|c: char| c.is_whitespace() || c == ',')
+                                && o.splitn(4, '/').nth(3).is_none_or(str::is_empty));
+                        if !ok {
+                            return Err(c.invalid(
+                                "function.allowed_origins",
+                                list.span(),
+                                format!("{o:?} is not an origin: use scheme://host[:port], e.g. \"https://app.example.com\""),
+                            ));
+                        }
+                    }
+                    list.get_ref()
+                        .iter()
+                        .map(|o| o.trim_end_matches('/').to_owned())
+                        .collect()
+                }
+            },
         };
 
         let d = ApiConfig::default();

@@ -326,6 +326,11 @@ async fn dev(cli: &Cli, args: &DevArgs) -> Result<ExitCode> {
         allow_client_broadcast: args.allow_client_broadcast || f.allow_client_broadcast,
         max_client_message_bytes: f.max_client_message_bytes as usize,
         broadcast_concurrency: f.broadcast_concurrency as usize,
+        allowed_origins: if args.allowed_origins.is_empty() {
+            f.allowed_origins.clone()
+        } else {
+            args.allowed_origins.clone()
+        },
         ..handler::Settings::default()
     };
     let opts = dev::DevOptions {

@@ -512,3 +512,70 @@ async fn the_lambda_invoke_api_broadcasts_like_the_runbooks_step_6() {
     );
     assert!(raw.contains("launch"), "{raw}");
 }
+
+#[tokio::test]
+async fn a_non_2xx_connect_rejects_the_handshake_with_that_status() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let dev = Dev::start(&["--allowed-origin", "https://app.example.com"]);
+    let mut request = dev.url.as_str().into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("Origin", "https://evil.example.net".parse().unwrap());
+    match tokio_tungstenite::connect_async(request).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 403)
+        }
+        other => panic!("expected an HTTP 403 refusal, got {:?}", other.map(|_| ())),
+    }
+    dev.wait_log("$connect").await;
+    assert!(dev.stderr().contains(" 403 "), "{}", dev.stderr());
+    let mut request = dev.url.as_str().into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("Origin", "https://app.example.com".parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("allowed origin connects");
+    ws.send(Message::text(r#"{"action":"ping"}"#))
+        .await
+        .unwrap();
+    assert_eq!(recv_json(&mut ws).await["type"], "pong");
+}
+
+#[test]
+fn the_runbooks_python_test_passes_unchanged() {
+    let dev = Dev::start(&[]);
+    // The runbook's "Test WebSocket Connection (Python)", with only the URI pointed here.
+    let script = r#"
+import asyncio
+import websockets
+import json
+
+async def test_websocket():
+    uri = "URI"
+    async with websockets.connect(uri) as websocket:
+        print("✓ Connected")
+
+        # Send ping
+        await websocket.send(json.dumps({"action": "ping"}))
+
+        # Receive pong
+        response = await websocket.recv()
+        print(f"✓ Response: {json.loads(response)}")
+
+asyncio.run(test_websocket())
+"#
+    .replace("URI", &dev.url);
+    let python = support::workspace_root().join(".venv/bin/python");
+    let out = Command::new(python).arg("-c").arg(script).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("✓ Connected") && stdout.contains("'type': 'pong'"),
+        "{stdout}"
+    );
+}

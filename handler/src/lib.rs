@@ -46,6 +46,9 @@ pub struct Settings {
     /// `WEBSOCKET_MANAGEMENT_ENDPOINT`: overrides the management endpoint for every push
     /// (a local gateway, an emulator).
     pub endpoint_override: Option<String>,
+    /// `ALLOWED_ORIGINS` (comma-separated): browser origins allowed to connect; empty allows
+    /// every origin.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for Settings {
@@ -59,6 +62,7 @@ impl Default for Settings {
             stage: "prod".to_owned(),
             region: None,
             endpoint_override: None,
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -72,6 +76,15 @@ pub struct SettingsError {
 }
 
 impl Settings {
+    /// Whether a browser `Origin` may connect.
+    pub fn origin_allowed(&self, origin: &str) -> bool {
+        self.allowed_origins.is_empty()
+            || self
+                .allowed_origins
+                .iter()
+                .any(|o| o == "*" || o == origin.trim_end_matches('/'))
+    }
+
     /// Reads settings from a variable lookup (`std::env::var` in the Lambda).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Settings, SettingsError> {
         let defaults = Settings::default();
@@ -146,6 +159,14 @@ impl Settings {
             stage: nonempty("WEBSOCKET_STAGE").unwrap_or(defaults.stage),
             region: nonempty("AWS_REGION").or_else(|| nonempty("REGION_NAME")),
             endpoint_override: nonempty("WEBSOCKET_MANAGEMENT_ENDPOINT"),
+            allowed_origins: nonempty("ALLOWED_ORIGINS")
+                .map(|v| {
+                    v.split(',')
+                        .map(|o| o.trim().trim_end_matches('/').to_owned())
+                        .filter(|o| !o.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
     }
 }
@@ -527,16 +548,27 @@ where
 
     pub async fn handle(&self, event: Event) -> Result<Outcome, HandlerError> {
         match event {
-            Event::Connect { ctx, .. } => self.connect(&ctx).await,
+            Event::Connect { ctx, headers, .. } => self.connect(&ctx, &headers).await,
             Event::Disconnect { ctx } => self.disconnect(&ctx).await,
             Event::Message { ctx, body } => self.message(&ctx, body.as_deref()).await,
             Event::Invoke(payload) => self.invoke(&payload).await.map(Outcome::Report),
         }
     }
 
-    async fn connect(&self, ctx: &RequestContext) -> Result<Outcome, HandlerError> {
+    async fn connect(
+        &self,
+        ctx: &RequestContext,
+        headers: &BTreeMap<String, String>,
+    ) -> Result<Outcome, HandlerError> {
         if ctx.connection_id.is_empty() {
             return Ok(Outcome::http(400, "Missing connection ID"));
+        }
+        // CORS does not apply to WebSockets: a browser sends Origin, and only the handshake
+        // can refuse it. Clients that are not browsers send none and are not affected.
+        if let Some(origin) = headers.get("origin") {
+            if !self.settings.origin_allowed(origin) {
+                return Ok(Outcome::http(403, "Forbidden: origin not allowed"));
+            }
         }
         let now = time::OffsetDateTime::now_utc();
         self.store

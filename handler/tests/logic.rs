@@ -739,3 +739,48 @@ async fn store_failures_are_typed_with_their_cause() {
     }
     assert!(handler::error_chain(&err).contains("connection reset"));
 }
+
+#[tokio::test]
+async fn browser_origins_outside_the_allowed_list_get_403() {
+    let h = handler_with(
+        Settings {
+            allowed_origins: vec!["https://app.example.com".into()],
+            ..settings()
+        },
+        10,
+        Probe::default(),
+    );
+    let connect = |origin: Option<&str>| Event::Connect {
+        ctx: ctx("a"),
+        query: BTreeMap::new(),
+        headers: origin
+            .map(|o| BTreeMap::from([("origin".to_owned(), o.to_owned())]))
+            .unwrap_or_default(),
+    };
+    let status = |o: Outcome| match o {
+        Outcome::Http { status, .. } => status,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        status(
+            h.handle(connect(Some("https://evil.example.net")))
+                .await
+                .unwrap()
+        ),
+        403
+    );
+    assert!(h.store().is_empty(), "a refused connection stores nothing");
+    assert_eq!(
+        status(
+            h.handle(connect(Some("https://app.example.com")))
+                .await
+                .unwrap()
+        ),
+        200
+    );
+    assert_eq!(
+        status(h.handle(connect(None)).await.unwrap()),
+        200,
+        "non-browser clients send no Origin"
+    );
+}

@@ -70,7 +70,7 @@ pub fn environment(
     api_id: Option<&str>,
 ) -> BTreeMap<String, String> {
     let f = &config.function;
-    BTreeMap::from([
+    let mut env = BTreeMap::from([
         ("CONNECTIONS_TABLE".to_owned(), names.table.clone()),
         (
             "WEBSOCKET_API_ID".to_owned(),
@@ -93,7 +93,11 @@ pub fn environment(
             "BROADCAST_CONCURRENCY".to_owned(),
             f.broadcast_concurrency.to_string(),
         ),
-    ])
+    ]);
+    if !f.allowed_origins.is_empty() {
+        env.insert("ALLOWED_ORIGINS".to_owned(), f.allowed_origins.join(","));
+    }
+    env
 }
 
 pub fn desired(

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Benchmark of `wsctl dev` (see benches/dev_load.rs): 10,000 connections need more open files
+# than the default limit on both sides (the load client and the gateway it spawns).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ulimit -n 65536
+exec cargo bench --locked --bench dev_load "$@"

@@ -1,0 +1,263 @@
+//! Benchmark (not a test) of `wsctl dev` with a Rust load client:
+//!   1. open N concurrent connections (default 10,000): connections per second, and the
+//!      gateway's memory per connection (RSS delta / N);
+//!   2. broadcast one message to all N through the Lambda invoke endpoint: time from the request
+//!      to the last client's receipt;
+//!   3. the runbook's broadcast algorithm on the same gateway (the ids it would scan, then one
+//!      @connections POST at a time), for comparison;
+//!   4. ping round trip with P clients (default 1,000) each pinging once a second for S seconds:
+//!      p50 / p99.
+//!
+//!     benches/dev.sh     # raises the open-file limit, then: cargo bench --bench dev_load
+//!
+//! CONNS, PINGERS, PING_SECONDS override the sizes.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// One HTTP/1.1 request on a kept-alive connection; returns the status.
+async fn post(stream: &mut tokio::net::TcpStream, path: &str, body: &str) -> u16 {
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "server closed");
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map(|v| v.trim().parse().unwrap())
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + len {
+                return head.split_whitespace().nth(1).unwrap().parse().unwrap();
+            }
+        }
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let conns = env("CONNS", 10_000);
+    let pingers = env("PINGERS", 1_000).min(conns);
+    let ping_seconds = env("PING_SECONDS", 10);
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wsctl"))
+        .args(["dev", "--port", "0"])
+        .current_dir(std::env::temp_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start wsctl dev");
+    let pid = child.id();
+    let url = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .next()
+        .unwrap()
+        .unwrap();
+    let addr = url
+        .trim_start_matches("ws://")
+        .trim_end_matches("/ws")
+        .replace("localhost", "127.0.0.1");
+    let url = url.replace("localhost", "127.0.0.1");
+    // Connection ids from the gateway's log (there is no "list connections" call, as on AWS).
+    let ids = Arc::new(Mutex::new(Vec::new()));
+    {
+        let ids = ids.clone();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut parts = line.split_whitespace();
+                if let (Some(_), Some("$connect"), Some(id)) =
+                    (parts.next(), parts.next(), parts.next())
+                {
+                    ids.lock().unwrap().push(id.to_owned());
+                }
+            }
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let rss_before = rss_kb(pid);
+
+    // 1. Open N connections, 256 handshakes in flight.
+    let started = Instant::now();
+    let sockets: Vec<_> = futures::stream::iter(0..conns)
+        .map(|_| {
+            let url = url.clone();
+            async move {
+                tokio_tungstenite::connect_async(&url)
+                    .await
+                    .expect("connect")
+                    .0
+            }
+        })
+        .buffer_unordered(256)
+        .collect()
+        .await;
+    let open_secs = started.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_after = rss_kb(pid);
+    let per_conn_kb = (rss_after.saturating_sub(rss_before)) as f64 / conns as f64;
+    println!(
+        "open {conns} connections: {open_secs:.2} s = {:.0} connections/s; gateway RSS {} -> {} KB = {:.2} KB per connection",
+        conns as f64 / open_secs,
+        rss_before,
+        rss_after,
+        per_conn_kb
+    );
+
+    // Readers: every client waits for messages and reports when they arrive.
+    let received = Arc::new(AtomicUsize::new(0));
+    let last = Arc::new(Mutex::new(Instant::now()));
+    let (writers, readers): (Vec<_>, Vec<_>) = sockets.into_iter().map(|s| s.split()).unzip();
+    let (tx, mut pong_rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Instant)>();
+    for (i, mut reader) in readers.into_iter().enumerate() {
+        let received = received.clone();
+        let last = last.clone();
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while let Some(Ok(msg)) = reader.next().await {
+                if let Message::Text(t) = msg {
+                    let now = Instant::now();
+                    if t.contains("\"pong\"") {
+                        let _ = tx.send((i, now));
+                    } else {
+                        received.fetch_add(1, Ordering::Relaxed);
+                        let mut l = last.lock().unwrap();
+                        if now > *l {
+                            *l = now;
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    // 2. Broadcast through the invoke endpoint.
+    let mut http = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut broadcast_times = Vec::new();
+    for round in 1..=5 {
+        let body = format!(
+            r#"{{"action":"broadcast","message":{{"type":"bench","data":{{"round":{round}}}}}}}"#
+        );
+        let target = round * conns;
+        let start = Instant::now();
+        let status = post(&mut http, "/2015-03-31/functions/bench/invocations", &body).await;
+        assert_eq!(status, 200);
+        while received.load(Ordering::Relaxed) < target {
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+        broadcast_times.push((*last.lock().unwrap() - start).as_secs_f64());
+    }
+    broadcast_times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    println!(
+        "broadcast to {conns} via invoke: median {:.3} s (5 rounds; request -> last client's receipt)",
+        broadcast_times[2]
+    );
+
+    // 3. The runbook's algorithm: every id, one POST at a time.
+    let ids: Vec<String> = ids.lock().unwrap().clone();
+    assert!(ids.len() >= conns, "saw {} ids", ids.len());
+    let before = received.load(Ordering::Relaxed);
+    let start = Instant::now();
+    for id in &ids {
+        let enc = id
+            .replace('+', "%2B")
+            .replace('/', "%2F")
+            .replace('=', "%3D");
+        post(
+            &mut http,
+            &format!("/prod/@connections/{enc}"),
+            r#"{"type":"bench","data":"runbook"}"#,
+        )
+        .await;
+    }
+    while received.load(Ordering::Relaxed) < before + ids.len() {
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+    let runbook = (*last.lock().unwrap() - start).as_secs_f64();
+    println!(
+        "runbook broadcast (one POST at a time) to {}: {runbook:.3} s ({:.1}x slower)",
+        ids.len(),
+        runbook / broadcast_times[2]
+    );
+
+    // 4. Ping round trips: P clients, each pinging once a second.
+    let writers = Arc::new(tokio::sync::Mutex::new(writers));
+    let sent_at: Arc<Mutex<Vec<Option<Instant>>>> = Arc::new(Mutex::new(vec![None; pingers]));
+    let rtts = Arc::new(Mutex::new(Vec::new()));
+    {
+        let sent_at = sent_at.clone();
+        let rtts = rtts.clone();
+        tokio::spawn(async move {
+            while let Some((i, at)) = pong_rx.recv().await {
+                if let Some(sent) = sent_at.lock().unwrap().get_mut(i).and_then(Option::take) {
+                    rtts.lock()
+                        .unwrap()
+                        .push((at - sent).as_secs_f64() * 1000.0);
+                }
+            }
+        });
+    }
+    let mut w = writers.lock().await;
+    let mut sinks: Vec<_> = w.drain(..pingers).collect();
+    drop(w);
+    let spacing = Duration::from_secs_f64(1.0 / pingers as f64);
+    let end = Instant::now() + Duration::from_secs(ping_seconds as u64);
+    let mut tick = tokio::time::interval(spacing);
+    let mut i = 0;
+    while Instant::now() < end {
+        tick.tick().await;
+        let k = i % pingers;
+        sent_at.lock().unwrap()[k] = Some(Instant::now());
+        sinks[k]
+            .send(Message::text(r#"{"action":"ping"}"#))
+            .await
+            .unwrap();
+        i += 1;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut r = rtts.lock().unwrap().clone();
+    r.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    println!(
+        "ping round trip, {pingers} clients at 1/s each for {ping_seconds} s ({} pings): p50 {:.2} ms, p99 {:.2} ms",
+        r.len(),
+        percentile(&r, 0.5),
+        percentile(&r, 0.99)
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
