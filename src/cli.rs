@@ -52,6 +52,18 @@ pub enum Command {
     Down(DownArgs),
     /// Run the handler locally behind a gateway that behaves like API Gateway (no AWS needed).
     Dev(DevArgs),
+    /// List the connections in the table (every page); `prune` removes the ones that are gone.
+    Connections(ConnectionsArgs),
+    /// Send a message to every connection (or a topic's) by invoking the function.
+    Broadcast(BroadcastArgs),
+    /// Send a message to one connection by invoking the function.
+    Send(SendArgs),
+    /// Show the function's log events (polling FilterLogEvents).
+    Logs(LogsArgs),
+    /// Connect, ping, expect a pong: exit 0 only when the stack answers.
+    Smoke(SmokeArgs),
+    /// Write the frontend's WebSocket URL variable into a dotenv file.
+    Env(EnvArgs),
     /// Build the handler for Lambda and write its deployable zip (build once in CI, then
     /// `up --handler-zip`).
     Build(BuildArgs),
@@ -148,4 +160,105 @@ pub struct DevArgs {
     /// Print every event the handler receives (API Gateway's JSON) on stderr.
     #[arg(long)]
     pub print_events: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectionsArgs {
+    #[command(subcommand)]
+    pub action: Option<ConnectionsAction>,
+    /// Print only the number of connections.
+    #[arg(long)]
+    pub count: bool,
+    /// Rows per Scan call (DynamoDB's Limit); default: DynamoDB's 1 MB pages.
+    #[arg(long, value_name = "N", global = true, value_parser = clap::value_parser!(i32).range(1..))]
+    pub page_size: Option<i32>,
+    /// The management API to ask (default: the deployed API's; `wsctl dev`: http://localhost:3002/prod).
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "WSCTL_MANAGEMENT_ENDPOINT",
+        global = true
+    )]
+    pub management_endpoint: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConnectionsAction {
+    /// Ask the management API about each row; delete the rows of connections that are gone.
+    Prune,
+}
+
+#[derive(Debug, Args)]
+pub struct MessageArgs {
+    /// The message as JSON (`-` or nothing: read stdin).
+    #[arg(value_name = "JSON")]
+    pub message: Option<String>,
+    /// Read the message from a file.
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    /// Build {"type": TYPE, "data": DATA}, the runbook's message shape.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub kind: Option<String>,
+    /// The `data` of a --type message, as JSON.
+    #[arg(long, value_name = "JSON")]
+    pub data: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BroadcastArgs {
+    #[command(flatten)]
+    pub message: MessageArgs,
+    /// Only connections subscribed to this topic.
+    #[arg(long)]
+    pub topic: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// The connection to send to.
+    pub connection_id: String,
+    #[command(flatten)]
+    pub message: MessageArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// How far back to start (e.g. 10m, 2h).
+    #[arg(long, default_value = "10m", value_parser = crate::dev::parse_duration)]
+    pub since: std::time::Duration,
+    /// Keep polling for new events.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// A CloudWatch Logs filter pattern, e.g. ERROR or "{ $.level = \"ERROR\" }".
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// Poll interval with --follow.
+    #[arg(long, default_value = "2s", value_parser = crate::dev::parse_duration)]
+    pub interval: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct SmokeArgs {
+    /// The WebSocket URL (default: the deployed stack's wss:// URL).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Query-string parameters for $connect, e.g. --query token=... (repeatable).
+    #[arg(long = "query", value_name = "KEY=VALUE")]
+    pub query: Vec<String>,
+    /// How long to wait for the connection and the pong together.
+    #[arg(long, default_value = "10s", value_parser = crate::dev::parse_duration)]
+    pub timeout: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct EnvArgs {
+    /// The dotenv file to update (created when missing).
+    #[arg(long, default_value = ".env.production")]
+    pub file: PathBuf,
+    /// The variable to set.
+    #[arg(long, default_value = "VITE_SOCKET_URL")]
+    pub name: String,
+    /// The URL to write (default: the deployed stack's wss:// URL).
+    #[arg(long)]
+    pub url: Option<String>,
 }

@@ -8,6 +8,7 @@ mod dev;
 mod engine;
 mod glibc;
 mod naming;
+mod ops;
 mod package;
 mod report;
 mod resources;
@@ -20,7 +21,10 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Parser;
 
-use cli::{BuildArgs, Cli, Command, DevArgs, DownArgs, InitArgs, UpArgs};
+use cli::{
+    BroadcastArgs, BuildArgs, Cli, Command, ConnectionsAction, ConnectionsArgs, DevArgs, DownArgs,
+    EnvArgs, InitArgs, LogsArgs, MessageArgs, SendArgs, SmokeArgs, UpArgs,
+};
 use config::Config;
 use report::{Output, Progress};
 use resources::function::CodeSpec;
@@ -91,6 +95,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Status => status(&cli).await,
         Command::Down(args) => down(&cli, args, &progress).await,
         Command::Dev(args) => dev(&cli, args).await,
+        Command::Connections(args) => connections(&cli, args).await,
+        Command::Broadcast(args) => broadcast(&cli, args).await,
+        Command::Send(args) => send(&cli, args).await,
+        Command::Logs(args) => logs(&cli, args).await,
+        Command::Smoke(args) => smoke(&cli, args).await,
+        Command::Env(args) => env_file(&cli, args).await,
     }
 }
 
@@ -364,5 +374,129 @@ async fn dev(cli: &Cli, args: &DevArgs) -> Result<ExitCode> {
         }
     })
     .await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Config, clients and names for the day-two commands. No STS call: they need names, not ARNs
+/// (and `wsctl dev` answers only the calls they make).
+async fn ops_context(cli: &Cli) -> Result<(Config, aws::Clients, naming::Names)> {
+    let config = load_config(cli)?;
+    let clients = aws::connect(&target(cli, &config)).await?;
+    let names = naming::Names::new(&config, clients.region(), "unknown");
+    Ok((config, clients, names))
+}
+
+async fn connections(cli: &Cli, args: &ConnectionsArgs) -> Result<ExitCode> {
+    let (_, clients, names) = ops_context(cli).await?;
+    match args.action {
+        None => {
+            let list = ops::connections(&clients, &names, args.count, args.page_size).await?;
+            report::print(cli.output, &list);
+        }
+        Some(ConnectionsAction::Prune) => {
+            let endpoint =
+                ops::management_endpoint(&clients, &names, args.management_endpoint.as_deref())
+                    .await?;
+            let pruned = ops::prune(&clients, &names, &endpoint, args.page_size).await?;
+            report::print(cli.output, &pruned);
+            if pruned.failed > 0 {
+                return Ok(ExitCode::from(1));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn message_of(args: &MessageArgs) -> Result<serde_json::Value> {
+    ops::message(
+        args.message.as_deref(),
+        args.file.as_deref(),
+        args.kind.as_deref(),
+        args.data.as_deref(),
+    )
+    .map_err(|e| UsageError(e).into())
+}
+
+async fn deliver(cli: &Cli, payload: serde_json::Value) -> Result<ExitCode> {
+    let (_, clients, names) = ops_context(cli).await?;
+    let report = ops::invoke(&clients, &names.function, &payload).await?;
+    let failed = report.failed > 0;
+    report::print(
+        cli.output,
+        &ops::Sent {
+            function: names.function.clone(),
+            report,
+        },
+    );
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+async fn broadcast(cli: &Cli, args: &BroadcastArgs) -> Result<ExitCode> {
+    let message = message_of(&args.message)?;
+    let mut payload = serde_json::json!({"action": "broadcast", "message": message});
+    if let Some(topic) = &args.topic {
+        payload["topic"] = serde_json::json!(topic);
+    }
+    deliver(cli, payload).await
+}
+
+async fn send(cli: &Cli, args: &SendArgs) -> Result<ExitCode> {
+    let message = message_of(&args.message)?;
+    deliver(cli, serde_json::json!({"action": "send", "connection_id": args.connection_id, "message": message})).await
+}
+
+async fn logs(cli: &Cli, args: &LogsArgs) -> Result<ExitCode> {
+    let (_, clients, names) = ops_context(cli).await?;
+    let follow = args.follow.then_some(args.interval);
+    ops::logs(
+        &clients,
+        &names.log_group,
+        args.since,
+        args.filter.as_deref(),
+        follow,
+        cli.output == Output::Json,
+    )
+    .await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The stack's wss:// URL, or the one given.
+async fn stack_url(cli: &Cli, given: Option<&str>) -> Result<String> {
+    if let Some(url) = given {
+        return Ok(url.to_owned());
+    }
+    let (_, clients, names) = ops_context(cli).await?;
+    let api = ops::api_id(&clients, &names).await?;
+    Ok(names.websocket_url(&api))
+}
+
+async fn smoke(cli: &Cli, args: &SmokeArgs) -> Result<ExitCode> {
+    let url = stack_url(cli, args.url.as_deref()).await?;
+    let url = ops::with_query(&url, &args.query).map_err(UsageError)?;
+    let report = ops::smoke(&url, args.timeout).await;
+    report::print(cli.output, &report);
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+async fn env_file(cli: &Cli, args: &EnvArgs) -> Result<ExitCode> {
+    if args.name.is_empty()
+        || !args
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        return Err(UsageError(format!("--name {:?} is not a variable name", args.name)).into());
+    }
+    let url = stack_url(cli, args.url.as_deref()).await?;
+    let written = ops::write_env(&args.file, &args.name, &url)?;
+    report::print(cli.output, &written);
     Ok(ExitCode::SUCCESS)
 }

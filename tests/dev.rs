@@ -1,11 +1,13 @@
 //! `wsctl dev` with real WebSocket clients against the running binary: one test per API
 //! Gateway behaviour it keeps.
 
+#[path = "support/dev.rs"]
+mod devkit;
 mod support;
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use devkit::{Dev, Ws};
+
+use std::process::Command;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
@@ -13,109 +15,6 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// A running `wsctl dev`, its stderr collected.
-struct Dev {
-    child: Child,
-    url: String,
-    base: String,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Dev {
-    fn start(args: &[&str]) -> Dev {
-        let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wsctl"))
-            .args(["dev", "--port", "0"])
-            .args(args)
-            .current_dir(dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let url = lines.next().expect("dev prints its URL").unwrap();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut pipe = child.stderr.take().unwrap();
-        let sink = stderr.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = pipe.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        let base = url.trim_end_matches("/ws").replace("ws://", "http://");
-        std::mem::forget(dir);
-        Dev {
-            child,
-            url,
-            base,
-            stderr,
-        }
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    /// Waits until stderr contains `needle`.
-    async fn wait_log(&self, needle: &str) {
-        for _ in 0..200 {
-            if self.stderr().contains(needle) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("stderr never showed {needle:?}:\n{}", self.stderr());
-    }
-
-    async fn connect(&self) -> (Ws, String) {
-        self.connect_to(&self.url).await
-    }
-
-    /// Connects and learns the connection id from a `whoami`-free trick: the id is in the
-    /// `$connect` log line that appears for this connection.
-    async fn connect_to(&self, url: &str) -> (Ws, String) {
-        let before = self.stderr().matches("$connect").count();
-        let (ws, _) = tokio_tungstenite::connect_async(url)
-            .await
-            .expect("connect");
-        for _ in 0..200 {
-            let log = self.stderr();
-            let connects: Vec<&str> = log.lines().filter(|l| l.contains("$connect ")).collect();
-            if connects.len() > before {
-                let id = connects[before]
-                    .split_whitespace()
-                    .nth(2)
-                    .unwrap()
-                    .to_owned();
-                return (ws, id);
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("no $connect logged");
-    }
-
-    fn http(&self, method: &str, path: &str, body: &str) -> (u16, String) {
-        support::http(method, &format!("{}{path}", self.base), body).unwrap()
-    }
-}
-
-impl Drop for Dev {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 async fn recv_json(ws: &mut Ws) -> Value {
     loop {

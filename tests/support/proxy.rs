@@ -22,6 +22,8 @@ pub struct Call {
     pub method: String,
     pub path: String,
     pub status: u16,
+    /// The request body (first 64 KB).
+    pub body: String,
 }
 
 impl Call {
@@ -170,6 +172,7 @@ async fn handle(
     let method = parts.method.to_string();
     let path = parts.uri.path().to_owned();
     let (service, operation) = name_call(&method, &path, &parts.headers, &body);
+    let recorded_body = String::from_utf8_lossy(&body[..body.len().min(65536)]).into_owned();
     let record = |status: u16| {
         state.calls.lock().unwrap().push(Call {
             service: service.clone(),
@@ -177,6 +180,7 @@ async fn handle(
             method: method.clone(),
             path: path.clone(),
             status,
+            body: recorded_body.clone(),
         })
     };
 

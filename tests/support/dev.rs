@@ -1,0 +1,110 @@
+#![allow(dead_code)] // shared by several test binaries, each using part of it
+//! A running `wsctl dev` for tests: its URL, its stderr, WebSocket clients.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A running `wsctl dev`, its stderr collected.
+pub struct Dev {
+    pub child: Child,
+    pub url: String,
+    pub base: String,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Dev {
+    pub fn start(args: &[&str]) -> Dev {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wsctl"))
+            .args(["dev", "--port", "0"])
+            .args(args)
+            .current_dir(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let url = lines.next().expect("dev prints its URL").unwrap();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut pipe = child.stderr.take().unwrap();
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let base = url.trim_end_matches("/ws").replace("ws://", "http://");
+        std::mem::forget(dir);
+        Dev {
+            child,
+            url,
+            base,
+            stderr,
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits until stderr contains `needle`.
+    pub async fn wait_log(&self, needle: &str) {
+        for _ in 0..200 {
+            if self.stderr().contains(needle) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("stderr never showed {needle:?}:\n{}", self.stderr());
+    }
+
+    pub async fn connect(&self) -> (Ws, String) {
+        self.connect_to(&self.url).await
+    }
+
+    /// Connects and learns the connection id from a `whoami`-free trick: the id is in the
+    /// `$connect` log line that appears for this connection.
+    pub async fn connect_to(&self, url: &str) -> (Ws, String) {
+        let before = self.stderr().matches("$connect").count();
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("connect");
+        for _ in 0..200 {
+            let log = self.stderr();
+            let connects: Vec<&str> = log.lines().filter(|l| l.contains("$connect ")).collect();
+            if connects.len() > before {
+                let id = connects[before]
+                    .split_whitespace()
+                    .nth(2)
+                    .unwrap()
+                    .to_owned();
+                return (ws, id);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("no $connect logged");
+    }
+
+    pub fn http(&self, method: &str, path: &str, body: &str) -> (u16, String) {
+        crate::support::http(method, &format!("{}{path}", self.base), body).unwrap()
+    }
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
