@@ -10,7 +10,7 @@
 //!
 //!     benches/dev.sh     # raises the open-file limit, then: cargo bench --bench dev_load
 //!
-//! CONNS, PINGERS, PING_SECONDS override the sizes.
+//! CONNS, PINGERS, PING_SECONDS override the sizes; WSCTL another wsctl binary to measure.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -75,7 +75,9 @@ async fn main() {
     let pingers = env("PINGERS", 1_000).min(conns);
     let ping_seconds = env("PING_SECONDS", 10);
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wsctl"))
+    // WSCTL picks another wsctl binary (e.g. an installed one); default: this build's.
+    let wsctl = std::env::var("WSCTL").unwrap_or_else(|_| env!("CARGO_BIN_EXE_wsctl").to_owned());
+    let mut child = Command::new(&wsctl)
         .args(["dev", "--port", "0"])
         .current_dir(std::env::temp_dir())
         .stdout(Stdio::piped())
