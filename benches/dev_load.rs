@@ -97,8 +97,10 @@ async fn main() {
     let url = url.replace("localhost", "127.0.0.1");
     // Connection ids from the gateway's log (there is no "list connections" call, as on AWS).
     let ids = Arc::new(Mutex::new(Vec::new()));
+    let disconnects: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
     {
         let ids = ids.clone();
+        let disconnects = disconnects.clone();
         let stderr = child.stderr.take().unwrap();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -216,6 +218,17 @@ async fn main() {
         ids.len(),
         runbook / broadcast_times[2]
     );
+
+    {
+        let d = disconnects.lock().unwrap();
+        if !d.is_empty() {
+            println!(
+                "warning: {} connection(s) closed during the run, e.g. {:?}",
+                d.len(),
+                &d[..d.len().min(3)]
+            );
+        }
+    }
 
     // 4. Ping round trips: P clients, each pinging once a second.
     let writers = Arc::new(tokio::sync::Mutex::new(writers));

@@ -331,7 +331,7 @@ async fn upgrade(
     };
     ws.max_frame_size(gw.opts.frame_limit)
         .max_message_size(gw.opts.message_limit)
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(1024)
         .write_buffer_size(0)
         .on_failed_upgrade(on_fail)
         .on_upgrade(move |socket| async move {
@@ -375,19 +375,23 @@ impl Gateway {
     ) {
         let (mut sink, mut stream) = socket.split();
         let mut shutdown = self.shutdown.clone();
-        let max_end = tokio::time::Instant::now() + self.opts.max_duration;
-        let mut idle_deadline = tokio::time::Instant::now() + self.opts.idle_timeout;
+        // Two timers per connection, created once and reset on activity (creating them per loop
+        // turn would register timer entries for every message).
+        let max_end = tokio::time::sleep(self.opts.max_duration);
+        tokio::pin!(max_end);
+        let idle = tokio::time::sleep(self.opts.idle_timeout);
+        tokio::pin!(idle);
         let (code, reason): (u16, String) = loop {
             tokio::select! {
                 incoming = stream.next() => match incoming {
                     Some(Ok(Message::Text(text))) => {
                         last_active.store(now_ms(), Ordering::Relaxed);
-                        idle_deadline = tokio::time::Instant::now() + self.opts.idle_timeout;
+                        idle.as_mut().reset(tokio::time::Instant::now() + self.opts.idle_timeout);
                         self.message(&id, &conn, text.as_str().to_owned(), false).await;
                     }
                     Some(Ok(Message::Binary(bytes))) => {
                         last_active.store(now_ms(), Ordering::Relaxed);
-                        idle_deadline = tokio::time::Instant::now() + self.opts.idle_timeout;
+                        idle.as_mut().reset(tokio::time::Instant::now() + self.opts.idle_timeout);
                         match String::from_utf8(bytes.to_vec()) {
                             Ok(text) => self.message(&id, &conn, text, false).await,
                             Err(_) => {
@@ -397,7 +401,7 @@ impl Gateway {
                         }
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
-                        idle_deadline = tokio::time::Instant::now() + self.opts.idle_timeout;
+                        idle.as_mut().reset(tokio::time::Instant::now() + self.opts.idle_timeout);
                     }
                     Some(Ok(Message::Close(frame))) => {
                         let code = frame.as_ref().map_or(1005, |f| f.code);
@@ -426,11 +430,11 @@ impl Gateway {
                     let _ = sink.send(close_frame(NORMAL, "Closed by the @connections API")).await;
                     break (NORMAL, "Closed by the @connections API".into());
                 }
-                _ = tokio::time::sleep_until(idle_deadline) => {
+                _ = &mut idle => {
                     let _ = sink.send(close_frame(GOING_AWAY, "Going away")).await;
                     break (GOING_AWAY, "Idle timeout".into());
                 }
-                _ = tokio::time::sleep_until(max_end) => {
+                _ = &mut max_end => {
                     let _ = sink.send(close_frame(GOING_AWAY, "Going away")).await;
                     break (GOING_AWAY, "Maximum connection duration reached".into());
                 }

@@ -478,3 +478,31 @@ asyncio.run(test_websocket())
         "{stdout}"
     );
 }
+
+#[test]
+fn the_runbooks_react_hook_works_unchanged() {
+    // tests/runbook-react holds the runbook's Step 5 hook verbatim and drives it with React's
+    // test renderer and Node's WebSocket (scripts/test.sh runs `npm ci` there).
+    let dir = support::workspace_root().join("tests/runbook-react");
+    assert!(
+        dir.join("node_modules/react").exists(),
+        "run `npm ci` in {} (scripts/test.sh does)",
+        dir.display()
+    );
+    let dev = Dev::start(&[]);
+    let out = Command::new("node")
+        .args(["--experimental-websocket", "check.mjs", &dev.url])
+        .current_dir(&dir)
+        .output()
+        .expect("node is needed for this test");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("\"ok\":true") && stdout.contains("claim_submitted"),
+        "{stdout}"
+    );
+}
