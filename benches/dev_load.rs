@@ -105,10 +105,14 @@ async fn main() {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 let mut parts = line.split_whitespace();
-                if let (Some(_), Some("$connect"), Some(id)) =
-                    (parts.next(), parts.next(), parts.next())
-                {
-                    ids.lock().unwrap().push(id.to_owned());
+                match (parts.next(), parts.next(), parts.next()) {
+                    (Some(_), Some("$connect"), Some(id)) => {
+                        ids.lock().unwrap().push(id.to_owned())
+                    }
+                    (Some(_), Some("$disconnect"), Some(_)) => {
+                        disconnects.lock().unwrap().push(line.clone())
+                    }
+                    _ => {}
                 }
             }
         });
