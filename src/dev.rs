@@ -50,17 +50,13 @@ pub struct DevOptions {
 
 type DevHandler = Handler<MemoryStore, InProcessPusher>;
 
-enum Close {
-    /// DELETE @connections/{id}
-    Requested,
-}
-
 struct Conn {
     connected_at_ms: u64,
     source_ip: String,
     user_agent: Option<String>,
     last_active_ms: Arc<AtomicU64>,
-    close: mpsc::UnboundedSender<Close>,
+    /// Signalled by DELETE @connections/{id}.
+    close: Arc<Notify>,
 }
 
 struct Gateway {
@@ -305,7 +301,7 @@ async fn upgrade(
         }
     }
     let outbound = gw.handler.pusher().register(&id);
-    let (close_tx, close_rx) = mpsc::unbounded_channel();
+    let close = Arc::new(Notify::new());
     let last_active = Arc::new(AtomicU64::new(connected_at));
     lock(&gw.conns).insert(
         id.clone(),
@@ -314,7 +310,7 @@ async fn upgrade(
             source_ip: source_ip.clone(),
             user_agent: user_agent.clone(),
             last_active_ms: last_active.clone(),
-            close: close_tx,
+            close: close.clone(),
         },
     );
     gw.open.fetch_add(1, Ordering::SeqCst);
@@ -341,7 +337,7 @@ async fn upgrade(
                 (connected_at, source_ip, user_agent),
                 last_active,
                 outbound,
-                close_rx,
+                close,
             )
             .await
         })
@@ -371,7 +367,7 @@ impl Gateway {
         conn: (u64, String, Option<String>),
         last_active: Arc<AtomicU64>,
         mut outbound: mpsc::UnboundedReceiver<Vec<u8>>,
-        mut close_rx: mpsc::UnboundedReceiver<Close>,
+        close: Arc<Notify>,
     ) {
         let (mut sink, mut stream) = socket.split();
         let mut shutdown = self.shutdown.clone();
@@ -387,16 +383,16 @@ impl Gateway {
                     Some(Ok(Message::Text(text))) => {
                         last_active.store(now_ms(), Ordering::Relaxed);
                         idle.as_mut().reset(tokio::time::Instant::now() + self.opts.idle_timeout);
-                        self.message(&id, &conn, text.as_str().to_owned(), false).await;
+                        Box::pin(self.message(&id, &conn, text.as_str().to_owned(), false)).await;
                     }
                     Some(Ok(Message::Binary(bytes))) => {
                         last_active.store(now_ms(), Ordering::Relaxed);
                         idle.as_mut().reset(tokio::time::Instant::now() + self.opts.idle_timeout);
                         match String::from_utf8(bytes.to_vec()) {
-                            Ok(text) => self.message(&id, &conn, text, false).await,
+                            Ok(text) => Box::pin(self.message(&id, &conn, text, false)).await,
                             Err(_) => {
                                 let b64 = base64::engine::general_purpose::STANDARD.encode(&bytes);
-                                self.message(&id, &conn, b64, true).await
+                                Box::pin(self.message(&id, &conn, b64, true)).await
                             }
                         }
                     }
@@ -426,7 +422,7 @@ impl Gateway {
                         break (1006, "Connection dropped".into());
                     }
                 }
-                Some(Close::Requested) = close_rx.recv() => {
+                _ = close.notified() => {
                     let _ = sink.send(close_frame(NORMAL, "Closed by the @connections API")).await;
                     break (NORMAL, "Closed by the @connections API".into());
                 }
@@ -568,9 +564,11 @@ async fn delete_connection(
     Path(params): Path<HashMap<String, String>>,
 ) -> Response {
     let id = params.get("id").cloned().unwrap_or_default();
-    let sent = lock(&gw.conns)
-        .get(&id)
-        .map(|c| c.close.send(Close::Requested).is_ok());
+    let sent = lock(&gw.conns).get(&id).map(|c| {
+        // notify_one stores a permit, so a close requested between two loop turns is kept.
+        c.close.notify_one();
+        true
+    });
     match sent {
         Some(true) => StatusCode::NO_CONTENT.into_response(),
         _ => gone(&id),

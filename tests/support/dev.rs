@@ -55,8 +55,10 @@ impl Dev {
         }
     }
 
+    /// Everything the gateway printed on stderr, up to the last complete line.
     pub fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
+        let log = self.stderr.lock().unwrap();
+        log[..log.rfind('\n').map_or(0, |i| i + 1)].to_owned()
     }
 
     /// Waits until stderr contains `needle`.
@@ -77,7 +79,11 @@ impl Dev {
     /// Connects and learns the connection id from a `whoami`-free trick: the id is in the
     /// `$connect` log line that appears for this connection.
     pub async fn connect_to(&self, url: &str) -> (Ws, String) {
-        let before = self.stderr().matches("$connect").count();
+        let before = self
+            .stderr()
+            .lines()
+            .filter(|l| l.contains("$connect "))
+            .count();
         let (ws, _) = tokio_tungstenite::connect_async(url)
             .await
             .expect("connect");
