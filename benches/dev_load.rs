@@ -98,7 +98,9 @@ async fn main() {
     // Connection ids from the gateway's log (there is no "list connections" call, as on AWS).
     let ids = Arc::new(Mutex::new(Vec::new()));
     let disconnects: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
+    let broadcasts: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
     {
+        let broadcasts = broadcasts.clone();
         let ids = ids.clone();
         let disconnects = disconnects.clone();
         let stderr = child.stderr.take().unwrap();
@@ -109,6 +111,10 @@ async fn main() {
                     (Some(_), Some("$connect"), Some(id)) => {
                         ids.lock().unwrap().push(id.to_owned())
                     }
+                    (Some(_), Some("invoke:broadcast"), Some(_)) => broadcasts
+                        .lock()
+                        .unwrap()
+                        .push(line.rsplit(' ').next().unwrap_or("").to_owned()),
                     (Some(_), Some("$disconnect"), Some(_)) => {
                         disconnects.lock().unwrap().push(line.clone())
                     }
@@ -194,6 +200,11 @@ async fn main() {
     println!(
         "broadcast to {conns} via invoke: median {:.3} s (5 rounds; request -> last client's receipt)",
         broadcast_times[2]
+    );
+
+    println!(
+        "  (the gateway's own handler time per broadcast, from its log: {:?})",
+        broadcasts.lock().unwrap()
     );
 
     // 3. The runbook's algorithm: every id, one POST at a time.
