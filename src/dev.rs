@@ -59,8 +59,44 @@ struct Conn {
     close: Arc<Notify>,
 }
 
+/// Event lines go to stderr from one writer task, in batches: a busy gateway then makes one
+/// write call per batch instead of one per event, and handlers never block on the terminal.
+#[derive(Clone)]
+struct Logger {
+    tx: mpsc::UnboundedSender<String>,
+}
+
+impl Logger {
+    fn start() -> (Logger, tokio::task::JoinHandle<()>) {
+        let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+        let task = tokio::spawn(async move {
+            use std::io::Write;
+            let mut batch = String::new();
+            while let Some(first) = rx.recv().await {
+                batch.clear();
+                batch.push_str(&first);
+                batch.push('\n');
+                while let Ok(next) = rx.try_recv() {
+                    batch.push_str(&next);
+                    batch.push('\n');
+                    if batch.len() > 64 * 1024 {
+                        break;
+                    }
+                }
+                let _ = std::io::stderr().lock().write_all(batch.as_bytes());
+            }
+        });
+        (Logger { tx }, task)
+    }
+
+    fn line(&self, line: String) {
+        let _ = self.tx.send(line);
+    }
+}
+
 struct Gateway {
     handler: DevHandler,
+    logger: Logger,
     opts: DevOptions,
     domain: String,
     conns: Mutex<HashMap<String, Conn>>,
@@ -120,14 +156,14 @@ impl Gateway {
     fn log(&self, route: &str, id: &str, status: impl std::fmt::Display, started: Instant) {
         if !self.opts.quiet {
             let t = time::OffsetDateTime::now_utc();
-            eprintln!(
+            self.logger.line(format!(
                 "{:02}:{:02}:{:02}.{:03} {route:<12} {id} {status} {:.2}ms",
                 t.hour(),
                 t.minute(),
                 t.second(),
                 t.millisecond(),
                 started.elapsed().as_secs_f64() * 1000.0
-            );
+            ));
         }
     }
 
@@ -199,7 +235,7 @@ impl Gateway {
     /// Runs one event through the same conversion and handler the Lambda uses.
     async fn invoke(&self, event: Value) -> Result<Outcome, String> {
         if self.opts.print_events {
-            eprintln!("event: {event}");
+            self.logger.line(format!("event: {event}"));
         }
         let event = handler::apigw::to_event(event)?;
         self.handler
@@ -657,7 +693,9 @@ pub async fn run(opts: DevOptions, ready: impl FnOnce(SocketAddr)) -> Result<()>
     settings.endpoint_override = Some(format!("http://{addr}/{}", opts.stage));
     settings.api_id = Some("local".into());
     settings.stage = opts.stage.clone();
+    let (logger, log_task) = Logger::start();
     let gw = Arc::new(Gateway {
+        logger,
         handler: Handler::new(
             settings,
             Arc::new(MemoryStore::new()),
@@ -719,6 +757,9 @@ pub async fn run(opts: DevOptions, ready: impl FnOnce(SocketAddr)) -> Result<()>
         }
     };
     let _ = tokio::time::timeout(Duration::from_secs(10), wait).await;
+    // Flush the log: dropping the gateway closes the channel, and the writer drains it.
+    drop(gw);
+    let _ = tokio::time::timeout(Duration::from_secs(2), log_task).await;
     Ok(())
 }
 

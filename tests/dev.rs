@@ -78,15 +78,24 @@ async fn routes_follow_the_selection_expression_and_fall_back_to_default() {
         ws.send(Message::text(body)).await.unwrap();
         recv_json(&mut ws).await;
     }
+    // The log is written asynchronously: wait until all three message events are there.
+    let defaults = |log: &str| {
+        log.lines()
+            .filter(|l| {
+                l.contains("\"eventType\":\"MESSAGE\"") && l.contains("\"routeKey\":\"$default\"")
+            })
+            .count()
+    };
+    for _ in 0..200 {
+        if defaults(&dev.stderr()) >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
     let log = dev.stderr();
-    let defaults = log
-        .lines()
-        .filter(|l| {
-            l.contains("\"eventType\":\"MESSAGE\"") && l.contains("\"routeKey\":\"$default\"")
-        })
-        .count();
     assert_eq!(
-        defaults, 3,
+        defaults(&log),
+        3,
         "non-JSON and unmatched messages go to $default:\n{log}"
     );
 }
@@ -465,7 +474,7 @@ async def test_websocket():
 asyncio.run(test_websocket())
 "#
     .replace("URI", &dev.url);
-    let python = support::workspace_root().join(".venv/bin/python");
+    let python = support::python();
     let out = Command::new(python).arg("-c").arg(script).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(

@@ -251,7 +251,7 @@ fn down_removes_partial_states() {
 #[test]
 fn down_leaves_same_named_resources_without_the_tag_unless_adopting() {
     let p = Project::new("shared");
-    let venv_bin = support::workspace_root().join(".venv/bin");
+    let venv_bin = support::venv_bin();
     let out = std::process::Command::new("bash")
         .arg(support::workspace_root().join("benches/runbook-steps.sh"))
         .env(

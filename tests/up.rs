@@ -443,7 +443,7 @@ fn dry_run_shows_the_plan_and_writes_nothing() {
 #[test]
 fn up_converges_a_stack_made_by_the_runbook() {
     let p = Project::new("legacy");
-    let venv_bin = support::workspace_root().join(".venv/bin");
+    let venv_bin = support::venv_bin();
     let script = support::workspace_root().join("benches/runbook-steps.sh");
     let out = std::process::Command::new("bash")
         .arg(&script)

@@ -17,6 +17,22 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// The Python with moto, boto3, the aws CLI and websockets: MOTO_PYTHON (scripts/test.sh sets
+/// it), else the checkout's .venv.
+pub fn python() -> PathBuf {
+    std::env::var_os("MOTO_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".venv/bin/python"))
+}
+
+/// The directory of that Python's scripts (the aws CLI).
+pub fn venv_bin() -> PathBuf {
+    python()
+        .parent()
+        .expect("python has a directory")
+        .to_path_buf()
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -65,9 +81,7 @@ impl Moto {
     /// which attaching AWSLambdaBasicExecutionRole needs.
     pub fn start(iam_managed_policies: bool) -> Moto {
         // moto_server.py is moto's server plus UpdateStage (see the file).
-        let python = std::env::var_os("MOTO_PYTHON")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| workspace_root().join(".venv/bin/python"));
+        let python = python();
         assert!(
             python.exists(),
             "{} not found: run scripts/test.sh, which installs moto into .venv \
