@@ -154,6 +154,25 @@ pub struct DevArgs {
     /// others get 403 on the handshake.
     #[arg(long = "allowed-origin", value_name = "ORIGIN")]
     pub allowed_origins: Vec<String>,
+    /// Require a JWT on $connect, verified against this JWKS URL (RS256/ES256).
+    #[arg(long, value_name = "URL", conflicts_with = "jwt_secret_env")]
+    pub jwks_url: Option<String>,
+    /// Require an HS256 JWT on $connect; the secret is read from this environment variable
+    /// (never from the command line, where it would show in the process list).
+    #[arg(long, value_name = "VAR")]
+    pub jwt_secret_env: Option<String>,
+    /// Accepted token issuer (iss).
+    #[arg(long, value_name = "ISS")]
+    pub jwt_issuer: Option<String>,
+    /// Accepted token audience (aud), repeatable.
+    #[arg(long = "jwt-audience", value_name = "AUD")]
+    pub jwt_audiences: Vec<String>,
+    /// The query parameter carrying the token.
+    #[arg(long, default_value = "token")]
+    pub token_param: String,
+    /// How often a token with an unknown key id may trigger a JWKS refetch (key rotation).
+    #[arg(long, default_value = "30s", value_parser = crate::dev::parse_duration)]
+    pub jwks_min_refetch: std::time::Duration,
     /// Let clients broadcast (overrides [function] allow_client_broadcast).
     #[arg(long)]
     pub allow_client_broadcast: bool,

@@ -45,6 +45,8 @@ pub struct DevOptions {
     pub settings: Settings,
     /// Print every event sent to the handler (API Gateway's JSON) on stderr.
     pub print_events: bool,
+    /// Token verification on $connect.
+    pub auth: Option<Arc<handler::auth::Auth>>,
     pub quiet: bool,
 }
 
@@ -235,7 +237,21 @@ impl Gateway {
     /// Runs one event through the same conversion and handler the Lambda uses.
     async fn invoke(&self, event: Value) -> Result<Outcome, String> {
         if self.opts.print_events {
-            self.logger.line(format!("event: {event}"));
+            // Tokens travel in the query string: never print them.
+            let param = self
+                .opts
+                .auth
+                .as_ref()
+                .map_or("token", |a| a.query_param.as_str());
+            let mut shown = event.clone();
+            if let Some(v) = shown.pointer_mut(&format!("/queryStringParameters/{param}")) {
+                *v = json!("***");
+            }
+            if let Some(v) = shown.pointer_mut(&format!("/multiValueQueryStringParameters/{param}"))
+            {
+                *v = json!(["***"]);
+            }
+            self.logger.line(format!("event: {shown}"));
         }
         let event = handler::apigw::to_event(event)?;
         self.handler
@@ -694,13 +710,17 @@ pub async fn run(opts: DevOptions, ready: impl FnOnce(SocketAddr)) -> Result<()>
     settings.api_id = Some("local".into());
     settings.stage = opts.stage.clone();
     let (logger, log_task) = Logger::start();
+    let mut dev_handler = Handler::new(
+        settings,
+        Arc::new(MemoryStore::new()),
+        Arc::new(InProcessPusher::new()),
+    );
+    if let Some(auth) = opts.auth.clone() {
+        dev_handler = dev_handler.with_auth(auth);
+    }
     let gw = Arc::new(Gateway {
         logger,
-        handler: Handler::new(
-            settings,
-            Arc::new(MemoryStore::new()),
-            Arc::new(InProcessPusher::new()),
-        ),
+        handler: dev_handler,
         domain: format!("localhost:{}", addr.port()),
         opts: opts.clone(),
         conns: Mutex::new(HashMap::new()),

@@ -343,6 +343,31 @@ async fn dev(cli: &Cli, args: &DevArgs) -> Result<ExitCode> {
         },
         ..handler::Settings::default()
     };
+    let auth = match (&args.jwks_url, &args.jwt_secret_env) {
+        (Some(url), _) => {
+            let fetcher = handler::auth::HttpsFetcher::new().map_err(|e| anyhow::anyhow!(e))?;
+            Some(handler::auth::Auth::jwks(url, Box::new(fetcher)))
+        }
+        (None, Some(var)) => match std::env::var(var) {
+            Ok(secret) if !secret.is_empty() => {
+                Some(handler::auth::Auth::hs256(secret.into_bytes()))
+            }
+            _ => {
+                return Err(UsageError(format!(
+                    "--jwt-secret-env {var}: that environment variable is not set"
+                ))
+                .into())
+            }
+        },
+        (None, None) => None,
+    }
+    .map(|mut a| {
+        a.issuer = args.jwt_issuer.clone();
+        a.audience = args.jwt_audiences.clone();
+        a.query_param = args.token_param.clone();
+        a.jwks_refetch_min = args.jwks_min_refetch;
+        std::sync::Arc::new(a)
+    });
     let opts = dev::DevOptions {
         host: args.host.clone(),
         port: args.port,
@@ -356,6 +381,7 @@ async fn dev(cli: &Cli, args: &DevArgs) -> Result<ExitCode> {
         message_limit: args.message_limit,
         settings,
         print_events: args.print_events,
+        auth,
         quiet: cli.quiet,
     };
     let path = opts.path.clone();

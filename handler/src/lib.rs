@@ -7,6 +7,7 @@
 
 #[cfg(feature = "aws")]
 pub mod apigw;
+pub mod auth;
 pub mod push;
 pub mod store;
 
@@ -509,6 +510,7 @@ pub struct Handler<S: ?Sized, P: ?Sized> {
     settings: Settings,
     store: Arc<S>,
     pusher: Arc<P>,
+    auth: Option<Arc<auth::Auth>>,
 }
 
 impl<S: ?Sized, P: ?Sized> Clone for Handler<S, P> {
@@ -517,6 +519,7 @@ impl<S: ?Sized, P: ?Sized> Clone for Handler<S, P> {
             settings: self.settings.clone(),
             store: self.store.clone(),
             pusher: self.pusher.clone(),
+            auth: self.auth.clone(),
         }
     }
 }
@@ -531,7 +534,15 @@ where
             settings,
             store,
             pusher,
+            auth: None,
         }
+    }
+
+    /// Requires a valid token on `$connect` (401 otherwise); the token's `sub` is stored on
+    /// the connection's row.
+    pub fn with_auth(mut self, auth: impl Into<Arc<auth::Auth>>) -> Self {
+        self.auth = Some(auth.into());
+        self
     }
 
     pub fn settings(&self) -> &Settings {
@@ -548,7 +559,11 @@ where
 
     pub async fn handle(&self, event: Event) -> Result<Outcome, HandlerError> {
         match event {
-            Event::Connect { ctx, headers, .. } => self.connect(&ctx, &headers).await,
+            Event::Connect {
+                ctx,
+                headers,
+                query,
+            } => self.connect(&ctx, &headers, &query).await,
             Event::Disconnect { ctx } => self.disconnect(&ctx).await,
             Event::Message { ctx, body } => self.message(&ctx, body.as_deref()).await,
             Event::Invoke(payload) => self.invoke(&payload).await.map(Outcome::Report),
@@ -559,6 +574,7 @@ where
         &self,
         ctx: &RequestContext,
         headers: &BTreeMap<String, String>,
+        query: &BTreeMap<String, String>,
     ) -> Result<Outcome, HandlerError> {
         if ctx.connection_id.is_empty() {
             return Ok(Outcome::http(400, "Missing connection ID"));
@@ -570,6 +586,28 @@ where
                 return Ok(Outcome::http(403, "Forbidden: origin not allowed"));
             }
         }
+        let user = match &self.auth {
+            None => None,
+            Some(auth) => {
+                let verified = match query.get(&auth.query_param).filter(|t| !t.is_empty()) {
+                    None => Err(auth::AuthError::Missing(auth.query_param.clone())),
+                    Some(token) => auth.verify(token).await,
+                };
+                match verified {
+                    Ok(sub) => Some(sub),
+                    Err(e) if e.is_server_error() => {
+                        tracing::error!(connection_id = %ctx.connection_id, error = %e, "cannot verify tokens");
+                        return Ok(Outcome::http(500, "Internal server error"));
+                    }
+                    Err(e) => {
+                        return Ok(Outcome::Http {
+                            status: 401,
+                            body: format!("Unauthorized: {e}"),
+                        })
+                    }
+                }
+            }
+        };
         let now = time::OffsetDateTime::now_utc();
         self.store
             .put(Connection {
@@ -578,7 +616,7 @@ where
                 ttl: now.unix_timestamp() + self.settings.ttl_seconds,
                 topics: Default::default(),
                 source_ip: ctx.source_ip.clone(),
-                user: None,
+                user,
             })
             .await?;
         Ok(Outcome::http(200, "Connected"))

@@ -21,6 +21,8 @@ enum InitError {
     Settings(#[from] handler::SettingsError),
     #[error("environment variable CONNECTIONS_TABLE is not set: the function needs its DynamoDB table name")]
     NoTable,
+    #[error("authentication is configured but cannot start: {0}")]
+    Auth(String),
 }
 
 #[tokio::main]
@@ -66,7 +68,13 @@ async fn build() -> Result<Live, InitError> {
     let store =
         DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table).with_page_size(page_size);
     let pusher = ManagementApiPusher::new(sdk);
-    Ok(Handler::new(settings, Arc::new(store), Arc::new(pusher)))
+    let mut handler = Handler::new(settings, Arc::new(store), Arc::new(pusher));
+    if let Some(url) = get("AUTH_JWKS_URL").filter(|u| !u.trim().is_empty()) {
+        let fetcher = handler::auth::HttpsFetcher::new().map_err(InitError::Auth)?;
+        handler = handler
+            .with_auth(handler::auth::Auth::jwks(url.trim(), Box::new(fetcher)).configured(get));
+    }
+    Ok(handler)
 }
 
 /// Tells the Runtime API why this function cannot start (`/runtime/init/error`), so the

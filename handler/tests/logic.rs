@@ -784,3 +784,41 @@ async fn browser_origins_outside_the_allowed_list_get_403() {
         "non-browser clients send no Origin"
     );
 }
+
+#[tokio::test]
+async fn a_verified_token_puts_its_subject_on_the_row_and_a_bad_one_gets_401() {
+    let h = handler().with_auth(handler::auth::Auth::hs256(b"k".to_vec()));
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &json!({"sub": "alice", "exp": time::OffsetDateTime::now_utc().unix_timestamp() + 60}),
+        &jsonwebtoken::EncodingKey::from_secret(b"k"),
+    )
+    .unwrap();
+    let connect = |id: &str, token: Option<&str>| Event::Connect {
+        ctx: ctx(id),
+        query: token
+            .map(|t| BTreeMap::from([("token".to_owned(), t.to_owned())]))
+            .unwrap_or_default(),
+        headers: BTreeMap::new(),
+    };
+    let out = h.handle(connect("a", Some(&token))).await.unwrap();
+    assert_eq!(
+        out,
+        Outcome::Http {
+            status: 200,
+            body: "Connected".into()
+        }
+    );
+    assert_eq!(
+        h.store().get("a").await.unwrap().unwrap().user.as_deref(),
+        Some("alice")
+    );
+    match h.handle(connect("b", None)).await.unwrap() {
+        Outcome::Http { status, body } => {
+            assert_eq!(status, 401);
+            assert!(body.contains("token"), "{body}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(h.store().get("b").await.unwrap().is_none());
+}

@@ -1,0 +1,312 @@
+//! Authentication on `$connect`: a JWT from the query string (browsers cannot set headers on a
+//! WebSocket handshake), verified with an HS256 secret or against a JWKS URL (RS256 / ES256,
+//! e.g. Cognito or Auth0), with `exp`, `nbf`, `iss` and `aud` checked.
+//!
+//! Keys come through a port: the Lambda reads the HS256 secret from SSM at cold start and
+//! fetches JWKS over HTTPS; `wsctl dev` and tests bring their own.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+
+/// How long fetched keys are trusted before they are fetched again.
+pub const JWKS_TTL: Duration = Duration::from_secs(600);
+/// An unknown `kid` (a rotated key) triggers a refetch at most this often.
+pub const JWKS_REFETCH_MIN: Duration = Duration::from_secs(30);
+
+/// Why a token was refused. Messages never contain the token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("no token: pass it as the {0:?} query parameter")]
+    Missing(String),
+    #[error("the token is malformed")]
+    Malformed,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid yet (nbf)")]
+    NotYetValid,
+    #[error("the token's signature does not verify")]
+    BadSignature,
+    #[error("the token's audience is not accepted")]
+    BadAudience,
+    #[error("the token's issuer is not accepted")]
+    BadIssuer,
+    #[error("the token is signed with {0}, which this function does not accept")]
+    BadAlgorithm(String),
+    #[error("no key with id {0:?} in the JWKS")]
+    UnknownKey(String),
+    #[error("the token has no subject (sub)")]
+    NoSubject,
+    /// The keys could not be obtained (JWKS unreachable): a server problem, not the client's.
+    #[error("cannot obtain the verification keys: {0}")]
+    Keys(String),
+}
+
+impl AuthError {
+    /// Whether the failure is the server's (500) rather than the client's (401).
+    pub fn is_server_error(&self) -> bool {
+        matches!(self, AuthError::Keys(_))
+    }
+}
+
+/// Fetches a JWKS document.
+#[async_trait]
+pub trait JwksFetcher: Send + Sync {
+    async fn fetch(&self, url: &str) -> Result<String, String>;
+}
+
+pub enum Keys {
+    /// A shared secret (HS256).
+    Hs256(Vec<u8>),
+    /// Public keys from a JWKS URL (RS256 and ES256), cached and refetched on rotation.
+    Jwks {
+        url: String,
+        fetcher: Box<dyn JwksFetcher>,
+        cache: Mutex<Option<(Instant, JwkSet)>>,
+    },
+}
+
+impl std::fmt::Debug for Keys {
+    // Never print the secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Keys::Hs256(_) => f.write_str("Hs256(***)"),
+            Keys::Jwks { url, .. } => write!(f, "Jwks({url})"),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Auth {
+    pub keys: Keys,
+    /// Accepted `iss`; None accepts any.
+    pub issuer: Option<String>,
+    /// Accepted `aud` values; empty accepts any.
+    pub audience: Vec<String>,
+    /// The query parameter carrying the token.
+    pub query_param: String,
+    pub leeway_seconds: u64,
+    /// An unknown `kid` triggers a JWKS refetch at most this often.
+    pub jwks_refetch_min: Duration,
+}
+
+#[derive(Debug, Deserialize)]
+struct Claims {
+    sub: Option<String>,
+}
+
+impl Auth {
+    /// Applies `AUTH_ISSUER`, `AUTH_AUDIENCE` (comma-separated) and `AUTH_QUERY_PARAM` from a
+    /// variable lookup.
+    pub fn configured(mut self, get: impl Fn(&str) -> Option<String>) -> Auth {
+        let nonempty = |k: &str| {
+            get(k)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        if let Some(iss) = nonempty("AUTH_ISSUER") {
+            self.issuer = Some(iss);
+        }
+        if let Some(aud) = nonempty("AUTH_AUDIENCE") {
+            self.audience = aud
+                .split(',')
+                .map(|a| a.trim().to_owned())
+                .filter(|a| !a.is_empty())
+                .collect();
+        }
+        if let Some(p) = nonempty("AUTH_QUERY_PARAM") {
+            self.query_param = p;
+        }
+        self
+    }
+
+    pub fn hs256(secret: Vec<u8>) -> Auth {
+        Auth::with_keys(Keys::Hs256(secret))
+    }
+
+    pub fn jwks(url: impl Into<String>, fetcher: Box<dyn JwksFetcher>) -> Auth {
+        Auth::with_keys(Keys::Jwks {
+            url: url.into(),
+            fetcher,
+            cache: Mutex::new(None),
+        })
+    }
+
+    fn with_keys(keys: Keys) -> Auth {
+        Auth {
+            keys,
+            issuer: None,
+            audience: Vec::new(),
+            query_param: "token".into(),
+            leeway_seconds: 30,
+            jwks_refetch_min: JWKS_REFETCH_MIN,
+        }
+    }
+
+    fn validation(&self, alg: Algorithm) -> Validation {
+        let mut v = Validation::new(alg);
+        v.leeway = self.leeway_seconds;
+        v.validate_exp = true;
+        v.validate_nbf = true;
+        v.required_spec_claims = ["exp".to_owned()].into_iter().collect();
+        if self.audience.is_empty() {
+            v.validate_aud = false;
+        } else {
+            v.set_audience(&self.audience);
+        }
+        if let Some(iss) = &self.issuer {
+            v.set_issuer(&[iss]);
+        }
+        v
+    }
+
+    /// Verifies a token and returns its subject.
+    pub async fn verify(&self, token: &str) -> Result<String, AuthError> {
+        let header = decode_header(token).map_err(|_| AuthError::Malformed)?;
+        let key = match &self.keys {
+            Keys::Hs256(secret) => {
+                if header.alg != Algorithm::HS256 {
+                    return Err(AuthError::BadAlgorithm(format!("{:?}", header.alg)));
+                }
+                DecodingKey::from_secret(secret)
+            }
+            Keys::Jwks { .. } => {
+                if !matches!(header.alg, Algorithm::RS256 | Algorithm::ES256) {
+                    return Err(AuthError::BadAlgorithm(format!("{:?}", header.alg)));
+                }
+                self.jwk_key(header.kid.as_deref()).await?
+            }
+        };
+        let data = decode::<Claims>(token, &key, &self.validation(header.alg)).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind as K;
+            match e.kind() {
+                K::ExpiredSignature => AuthError::Expired,
+                K::ImmatureSignature => AuthError::NotYetValid,
+                K::InvalidSignature => AuthError::BadSignature,
+                K::InvalidAudience => AuthError::BadAudience,
+                K::InvalidIssuer => AuthError::BadIssuer,
+                K::InvalidAlgorithm => AuthError::BadAlgorithm(format!("{:?}", header.alg)),
+                _ => AuthError::Malformed,
+            }
+        })?;
+        data.claims
+            .sub
+            .filter(|s| !s.is_empty())
+            .ok_or(AuthError::NoSubject)
+    }
+
+    async fn jwk_key(&self, kid: Option<&str>) -> Result<DecodingKey, AuthError> {
+        let Keys::Jwks {
+            url,
+            fetcher,
+            cache,
+        } = &self.keys
+        else {
+            unreachable!("called for JWKS keys only")
+        };
+        let lookup = |set: &JwkSet| -> Option<DecodingKey> {
+            let jwk = match kid {
+                Some(k) => set.find(k),
+                None if set.keys.len() == 1 => set.keys.first(),
+                None => None,
+            }?;
+            DecodingKey::from_jwk(jwk).ok()
+        };
+        let (fresh, found, stale_ok) = {
+            let guard = cache.lock().unwrap_or_else(|p| p.into_inner());
+            match guard.as_ref() {
+                Some((at, set)) => (
+                    at.elapsed() < JWKS_TTL,
+                    lookup(set),
+                    at.elapsed() >= self.jwks_refetch_min,
+                ),
+                None => (false, None, true),
+            }
+        };
+        if let (true, Some(key)) = (fresh, &found) {
+            return Ok(key.clone());
+        }
+        // Expired cache, or an unknown kid (a rotated key): fetch again, but not in a loop.
+        if !fresh || stale_ok {
+            let text = fetcher.fetch(url).await.map_err(AuthError::Keys)?;
+            let set: JwkSet = serde_json::from_str(&text)
+                .map_err(|e| AuthError::Keys(format!("{url} is not a JWKS: {e}")))?;
+            let key = lookup(&set);
+            *cache.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), set));
+            if let Some(k) = key {
+                return Ok(k);
+            }
+        } else if let Some(k) = found {
+            return Ok(k);
+        }
+        Err(AuthError::UnknownKey(kid.unwrap_or("(none)").to_owned()))
+    }
+}
+
+#[cfg(feature = "aws")]
+pub use https::HttpsFetcher;
+
+#[cfg(feature = "aws")]
+mod https {
+    use async_trait::async_trait;
+    use http_body_util::{BodyExt, Empty, Limited};
+    use hyper_util::client::legacy::connect::HttpConnector;
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+
+    use super::JwksFetcher;
+
+    /// JWKS documents are small; refuse anything larger.
+    const MAX_JWKS_BYTES: usize = 1024 * 1024;
+
+    /// Fetches JWKS over HTTPS (system roots) or plain HTTP (a local issuer in development).
+    pub struct HttpsFetcher {
+        client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<hyper::body::Bytes>>,
+    }
+
+    impl HttpsFetcher {
+        pub fn new() -> Result<HttpsFetcher, String> {
+            let https = hyper_rustls::HttpsConnectorBuilder::new()
+                .with_native_roots()
+                .map_err(|e| format!("cannot load the system's root certificates: {e}"))?
+                .https_or_http()
+                .enable_http1()
+                .build();
+            Ok(HttpsFetcher {
+                client: Client::builder(TokioExecutor::new()).build(https),
+            })
+        }
+    }
+
+    #[async_trait]
+    impl JwksFetcher for HttpsFetcher {
+        async fn fetch(&self, url: &str) -> Result<String, String> {
+            let uri: hyper::Uri = url
+                .parse()
+                .map_err(|e| format!("bad JWKS URL {url}: {e}"))?;
+            let request = async {
+                let resp = self
+                    .client
+                    .get(uri)
+                    .await
+                    .map_err(|e| format!("GET {url}: {e}"))?;
+                if !resp.status().is_success() {
+                    return Err(format!("GET {url} answered {}", resp.status()));
+                }
+                let body = Limited::new(resp.into_body(), MAX_JWKS_BYTES)
+                    .collect()
+                    .await
+                    .map_err(|e| format!("reading {url}: {e}"))?
+                    .to_bytes();
+                String::from_utf8(body.to_vec()).map_err(|_| format!("{url} is not UTF-8"))
+            };
+            tokio::time::timeout(std::time::Duration::from_secs(5), request)
+                .await
+                .map_err(|_| format!("GET {url} timed out after 5 s"))?
+        }
+    }
+}

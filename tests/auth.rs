@@ -1,0 +1,241 @@
+//! Tokens on `$connect`, through `wsctl dev` with real clients: HS256 with a secret, and
+//! ES256 against a local JWKS server whose key rotates.
+
+#[path = "support/dev.rs"]
+mod devkit;
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+use base64::Engine as _;
+use devkit::Dev;
+use futures::{SinkExt, StreamExt};
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn hs256(secret: &[u8], claims: Value) -> String {
+    encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret),
+    )
+    .unwrap()
+}
+
+/// Connects with `?token=...`; Ok(()) when the handshake succeeds and a ping is answered,
+/// Err(status) when it is refused.
+async fn try_connect(dev: &Dev, token: Option<&str>) -> Result<(), u16> {
+    let url = match token {
+        Some(t) => format!("{}?token={t}", dev.url),
+        None => dev.url.clone(),
+    };
+    match tokio_tungstenite::connect_async(&url).await {
+        Ok((mut ws, _)) => {
+            ws.send(Message::text(r#"{"action":"ping"}"#))
+                .await
+                .unwrap();
+            let reply = ws.next().await.unwrap().unwrap();
+            assert!(reply.to_text().unwrap().contains("pong"));
+            Ok(())
+        }
+        Err(WsError::Http(resp)) => Err(resp.status().as_u16()),
+        Err(e) => panic!("unexpected error: {e}"),
+    }
+}
+
+#[tokio::test]
+async fn hs256_tokens_are_checked_for_signature_time_issuer_and_audience() {
+    // The secret reaches wsctl dev through an environment variable, never the command line.
+    std::env::set_var("WSCTL_TEST_JWT_SECRET", "s3cr3t-for-tests");
+    let dev = Dev::start(&[
+        "--jwt-secret-env",
+        "WSCTL_TEST_JWT_SECRET",
+        "--jwt-issuer",
+        "https://issuer.example",
+        "--jwt-audience",
+        "app",
+    ]);
+    let secret = b"s3cr3t-for-tests";
+    let base =
+        json!({"sub": "user-1", "iss": "https://issuer.example", "aud": "app", "exp": now() + 300});
+    let with = |patch: Value| {
+        let mut c = base.clone();
+        for (k, v) in patch.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        c
+    };
+    assert_eq!(
+        try_connect(&dev, Some(&hs256(secret, base.clone()))).await,
+        Ok(()),
+        "a good token"
+    );
+    assert_eq!(try_connect(&dev, None).await, Err(401), "missing");
+    assert_eq!(
+        try_connect(
+            &dev,
+            Some(&hs256(secret, with(json!({"exp": now() - 120}))))
+        )
+        .await,
+        Err(401),
+        "expired"
+    );
+    assert_eq!(
+        try_connect(
+            &dev,
+            Some(&hs256(secret, with(json!({"nbf": now() + 600}))))
+        )
+        .await,
+        Err(401),
+        "not yet valid"
+    );
+    assert_eq!(
+        try_connect(&dev, Some(&hs256(b"another secret", base.clone()))).await,
+        Err(401),
+        "wrong signature"
+    );
+    assert_eq!(
+        try_connect(&dev, Some(&hs256(secret, with(json!({"aud": "other"}))))).await,
+        Err(401),
+        "wrong audience"
+    );
+    assert_eq!(
+        try_connect(
+            &dev,
+            Some(&hs256(secret, with(json!({"iss": "https://evil"}))))
+        )
+        .await,
+        Err(401),
+        "wrong issuer"
+    );
+    assert_eq!(
+        try_connect(&dev, Some("not.a.jwt")).await,
+        Err(401),
+        "garbage"
+    );
+    dev.wait_log(" 401 ").await;
+    let log = dev.stderr();
+    assert!(
+        !log.contains("s3cr3t"),
+        "the secret is never printed:\n{log}"
+    );
+    assert!(
+        !log.contains(&hs256(secret, base.clone())[..40]),
+        "tokens are never printed"
+    );
+}
+
+struct EcKey {
+    kid: String,
+    pkcs8: Vec<u8>,
+    jwk: Value,
+}
+
+fn ec_key(kid: &str) -> EcKey {
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
+    let public = pair.public_key().as_ref().to_vec(); // 0x04 || X || Y
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    EcKey {
+        kid: kid.to_owned(),
+        pkcs8: pkcs8.as_ref().to_vec(),
+        jwk: json!({"kty": "EC", "crv": "P-256", "x": b64(&public[1..33]), "y": b64(&public[33..65]), "kid": kid, "alg": "ES256", "use": "sig"}),
+    }
+}
+
+fn es256(key: &EcKey, claims: Value) -> String {
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = Some(key.kid.clone());
+    encode(&header, &claims, &EncodingKey::from_ec_der(&key.pkcs8)).unwrap()
+}
+
+#[tokio::test]
+async fn es256_tokens_verify_against_a_jwks_that_rotates() {
+    let k1 = ec_key("k1");
+    let k2 = ec_key("k2");
+    let served = Arc::new(Mutex::new(json!({"keys": [k1.jwk.clone()]})));
+    let fetches = Arc::new(Mutex::new(0u32));
+    let app = {
+        let served = served.clone();
+        let fetches = fetches.clone();
+        axum::Router::new().route(
+            "/.well-known/jwks.json",
+            axum::routing::get(move || {
+                let served = served.clone();
+                let fetches = fetches.clone();
+                async move {
+                    *fetches.lock().unwrap() += 1;
+                    axum::Json(served.lock().unwrap().clone())
+                }
+            }),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let jwks = format!(
+        "http://{}/.well-known/jwks.json",
+        listener.local_addr().unwrap()
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let dev = Dev::start(&[
+        "--jwks-url",
+        &jwks,
+        "--jwt-audience",
+        "app",
+        "--jwks-min-refetch",
+        "200ms",
+    ]);
+    let claims = json!({"sub": "user-2", "aud": "app", "exp": now() + 300});
+    assert_eq!(
+        try_connect(&dev, Some(&es256(&k1, claims.clone()))).await,
+        Ok(())
+    );
+    assert_eq!(
+        try_connect(&dev, Some(&es256(&k1, claims.clone()))).await,
+        Ok(())
+    );
+    assert_eq!(*fetches.lock().unwrap(), 1, "keys are cached");
+    assert_eq!(
+        try_connect(
+            &dev,
+            Some(&es256(
+                &k1,
+                json!({"sub":"u","aud":"other","exp": now() + 300})
+            ))
+        )
+        .await,
+        Err(401)
+    );
+
+    // The issuer rotates to k2 and drops k1.
+    *served.lock().unwrap() = json!({"keys": [k2.jwk.clone()]});
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        try_connect(&dev, Some(&es256(&k2, claims.clone()))).await,
+        Ok(()),
+        "a token with the new key"
+    );
+    assert_eq!(
+        *fetches.lock().unwrap(),
+        2,
+        "the unknown kid triggered one refetch"
+    );
+    // An ES256 token signed by a key the JWKS does not hold is refused.
+    let stranger = ec_key("k2");
+    assert_eq!(
+        try_connect(&dev, Some(&es256(&stranger, claims.clone()))).await,
+        Err(401),
+        "wrong signature"
+    );
+}
