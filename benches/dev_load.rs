@@ -38,6 +38,20 @@ fn rss_kb(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time (user + system) of a process so far.
+fn cpu(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // utime and stime are fields 14 and 15 of stat; here (state removed) indexes 10 and 11.
+    let ticks = f.get(10).copied().unwrap_or(0) + f.get(11).copied().unwrap_or(0);
+    Duration::from_secs_f64(ticks as f64 / 100.0)
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -127,6 +141,8 @@ async fn main() {
     let rss_before = rss_kb(pid);
 
     // 1. Open N connections, 256 handshakes in flight.
+    let me = std::process::id();
+    let (gw_cpu0, me_cpu0) = (cpu(pid), cpu(me));
     let started = Instant::now();
     let sockets: Vec<_> = futures::stream::iter(0..conns)
         .map(|_| {
@@ -142,6 +158,7 @@ async fn main() {
         .collect()
         .await;
     let open_secs = started.elapsed().as_secs_f64();
+    let (gw_cpu1, me_cpu1) = (cpu(pid), cpu(me));
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_after = rss_kb(pid);
     let per_conn_kb = (rss_after.saturating_sub(rss_before)) as f64 / conns as f64;
@@ -151,6 +168,11 @@ async fn main() {
         rss_before,
         rss_after,
         per_conn_kb
+    );
+    println!(
+        "  CPU while opening: gateway {:.0} us per connection, load client {:.0} us per connection",
+        (gw_cpu1 - gw_cpu0).as_secs_f64() * 1e6 / conns as f64,
+        (me_cpu1 - me_cpu0).as_secs_f64() * 1e6 / conns as f64
     );
 
     // Readers: every client waits for messages and reports when they arrive.
@@ -183,6 +205,7 @@ async fn main() {
     // 2. Broadcast through the invoke endpoint.
     let mut http = tokio::net::TcpStream::connect(&addr).await.unwrap();
     let mut broadcast_times = Vec::new();
+    let (gw_cpu0, me_cpu0) = (cpu(pid), cpu(me));
     for round in 1..=5 {
         let body = format!(
             r#"{{"action":"broadcast","message":{{"type":"bench","data":{{"round":{round}}}}}}}"#
@@ -196,12 +219,18 @@ async fn main() {
         }
         broadcast_times.push((*last.lock().unwrap() - start).as_secs_f64());
     }
+    let (gw_cpu1, me_cpu1) = (cpu(pid), cpu(me));
     broadcast_times.sort_by(|a, b| a.partial_cmp(b).unwrap());
     println!(
         "broadcast to {conns} via invoke: median {:.3} s (5 rounds; request -> last client's receipt)",
         broadcast_times[2]
     );
 
+    println!(
+        "  CPU per delivered message: gateway {:.1} us, load client {:.1} us",
+        (gw_cpu1 - gw_cpu0).as_secs_f64() * 1e6 / (5 * conns) as f64,
+        (me_cpu1 - me_cpu0).as_secs_f64() * 1e6 / (5 * conns) as f64
+    );
     println!(
         "  (the gateway's own handler time per broadcast, from its log: {:?})",
         broadcasts.lock().unwrap()
