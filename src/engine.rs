@@ -48,13 +48,24 @@ pub struct Observation {
 }
 
 pub async fn observe(stack: &Stack) -> Result<Observation> {
+    observe_with(stack, true).await
+}
+
+/// Reads every resource concurrently; the API (and what hangs off it) only with `with_api`.
+async fn observe_with(stack: &Stack, with_api: bool) -> Result<Observation> {
     let c = &stack.clients;
     let n = &stack.names;
+    let api = async {
+        match with_api {
+            true => api::observe(c, n).await,
+            false => Ok(None),
+        }
+    };
     let (table, role, function, api, permission, log_group) = tokio::try_join!(
         table::observe(c, &n.table),
         role::observe(c, &n.role),
         function::observe(c, &n.function),
-        api::observe(c, n),
+        api,
         api::observe_permission(c, &n.function),
         logs::observe(c, &n.log_group),
     )?;
@@ -708,21 +719,5 @@ pub async fn down(
 
 /// Like [`observe`], but an ambiguous API name is not an error (down handles every candidate).
 async fn observe_for_down(stack: &Stack) -> Result<Observation> {
-    let c = &stack.clients;
-    let n = &stack.names;
-    let (table, role, function, permission, log_group) = tokio::try_join!(
-        table::observe(c, &n.table),
-        role::observe(c, &n.role),
-        function::observe(c, &n.function),
-        api::observe_permission(c, &n.function),
-        logs::observe(c, &n.log_group),
-    )?;
-    Ok(Observation {
-        table,
-        role,
-        function,
-        api: None,
-        permission,
-        log_group,
-    })
+    observe_with(stack, false).await
 }

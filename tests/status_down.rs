@@ -251,26 +251,7 @@ fn down_removes_partial_states() {
 #[test]
 fn down_leaves_same_named_resources_without_the_tag_unless_adopting() {
     let p = Project::new("shared");
-    let venv_bin = support::venv_bin();
-    let out = std::process::Command::new("bash")
-        .arg(support::workspace_root().join("benches/runbook-steps.sh"))
-        .env(
-            "PATH",
-            format!("{}:{}", venv_bin.display(), std::env::var("PATH").unwrap()),
-        )
-        .env("PROJECT_NAME", "shared")
-        .env("AWS_ACCOUNT_ID", "123456789012")
-        .env("AWS_ENDPOINT_URL", p.moto.url())
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    p.run_runbook("shared");
     let before = rt().block_on(everything(&p));
 
     p.proxy.clear();

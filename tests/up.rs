@@ -443,28 +443,7 @@ fn dry_run_shows_the_plan_and_writes_nothing() {
 #[test]
 fn up_converges_a_stack_made_by_the_runbook() {
     let p = Project::new("legacy");
-    let venv_bin = support::venv_bin();
-    let script = support::workspace_root().join("benches/runbook-steps.sh");
-    let out = std::process::Command::new("bash")
-        .arg(&script)
-        .env(
-            "PATH",
-            format!("{}:{}", venv_bin.display(), std::env::var("PATH").unwrap()),
-        )
-        .env("PROJECT_NAME", "legacy")
-        .env("AWS_ACCOUNT_ID", "123456789012")
-        .env("AWS_ENDPOINT_URL", p.moto.url())
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "runbook steps failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let runbook_api = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let runbook_api = p.run_runbook("legacy");
 
     let out = p.up(&["-o", "json"]);
     let report = out.json();

@@ -113,3 +113,34 @@ impl Project {
         self.moto.sdk_config().await
     }
 }
+
+impl Project {
+    /// Runs the runbook's Steps 1, 3 and 4 (benches/runbook-steps.sh, with the aws CLI) for
+    /// project `name` straight against moto; returns the API id they created.
+    pub fn run_runbook(&self, name: &str) -> String {
+        let out = Command::new("bash")
+            .arg(crate::support::workspace_root().join("benches/runbook-steps.sh"))
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    crate::support::venv_bin().display(),
+                    std::env::var("PATH").unwrap()
+                ),
+            )
+            .env("PROJECT_NAME", name)
+            .env("AWS_ACCOUNT_ID", "123456789012")
+            .env("AWS_ENDPOINT_URL", self.moto.url())
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "runbook steps failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
