@@ -235,7 +235,11 @@ pub struct BroadcastArgs {
 #[derive(Debug, Args)]
 pub struct SendArgs {
     /// The connection to send to.
-    pub connection_id: String,
+    #[arg(required_unless_present = "user")]
+    pub connection_id: Option<String>,
+    /// Send to every connection of this authenticated subject (the token's sub) instead.
+    #[arg(long, value_name = "SUB", conflicts_with = "connection_id")]
+    pub user: Option<String>,
     #[command(flatten)]
     pub message: MessageArgs,
 }

@@ -472,7 +472,16 @@ async fn broadcast(cli: &Cli, args: &BroadcastArgs) -> Result<ExitCode> {
 
 async fn send(cli: &Cli, args: &SendArgs) -> Result<ExitCode> {
     let message = message_of(&args.message)?;
-    deliver(cli, serde_json::json!({"action": "send", "connection_id": args.connection_id, "message": message})).await
+    let payload = match (&args.connection_id, &args.user) {
+        (_, Some(user)) => serde_json::json!({"action": "send", "user": user, "message": message}),
+        (Some(id), None) => {
+            serde_json::json!({"action": "send", "connection_id": id, "message": message})
+        }
+        (None, None) => {
+            return Err(UsageError("send needs a CONNECTION_ID or --user SUB".into()).into())
+        }
+    };
+    deliver(cli, payload).await
 }
 
 async fn logs(cli: &Cli, args: &LogsArgs) -> Result<ExitCode> {

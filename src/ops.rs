@@ -114,7 +114,7 @@ pub async fn all_rows(store: &DynamoStore) -> Result<(Vec<Connection>, usize)> {
     let mut pages = 0;
     loop {
         let page = store
-            .scan(None, cursor)
+            .scan(handler::Filter::All, cursor)
             .await
             .map_err(|e| anyhow::anyhow!(handler::error_chain(&e)))?;
         pages += 1;

@@ -239,3 +239,66 @@ async fn es256_tokens_verify_against_a_jwks_that_rotates() {
         "wrong signature"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wsctl_send_user_reaches_every_connection_of_a_subject() {
+    std::env::set_var("WSCTL_TEST_JWT_SECRET_2", "another-test-secret");
+    let dev = Dev::start(&["--jwt-secret-env", "WSCTL_TEST_JWT_SECRET_2"]);
+    let token = |sub: &str| {
+        hs256(
+            b"another-test-secret",
+            json!({"sub": sub, "exp": now() + 300}),
+        )
+    };
+    let mut alice1 =
+        tokio_tungstenite::connect_async(format!("{}?token={}", dev.url, token("alice")))
+            .await
+            .unwrap()
+            .0;
+    let mut alice2 =
+        tokio_tungstenite::connect_async(format!("{}?token={}", dev.url, token("alice")))
+            .await
+            .unwrap()
+            .0;
+    let mut bob = tokio_tungstenite::connect_async(format!("{}?token={}", dev.url, token("bob")))
+        .await
+        .unwrap()
+        .0;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("wsctl.toml"), "project = \"demo\"\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wsctl"))
+        .args([
+            "send",
+            "--user",
+            "alice",
+            "--type",
+            "for_alice",
+            "-o",
+            "json",
+        ])
+        .current_dir(dir.path())
+        .env("AWS_ENDPOINT_URL_LAMBDA", &dev.base)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["delivered"], 2, "{report}");
+    for ws in [&mut alice1, &mut alice2] {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(5), ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert!(msg.to_text().unwrap().contains("for_alice"));
+    }
+    let none = tokio::time::timeout(std::time::Duration::from_millis(300), bob.next()).await;
+    assert!(none.is_err(), "bob got nothing");
+}

@@ -20,7 +20,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 pub use push::{InProcessPusher, PushError, Pusher};
-pub use store::{Connection, ConnectionStore, MemoryStore, Page, StoreError};
+pub use store::{Connection, ConnectionStore, Filter, MemoryStore, Page, StoreError};
 
 /// API Gateway's limit for one message (and so for one `post_to_connection`).
 pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
@@ -431,6 +431,8 @@ pub enum Invocation {
         connection_id: String,
         message: Value,
     },
+    /// Every connection of an authenticated subject.
+    SendToUser { user: String, message: Value },
 }
 
 /// Parses a direct invocation payload.
@@ -460,16 +462,19 @@ pub fn parse_invocation(payload: &Value) -> Result<Invocation, HandlerError> {
                 topic,
             })
         }
-        Some("send") => {
-            let connection_id = match obj.get("connection_id") {
-                Some(Value::String(id)) if !id.is_empty() => id.clone(),
-                _ => return Err(bad("\"send\" needs \"connection_id\": a non-empty string")),
-            };
-            Ok(Invocation::Send {
-                connection_id,
+        Some("send") => match (obj.get("connection_id"), obj.get("user")) {
+            (Some(Value::String(id)), None) if !id.is_empty() => Ok(Invocation::Send {
+                connection_id: id.clone(),
                 message: message(obj)?,
-            })
-        }
+            }),
+            (None, Some(Value::String(user))) if !user.is_empty() => Ok(Invocation::SendToUser {
+                user: user.clone(),
+                message: message(obj)?,
+            }),
+            _ => Err(bad(
+                "\"send\" needs either \"connection_id\" or \"user\" (the token's sub): a non-empty string",
+            )),
+        },
         Some(other) => Err(HandlerError::BadInvocation(format!(
             "unknown action {other:?}; expected \"broadcast\" or \"send\""
         ))),
@@ -740,6 +745,10 @@ where
                     .await;
                 Ok(report)
             }
+            Invocation::SendToUser { user, message } => {
+                self.deliver_to(&endpoint, &message, Filter::User(&user))
+                    .await
+            }
         }
     }
 
@@ -781,13 +790,24 @@ where
         message: &Value,
         topic: Option<&str>,
     ) -> Result<DeliveryReport, HandlerError> {
+        let filter = topic.map_or(Filter::All, Filter::Topic);
+        self.deliver_to(endpoint, message, filter).await
+    }
+
+    /// Delivers `message` to the connections `filter` selects (see [`Handler::broadcast`]).
+    pub async fn deliver_to(
+        &self,
+        endpoint: &str,
+        message: &Value,
+        filter: Filter<'_>,
+    ) -> Result<DeliveryReport, HandlerError> {
         use futures::stream::FuturesUnordered;
         let data = encode_message(message)?;
         let limit = self.settings.broadcast_concurrency.max(1);
         let mut report = DeliveryReport::default();
         let mut queue: std::collections::VecDeque<String> = std::collections::VecDeque::new();
         let mut in_flight = FuturesUnordered::new();
-        let mut next_page = Some(self.store.scan(topic, None));
+        let mut next_page = Some(self.store.scan(filter, None));
         loop {
             while in_flight.len() < limit {
                 match queue.pop_front() {
@@ -807,7 +827,7 @@ where
                         Ok(page) => {
                             queue.extend(page.items.into_iter().map(|c| c.connection_id));
                             if let Some(cursor) = page.next {
-                                next_page = Some(self.store.scan(topic, Some(cursor)));
+                                next_page = Some(self.store.scan(filter, Some(cursor)));
                             }
                         }
                         Err(source) => {

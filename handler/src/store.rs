@@ -25,6 +25,26 @@ pub struct Connection {
     pub user: Option<String>,
 }
 
+/// Which rows a scan returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Filter<'a> {
+    All,
+    /// Connections subscribed to a topic.
+    Topic(&'a str),
+    /// Connections authenticated as a subject (`sub`).
+    User(&'a str),
+}
+
+impl Filter<'_> {
+    pub fn matches(&self, row: &Connection) -> bool {
+        match self {
+            Filter::All => true,
+            Filter::Topic(t) => row.topics.contains(*t),
+            Filter::User(u) => row.user.as_deref() == Some(*u),
+        }
+    }
+}
+
 /// One page of a scan. `next` is the cursor to pass to the following call; `None` means the
 /// scan is complete.
 #[derive(Debug, Default)]
@@ -60,9 +80,9 @@ pub trait ConnectionStore: Send + Sync {
     async fn subscribe(&self, connection_id: &str, topic: &str) -> Result<bool, StoreError>;
     /// Removes `topic` from the connection's topics. Returns false when there is no such row.
     async fn unsubscribe(&self, connection_id: &str, topic: &str) -> Result<bool, StoreError>;
-    /// One page of connections, optionally only those subscribed to `topic`, starting after
-    /// the cursor a previous page returned.
-    async fn scan(&self, topic: Option<&str>, cursor: Option<String>) -> Result<Page, StoreError>;
+    /// One page of the connections `filter` selects, starting after the cursor a previous
+    /// page returned.
+    async fn scan(&self, filter: Filter<'_>, cursor: Option<String>) -> Result<Page, StoreError>;
 }
 
 /// An in-memory store, ordered by connection id so that scans page deterministically.
@@ -148,7 +168,7 @@ impl ConnectionStore for MemoryStore {
         })
     }
 
-    async fn scan(&self, topic: Option<&str>, cursor: Option<String>) -> Result<Page, StoreError> {
+    async fn scan(&self, filter: Filter<'_>, cursor: Option<String>) -> Result<Page, StoreError> {
         use std::ops::Bound;
         let rows = self.lock();
         let start = match &cursor {
@@ -160,7 +180,7 @@ impl ConnectionStore for MemoryStore {
         let mut items = Vec::new();
         for (id, row) in rows.range((start, Bound::Unbounded)).take(self.page_size) {
             last = Some(id.clone());
-            if topic.is_none_or(|t| row.topics.contains(t)) {
+            if filter.matches(row) {
                 items.push(row.clone());
             }
         }
@@ -190,7 +210,7 @@ mod dynamo {
     use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
     use aws_sdk_dynamodb::Client;
 
-    use super::{Connection, ConnectionStore, Page, StoreError};
+    use super::{Connection, ConnectionStore, Filter, Page, StoreError};
 
     /// The connections table in DynamoDB: hash key `connection_id` (S), `connected_at` (S),
     /// `ttl` (N), `topics` (SS), `source_ip` (S), `user` (S).
@@ -336,7 +356,7 @@ mod dynamo {
 
         async fn scan(
             &self,
-            topic: Option<&str>,
+            filter: Filter<'_>,
             cursor: Option<String>,
         ) -> Result<Page, StoreError> {
             let mut req = self
@@ -345,10 +365,20 @@ mod dynamo {
                 .table_name(&self.table)
                 .set_limit(self.page_size)
                 .set_exclusive_start_key(cursor.as_deref().map(Self::key));
-            if let Some(topic) = topic {
-                req = req
-                    .filter_expression("contains(topics, :topic)")
-                    .expression_attribute_values(":topic", AttributeValue::S(topic.to_owned()));
+            match filter {
+                Filter::All => {}
+                Filter::Topic(topic) => {
+                    req = req
+                        .filter_expression("contains(topics, :topic)")
+                        .expression_attribute_values(":topic", AttributeValue::S(topic.to_owned()));
+                }
+                // `user` is a DynamoDB reserved word: name it through an attribute name.
+                Filter::User(user) => {
+                    req = req
+                        .filter_expression("#user = :user")
+                        .expression_attribute_names("#user", "user")
+                        .expression_attribute_values(":user", AttributeValue::S(user.to_owned()));
+                }
             }
             let out = req.send().await.map_err(|e| self.fail("Scan", e))?;
             let items = out

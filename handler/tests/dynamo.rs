@@ -76,7 +76,7 @@ async fn scan_reads_every_page() {
     let mut pages = 0;
     let mut cursor = None;
     loop {
-        let page = s.scan(None, cursor).await.unwrap();
+        let page = s.scan(handler::Filter::All, cursor).await.unwrap();
         pages += 1;
         assert!(page.items.len() <= 25);
         seen.extend(page.items.into_iter().map(|c| c.connection_id));
@@ -94,7 +94,7 @@ async fn scan_reads_every_page() {
     let mut subscribed = 0;
     let mut cursor = None;
     loop {
-        let page = s.scan(Some("odd"), cursor).await.unwrap();
+        let page = s.scan(handler::Filter::Topic("odd"), cursor).await.unwrap();
         subscribed += page.items.len();
         cursor = page.next;
         if cursor.is_none() {
@@ -102,6 +102,28 @@ async fn scan_reads_every_page() {
         }
     }
     assert_eq!(subscribed, 44);
+
+    // By subject: `user` is a reserved word in DynamoDB expressions.
+    s.put(Connection {
+        user: Some("alice".into()),
+        ..row("with-user")
+    })
+    .await
+    .unwrap();
+    let mut cursor = None;
+    let mut found = Vec::new();
+    loop {
+        let page = s
+            .scan(handler::Filter::User("alice"), cursor)
+            .await
+            .unwrap();
+        found.extend(page.items.into_iter().map(|c| c.connection_id));
+        cursor = page.next;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(found, ["with-user"]);
 }
 
 #[tokio::test]
@@ -142,7 +164,7 @@ async fn broadcast_over_dynamodb_pages_removes_gone_rows() {
     let mut remaining = 0;
     let mut cursor = None;
     loop {
-        let page = s.scan(None, cursor).await.unwrap();
+        let page = s.scan(handler::Filter::All, cursor).await.unwrap();
         assert!(page
             .items
             .iter()

@@ -674,7 +674,11 @@ impl ConnectionStore for BrokenStore {
     async fn unsubscribe(&self, id: &str, topic: &str) -> Result<bool, StoreError> {
         self.inner.unsubscribe(id, topic).await
     }
-    async fn scan(&self, topic: Option<&str>, cursor: Option<String>) -> Result<Page, StoreError> {
+    async fn scan(
+        &self,
+        filter: handler::Filter<'_>,
+        cursor: Option<String>,
+    ) -> Result<Page, StoreError> {
         if cursor.is_some() {
             return Err(StoreError::Backend {
                 operation: "Scan",
@@ -682,7 +686,7 @@ impl ConnectionStore for BrokenStore {
                 source: "connection reset".into(),
             });
         }
-        self.inner.scan(topic, cursor).await
+        self.inner.scan(filter, cursor).await
     }
 }
 
@@ -821,4 +825,39 @@ async fn a_verified_token_puts_its_subject_on_the_row_and_a_bad_one_gets_401() {
         other => panic!("{other:?}"),
     }
     assert!(h.store().get("b").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn send_to_a_user_reaches_every_connection_of_that_subject() {
+    let h = handler();
+    let mut rx = Vec::new();
+    for (id, user) in [
+        ("a", Some("alice")),
+        ("b", Some("bob")),
+        ("c", Some("alice")),
+        ("d", None),
+    ] {
+        rx.push(h.pusher().inner.register(id));
+        h.store()
+            .put(Connection {
+                connection_id: id.into(),
+                user: user.map(str::to_owned),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    let r = h
+        .invoke(&json!({"action":"send","user":"alice","message":{"type":"hi"}}))
+        .await
+        .unwrap();
+    assert_eq!(r.delivered, 2);
+    assert_eq!(next(&mut rx[0]), json!({"type":"hi"}));
+    assert_eq!(next(&mut rx[2]), json!({"type":"hi"}));
+    assert!(rx[1].try_recv().is_err() && rx[3].try_recv().is_err());
+    let err = h
+        .invoke(&json!({"action":"send","user":"","message":{}}))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, HandlerError::BadInvocation(_)));
 }
