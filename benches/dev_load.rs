@@ -198,7 +198,7 @@ async fn main() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let rss_before = rss_kb(pid);
 
-    // 1. Open N connections, IN_FLIGHT (default 1,024) handshakes at a time.
+    // 1. Open N connections, IN_FLIGHT (default 128) handshakes at a time.
     let me = std::process::id();
     let (gw_cpu0, me_cpu0) = (cpu(pid), cpu(me));
     let started = Instant::now();
@@ -207,7 +207,7 @@ async fn main() {
             let addr = addr.clone();
             async move { raw_connect(&addr, "/ws").await }
         })
-        .buffer_unordered(env("IN_FLIGHT", 1024))
+        .buffer_unordered(env("IN_FLIGHT", 128))
         .collect()
         .await;
     let open_secs = started.elapsed().as_secs_f64();
