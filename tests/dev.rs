@@ -475,7 +475,11 @@ asyncio.run(test_websocket())
 "#
     .replace("URI", &dev.url);
     let python = support::python();
-    let out = Command::new(python).arg("-c").arg(script).output().unwrap();
+    let out = Command::new(&python)
+        .arg("-c")
+        .arg(script)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
