@@ -429,12 +429,6 @@ impl Gateway {
         tokio::pin!(max_end);
         let idle = tokio::time::sleep(self.opts.idle_timeout);
         tokio::pin!(idle);
-        // Created once, not per loop turn: each creation registers a waiter under a lock.
-        // Both end the loop when they fire, so they never need re-creating.
-        let closed = close.notified();
-        tokio::pin!(closed);
-        let shutting_down = shutdown.changed();
-        tokio::pin!(shutting_down);
         let (code, reason): (u16, String) = loop {
             tokio::select! {
                 incoming = stream.next() => match incoming {
@@ -480,7 +474,7 @@ impl Gateway {
                         break (1006, "Connection dropped".into());
                     }
                 }
-                _ = &mut closed => {
+                _ = close.notified() => {
                     let _ = sink.send(close_frame(NORMAL, "Closed by the @connections API")).await;
                     break (NORMAL, "Closed by the @connections API".into());
                 }
@@ -492,7 +486,7 @@ impl Gateway {
                     let _ = sink.send(close_frame(GOING_AWAY, "Going away")).await;
                     break (GOING_AWAY, "Maximum connection duration reached".into());
                 }
-                _ = &mut shutting_down => {
+                _ = shutdown.changed() => {
                     let _ = sink.send(close_frame(GOING_AWAY, "Going away")).await;
                     break (GOING_AWAY, "Server shutting down".into());
                 }
