@@ -6,7 +6,6 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use http_body_util::{BodyExt, Full};
@@ -49,10 +48,9 @@ impl std::fmt::Display for Call {
 #[derive(Default)]
 struct State {
     calls: Mutex<Vec<Call>>,
-    /// CreateFunction answers "role cannot be assumed" this many more times.
-    role_not_assumable: AtomicUsize,
-    /// Operations answered with a non-retryable 400 error, and how many more times.
-    failures: Mutex<Vec<(String, usize)>>,
+    /// Operations answered with a 400 InvalidParameterValueException: the operation, how many
+    /// more times, and the error message.
+    failures: Mutex<Vec<(String, usize, &'static str)>>,
 }
 
 pub struct Proxy {
@@ -118,16 +116,24 @@ impl Proxy {
     /// The next `n` calls of `operation` (as `Call::operation` names it) answer a
     /// non-retryable 400 error.
     pub fn fail(&self, operation: &str, n: usize) {
+        self.fail_with(operation, n, "injected by the test proxy");
+    }
+
+    fn fail_with(&self, operation: &str, n: usize, message: &'static str) {
         self.state
             .failures
             .lock()
             .unwrap()
-            .push((operation.to_owned(), n));
+            .push((operation.to_owned(), n, message));
     }
 
     /// The next `n` CreateFunction calls fail as they do on AWS while a new role propagates.
     pub fn fail_create_function_role(&self, n: usize) {
-        self.state.role_not_assumable.store(n, Ordering::SeqCst);
+        self.fail_with(
+            "POST /2015-03-31/functions",
+            n,
+            "The role defined for the function cannot be assumed by Lambda.",
+        );
     }
 }
 
@@ -184,47 +190,26 @@ async fn handle(
         })
     };
 
-    let create_function = service == "lambda"
-        && method == "POST"
-        && path.trim_end_matches('/') == "/2015-03-31/functions";
-    if create_function
-        && state
-            .role_not_assumable
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
-    {
-        record(400);
-        return Ok(Response::builder()
-            .status(400)
-            .header("x-amzn-ErrorType", "InvalidParameterValueException")
-            .header("Content-Type", "application/json")
-            .body(Full::new(Bytes::from_static(
-                br#"{"Type":"User","message":"The role defined for the function cannot be assumed by Lambda."}"#,
-            )))
-            .unwrap());
-    }
-
     let injected = {
         let mut failures = state.failures.lock().unwrap();
-        match failures
+        failures
             .iter_mut()
-            .find(|(op, n)| op.trim_end_matches('/') == operation.trim_end_matches('/') && *n > 0)
-        {
-            Some((_, n)) => {
+            .find(|(op, n, _)| {
+                op.trim_end_matches('/') == operation.trim_end_matches('/') && *n > 0
+            })
+            .map(|(_, n, message)| {
                 *n -= 1;
-                true
-            }
-            None => false,
-        }
+                *message
+            })
     };
-    if injected {
+    if let Some(message) = injected {
         record(400);
         return Ok(Response::builder()
             .status(400)
             .header("x-amzn-ErrorType", "InvalidParameterValueException")
             .header("Content-Type", "application/json")
-            .body(Full::new(Bytes::from_static(
-                br#"{"Type":"User","message":"injected by the test proxy"}"#,
+            .body(Full::new(Bytes::from(
+                serde_json::json!({"Type": "User", "message": message}).to_string(),
             )))
             .unwrap());
     }
