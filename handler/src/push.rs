@@ -66,18 +66,6 @@ impl InProcessPusher {
         self.write().remove(connection_id).is_some()
     }
 
-    pub fn contains(&self, connection_id: &str) -> bool {
-        self.read().contains_key(connection_id)
-    }
-
-    pub fn len(&self) -> usize {
-        self.read().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.read().is_empty()
-    }
-
     /// Sends without the async trait machinery (the dev gateway's @connections endpoint).
     pub fn send(&self, connection_id: &str, data: Outbound) -> Result<(), PushError> {
         let peers = self.read();
