@@ -460,7 +460,8 @@ pub async fn up(stack: &Stack, opts: UpOptions<'_>, progress: &Progress) -> Resu
     Ok(report)
 }
 
-fn describe(action: &Action) -> String {
+/// A one-line summary of an action: created / unchanged / updated (fields).
+pub fn describe(action: &Action) -> String {
     match action {
         Action::Create => "created".into(),
         Action::NoChange => "unchanged".into(),

@@ -219,24 +219,15 @@ async fn up(cli: &Cli, args: &UpArgs, progress: &Progress) -> Result<ExitCode> {
             )
         }
     };
-    let clients = aws::connect(&target(cli, &config)).await?;
-    let account = aws::account_id(&clients).await?;
-    let stack = engine::Stack::new(config, clients, &account);
-    let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    let stack = connect_stack(cli, config).await?;
     let confirm = |plan: &engine::Plan| -> bool {
-        if args.yes || args.dry_run || !interactive {
+        if args.yes || args.dry_run || !interactive() {
             return true;
         }
-        let mut err = std::io::stderr();
-        let _ = writeln!(err, "wsctl will change:");
-        for item in plan.items.iter().filter(|i| i.action.is_change()) {
-            let _ = writeln!(err, "  {} {}: {:?}", item.resource, item.name, item.action);
-        }
-        let _ = write!(err, "Apply these changes? [y/N] ");
-        let _ = err.flush();
-        let mut answer = String::new();
-        std::io::stdin().read_line(&mut answer).is_ok()
-            && matches!(answer.trim(), "y" | "Y" | "yes")
+        let changes = plan.items.iter().filter(|i| i.action.is_change());
+        let lines =
+            changes.map(|i| format!("{} {}: {}", i.resource, i.name, engine::describe(&i.action)));
+        ask("wsctl will change:", lines, "Apply these changes?").unwrap_or(false)
     };
     let report = engine::up(
         &stack,
@@ -255,10 +246,32 @@ async fn up(cli: &Cli, args: &UpArgs, progress: &Progress) -> Result<ExitCode> {
 
 /// Loads the config and connects: the start of every command that talks to AWS.
 async fn stack(cli: &Cli) -> Result<engine::Stack> {
-    let config = load_config(cli)?;
+    connect_stack(cli, load_config(cli)?).await
+}
+
+async fn connect_stack(cli: &Cli, config: Config) -> Result<engine::Stack> {
     let clients = aws::connect(&target(cli, &config)).await?;
     let account = aws::account_id(&clients).await?;
     Ok(engine::Stack::new(config, clients, &account))
+}
+
+/// Whether a person can be asked (stdin and stderr are terminals).
+fn interactive() -> bool {
+    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}
+
+/// Lists `lines` under `header` on stderr and asks `question`; true only for y / yes.
+fn ask(header: &str, lines: impl Iterator<Item = String>, question: &str) -> std::io::Result<bool> {
+    let mut err = std::io::stderr();
+    writeln!(err, "{header}")?;
+    for line in lines {
+        writeln!(err, "  {line}")?;
+    }
+    write!(err, "{question} [y/N] ")?;
+    err.flush()?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }
 
 async fn status(cli: &Cli) -> Result<ExitCode> {
@@ -274,28 +287,19 @@ async fn status(cli: &Cli) -> Result<ExitCode> {
 
 async fn down(cli: &Cli, args: &DownArgs, progress: &Progress) -> Result<ExitCode> {
     let stack = stack(cli).await?;
-    let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     let confirm = |items: &[engine::DownItem]| -> Result<()> {
         if args.yes {
             return Ok(());
         }
-        if !interactive {
+        if !interactive() {
             return Err(UsageError(format!(
                 "refusing to delete {} resource(s) without confirmation: there is no terminal to ask, pass --yes",
                 items.len()
             ))
             .into());
         }
-        let mut err = std::io::stderr();
-        let _ = writeln!(err, "wsctl will delete:");
-        for i in items {
-            let _ = writeln!(err, "  {} {}", i.resource, i.name);
-        }
-        let _ = write!(err, "Delete these? [y/N] ");
-        let _ = err.flush();
-        let mut answer = String::new();
-        std::io::stdin().read_line(&mut answer)?;
-        if matches!(answer.trim(), "y" | "Y" | "yes") {
+        let lines = items.iter().map(|i| format!("{} {}", i.resource, i.name));
+        if ask("wsctl will delete:", lines, "Delete these?")? {
             Ok(())
         } else {
             Err(UsageError("cancelled: nothing was deleted".into()).into())
