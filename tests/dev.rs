@@ -236,6 +236,24 @@ async fn a_frame_over_32_kb_closes_with_1009() {
     dev.wait_log(&format!("$disconnect  {id}")).await;
 }
 
+/// Sends one text message as `frames` fragments of 16 KB of `byte` (clients fragment only when
+/// asked, so the continuation frames are written by hand).
+async fn send_in_frames(ws: &mut Ws, frames: usize, byte: u8) {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::{Frame, FrameHeader};
+    for i in 0..frames {
+        let header = FrameHeader {
+            is_final: i == frames - 1,
+            opcode: OpCode::Data(if i == 0 { Data::Text } else { Data::Continue }),
+            ..FrameHeader::default()
+        };
+        let payload = vec![byte; 16 * 1024];
+        ws.send(Message::Frame(Frame::from_payload(header, payload.into())))
+            .await
+            .unwrap();
+    }
+}
+
 #[tokio::test]
 async fn a_message_over_128_kb_in_small_frames_closes_with_1009() {
     let dev = Dev::start(&[]);
@@ -244,51 +262,14 @@ async fn a_message_over_128_kb_in_small_frames_closes_with_1009() {
     let (mut ws, _) = tokio_tungstenite::connect_async_with_config(&dev.url, Some(config), false)
         .await
         .unwrap();
-    // Frames from a client are fragmented by the sender only when asked; send continuation
-    // frames by hand.
-    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
-    use tokio_tungstenite::tungstenite::protocol::frame::{Frame, FrameHeader};
-    let chunk = vec![b'x'; 16 * 1024];
-    for i in 0..9 {
-        let header = FrameHeader {
-            is_final: i == 8,
-            opcode: if i == 0 {
-                OpCode::Data(Data::Text)
-            } else {
-                OpCode::Data(Data::Continue)
-            },
-            ..FrameHeader::default()
-        };
-        ws.send(Message::Frame(Frame::from_payload(
-            header,
-            chunk.clone().into(),
-        )))
-        .await
-        .unwrap();
-    }
+    send_in_frames(&mut ws, 9, b'x').await;
     let (code, _) = expect_close(&mut ws).await;
     assert_eq!(code, CloseCode::Size, "9 x 16 KB = 144 KB > 128 KB");
 
     // Just under the limit is fine: 7 frames of 16 KB = 112 KB echoed... as bad_request
     // (the handler's own limit is 32 KB), and the connection stays open.
     let (mut ws, _) = dev.connect().await;
-    for i in 0..7 {
-        let header = FrameHeader {
-            is_final: i == 6,
-            opcode: if i == 0 {
-                OpCode::Data(Data::Text)
-            } else {
-                OpCode::Data(Data::Continue)
-            },
-            ..FrameHeader::default()
-        };
-        ws.send(Message::Frame(Frame::from_payload(
-            header,
-            vec![b' '; 16 * 1024].into(),
-        )))
-        .await
-        .unwrap();
-    }
+    send_in_frames(&mut ws, 7, b' ').await;
     let reply = recv_json(&mut ws).await;
     assert_eq!(reply["data"]["code"], "bad_request", "{reply}");
     ws.send(Message::text(r#"{"action":"ping"}"#))
