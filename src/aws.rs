@@ -38,6 +38,8 @@ pub struct Clients {
     pub apigw: aws_sdk_apigatewayv2::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
     pub sts: aws_sdk_sts::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
+    pub ssm: aws_sdk_ssm::Client,
 }
 
 impl Clients {
@@ -75,7 +77,15 @@ pub async fn connect(target: &Target) -> Result<Clients, AwsSetupError> {
         }
         Some(provider) => {
             use aws_credential_types::provider::ProvideCredentials;
-            if let Err(e) = provider.provide_credentials().await {
+            let provided = provider.provide_credentials().await;
+            if let Ok(creds) = &provided {
+                // Whatever the source (profile, SSO, environment), never print them.
+                crate::redact::add(creds.secret_access_key());
+                if let Some(token) = creds.session_token() {
+                    crate::redact::add(token);
+                }
+            }
+            if let Err(e) = provided {
                 let detail = handler::error_chain(&e);
                 let one_line = detail
                     .split('\n')
@@ -94,6 +104,8 @@ pub async fn connect(target: &Target) -> Result<Clients, AwsSetupError> {
         apigw: aws_sdk_apigatewayv2::Client::new(&sdk),
         logs: aws_sdk_cloudwatchlogs::Client::new(&sdk),
         sts: aws_sdk_sts::Client::new(&sdk),
+        cloudwatch: aws_sdk_cloudwatch::Client::new(&sdk),
+        ssm: aws_sdk_ssm::Client::new(&sdk),
         sdk,
     })
 }

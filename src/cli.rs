@@ -167,12 +167,19 @@ pub struct DevArgs {
     /// Accepted token audience (aud), repeatable.
     #[arg(long = "jwt-audience", value_name = "AUD")]
     pub jwt_audiences: Vec<String>,
-    /// The query parameter carrying the token.
-    #[arg(long, default_value = "token")]
-    pub token_param: String,
+    /// The query parameter carrying the token (default: [auth] token_query_param, or "token").
+    #[arg(long)]
+    pub token_param: Option<String>,
     /// How often a token with an unknown key id may trigger a JWKS refetch (key rotation).
     #[arg(long, default_value = "30s", value_parser = crate::dev::parse_duration)]
     pub jwks_min_refetch: std::time::Duration,
+    /// Run without token checks even when the project file has an [auth] section.
+    #[arg(long, conflicts_with_all = ["jwks_url", "jwt_secret_env"])]
+    pub no_auth: bool,
+    /// Messages one connection may send per second before `rate_limited` answers (overrides
+    /// [function] max_messages_per_second; 0: no limit).
+    #[arg(long, value_name = "N")]
+    pub max_messages_per_second: Option<u32>,
     /// Let clients broadcast (overrides [function] allow_client_broadcast).
     #[arg(long)]
     pub allow_client_broadcast: bool,

@@ -90,7 +90,31 @@ struct RawConfig {
     #[serde(default)]
     api: RawApi,
     #[serde(default)]
+    auth: RawAuth,
+    #[serde(default)]
+    alarm: RawAlarm,
+    #[serde(default)]
     tags: BTreeMap<String, Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    jwks_url: Option<Spanned<String>>,
+    secret_parameter: Option<Spanned<String>>,
+    secret_kms_key_arn: Option<Spanned<String>>,
+    issuer: Option<Spanned<String>>,
+    audience: Option<Spanned<Vec<String>>>,
+    token_query_param: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAlarm {
+    sns_topic_arn: Option<Spanned<String>>,
+    errors_threshold: Option<Spanned<i64>>,
+    period_seconds: Option<Spanned<i64>>,
+    evaluation_periods: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -112,6 +136,7 @@ struct RawFunction {
     broadcast_concurrency: Option<Spanned<i64>>,
     log_retention_days: Option<Spanned<i64>>,
     allowed_origins: Option<Spanned<Vec<String>>>,
+    max_messages_per_second: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -131,7 +156,40 @@ pub struct Config {
     pub profile: Option<String>,
     pub function: FunctionConfig,
     pub api: ApiConfig,
+    pub auth: Option<AuthConfig>,
+    pub alarm: Option<AlarmConfig>,
     pub tags: BTreeMap<String, String>,
+}
+
+/// `[auth]`: a JWT required on `$connect`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AuthConfig {
+    pub keys: AuthKeys,
+    pub issuer: Option<String>,
+    pub audience: Vec<String>,
+    pub token_query_param: String,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthKeys {
+    /// RS256/ES256 against a JWKS URL.
+    Jwks { url: String },
+    /// HS256 with the secret in an SSM SecureString parameter, read by the function at cold
+    /// start. `kms_key_arn`: the customer-managed key encrypting it, if not `aws/ssm`.
+    SsmSecret {
+        parameter: String,
+        kms_key_arn: Option<String>,
+    },
+}
+
+/// `[alarm]`: a CloudWatch alarm on the function's Errors metric.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AlarmConfig {
+    pub sns_topic_arn: String,
+    pub errors_threshold: i64,
+    pub period_seconds: i64,
+    pub evaluation_periods: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -145,6 +203,7 @@ pub struct FunctionConfig {
     pub broadcast_concurrency: i64,
     pub log_retention_days: i32,
     pub allowed_origins: Vec<String>,
+    pub max_messages_per_second: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -167,6 +226,7 @@ impl Default for FunctionConfig {
             broadcast_concurrency: 64,
             log_retention_days: 30,
             allowed_origins: Vec::new(),
+            max_messages_per_second: 0,
         }
     }
 }
@@ -413,6 +473,13 @@ impl Config {
                 "posts in flight",
             )?,
             log_retention_days: log_retention_days as i32,
+            max_messages_per_second: c.int_in(
+                "function.max_messages_per_second",
+                &f.max_messages_per_second,
+                d.max_messages_per_second,
+                0..=10_000,
+                "messages per second (0: no limit)",
+            )?,
             allowed_origins: match &f.allowed_origins {
                 None => Vec::new(),
                 Some(list) => {
@@ -519,15 +586,264 @@ impl Config {
             ));
         }
 
+        let auth = check_auth(&c, &raw.auth)?;
+        let alarm = check_alarm(&c, &raw.alarm)?;
+
         Ok(Config {
             project,
             region,
             profile,
             function,
             api,
+            auth,
+            alarm,
             tags,
         })
     }
+}
+
+fn nonempty(v: &Option<Spanned<String>>) -> Option<&Spanned<String>> {
+    v.as_ref().filter(|s| !s.get_ref().trim().is_empty())
+}
+
+/// An ARN of `service` (`arn:{partition}:{service}:{region}:{account}:{resource}`).
+fn valid_arn(arn: &str, service: &str) -> bool {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    parts.len() == 6
+        && parts[0] == "arn"
+        && parts[1].starts_with("aws")
+        && parts[2] == service
+        && valid_region(parts[3])
+        && parts[4].len() == 12
+        && parts[4].chars().all(|c| c.is_ascii_digit())
+        && !parts[5].is_empty()
+        && !parts[5].contains(|c: char| c.is_whitespace() || c == '*')
+}
+
+fn check_auth(c: &Checker<'_>, a: &RawAuth) -> Result<Option<AuthConfig>, ConfigError> {
+    let keys = match (nonempty(&a.jwks_url), nonempty(&a.secret_parameter)) {
+        (Some(_), Some(p)) => {
+            return Err(c.invalid(
+                "auth.secret_parameter",
+                p.span(),
+                "set either auth.jwks_url (RS256/ES256) or auth.secret_parameter (HS256), not both",
+            ))
+        }
+        (Some(u), None) => {
+            let url = u.get_ref().trim();
+            // https, or plain http to this machine (a local issuer for `wsctl dev`).
+            let host = url.strip_prefix("https://").or_else(|| {
+                url.strip_prefix("http://").filter(|h| {
+                    ["localhost", "127.0.0.1", "[::1]"].iter().any(|l| {
+                        h.strip_prefix(l)
+                            .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']))
+                    })
+                })
+            });
+            if host.is_none_or(|h| h.is_empty() || h.starts_with('/'))
+                || url.contains(char::is_whitespace)
+            {
+                return Err(c.invalid(
+                    "auth.jwks_url",
+                    u.span(),
+                    format!("{url:?} is not an https:// URL (e.g. https://cognito-idp.us-east-1.amazonaws.com/<pool>/.well-known/jwks.json; http:// only for localhost)"),
+                ));
+            }
+            AuthKeys::Jwks {
+                url: url.to_owned(),
+            }
+        }
+        (None, Some(p)) => {
+            let name = p.get_ref().trim();
+            let ok = name.len() <= 1011
+                && name
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || "_.-/".contains(ch))
+                && !name
+                    .to_ascii_lowercase()
+                    .trim_start_matches('/')
+                    .starts_with("aws")
+                && !name
+                    .to_ascii_lowercase()
+                    .trim_start_matches('/')
+                    .starts_with("ssm");
+            if !ok {
+                return Err(c.invalid(
+                    "auth.secret_parameter",
+                    p.span(),
+                    format!("{name:?} is not an SSM parameter name: letters, digits and _.-/ only, not starting with aws or ssm, e.g. \"/myapp/ws-jwt-secret\""),
+                ));
+            }
+            let kms_key_arn = match nonempty(&a.secret_kms_key_arn) {
+                None => None,
+                Some(k) if valid_arn(k.get_ref().trim(), "kms") => {
+                    Some(k.get_ref().trim().to_owned())
+                }
+                Some(k) => {
+                    return Err(c.invalid(
+                        "auth.secret_kms_key_arn",
+                        k.span(),
+                        format!(
+                            "{:?} is not a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)",
+                            k.get_ref()
+                        ),
+                    ))
+                }
+            };
+            AuthKeys::SsmSecret {
+                parameter: name.to_owned(),
+                kms_key_arn,
+            }
+        }
+        (None, None) => {
+            // Keys that only mean something with a key source.
+            let stray = [
+                ("auth.issuer", a.issuer.as_ref().map(|v| v.span())),
+                ("auth.audience", a.audience.as_ref().map(|v| v.span())),
+                (
+                    "auth.token_query_param",
+                    a.token_query_param.as_ref().map(|v| v.span()),
+                ),
+                (
+                    "auth.secret_kms_key_arn",
+                    a.secret_kms_key_arn.as_ref().map(|v| v.span()),
+                ),
+            ];
+            if let Some((key, Some(span))) = stray.into_iter().find(|(_, s)| s.is_some()) {
+                return Err(c.invalid(
+                    key,
+                    span,
+                    "has no effect without auth.jwks_url or auth.secret_parameter",
+                ));
+            }
+            return Ok(None);
+        }
+    };
+    if let (AuthKeys::Jwks { .. }, Some(k)) = (&keys, &a.secret_kms_key_arn) {
+        return Err(c.invalid(
+            "auth.secret_kms_key_arn",
+            k.span(),
+            "only applies to auth.secret_parameter",
+        ));
+    }
+    let issuer = nonempty(&a.issuer).map(|i| i.get_ref().trim().to_owned());
+    let audience = match &a.audience {
+        None => Vec::new(),
+        Some(list) => {
+            if list
+                .get_ref()
+                .iter()
+                .any(|x| x.trim().is_empty() || x.contains(','))
+            {
+                return Err(c.invalid(
+                    "auth.audience",
+                    list.span(),
+                    "audiences are non-empty strings without commas",
+                ));
+            }
+            list.get_ref().iter().map(|x| x.trim().to_owned()).collect()
+        }
+    };
+    let token_query_param = match &a.token_query_param {
+        None => "token".to_owned(),
+        Some(p) => {
+            let v = p.get_ref();
+            if v.is_empty()
+                || v.len() > 64
+                || !v
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-')
+            {
+                return Err(c.invalid(
+                    "auth.token_query_param",
+                    p.span(),
+                    format!(
+                        "{v:?} is not a query parameter name: 1 to 64 letters, digits, '_' or '-'"
+                    ),
+                ));
+            }
+            v.clone()
+        }
+    };
+    Ok(Some(AuthConfig {
+        keys,
+        issuer,
+        audience,
+        token_query_param,
+    }))
+}
+
+/// CloudWatch's alarm periods: 10, 30 or a multiple of 60 seconds.
+fn valid_period(p: i64) -> bool {
+    p == 10 || p == 30 || (p >= 60 && p % 60 == 0 && p <= 86_400)
+}
+
+fn check_alarm(c: &Checker<'_>, a: &RawAlarm) -> Result<Option<AlarmConfig>, ConfigError> {
+    let Some(topic) = nonempty(&a.sns_topic_arn) else {
+        let stray = [
+            (
+                "alarm.errors_threshold",
+                a.errors_threshold.as_ref().map(|v| v.span()),
+            ),
+            (
+                "alarm.period_seconds",
+                a.period_seconds.as_ref().map(|v| v.span()),
+            ),
+            (
+                "alarm.evaluation_periods",
+                a.evaluation_periods.as_ref().map(|v| v.span()),
+            ),
+        ];
+        if let Some((key, Some(span))) = stray.into_iter().find(|(_, s)| s.is_some()) {
+            return Err(c.invalid(
+                key,
+                span,
+                "has no effect without alarm.sns_topic_arn (the alarm is off)",
+            ));
+        }
+        return Ok(None);
+    };
+    let arn = topic.get_ref().trim();
+    if !valid_arn(arn, "sns") {
+        return Err(c.invalid(
+            "alarm.sns_topic_arn",
+            topic.span(),
+            format!("{arn:?} is not an SNS topic ARN (arn:aws:sns:<region>:<account>:<topic>)"),
+        ));
+    }
+    let period_seconds = c.int_in(
+        "alarm.period_seconds",
+        &a.period_seconds,
+        300,
+        10..=86_400,
+        "seconds",
+    )?;
+    if !valid_period(period_seconds) {
+        let span = a.period_seconds.as_ref().map_or(0..0, |v| v.span());
+        return Err(c.invalid(
+            "alarm.period_seconds",
+            span,
+            format!("{period_seconds} is not a CloudWatch period: use 10, 30 or a multiple of 60"),
+        ));
+    }
+    Ok(Some(AlarmConfig {
+        sns_topic_arn: arn.to_owned(),
+        errors_threshold: c.int_in(
+            "alarm.errors_threshold",
+            &a.errors_threshold,
+            1,
+            1..=1_000_000,
+            "errors",
+        )?,
+        period_seconds,
+        evaluation_periods: c.int_in(
+            "alarm.evaluation_periods",
+            &a.evaluation_periods,
+            1,
+            1..=100,
+            "periods",
+        )?,
+    }))
 }
 
 /// toml's message, reduced to one line that starts with the line number and names the key.

@@ -13,7 +13,7 @@ use crate::naming::{self, Names};
 use crate::package::Zip;
 use crate::report::Progress;
 use crate::resources::function::CodeSpec;
-use crate::resources::{api, function, logs, role, table, Action};
+use crate::resources::{alarm, api, function, logs, role, secret, table, Action};
 
 /// A project's stack: its config, names and AWS clients.
 pub struct Stack {
@@ -45,6 +45,7 @@ pub struct Observation {
     pub api: Option<api::Observed>,
     pub permission: Vec<api::Statement>,
     pub log_group: Option<logs::Observed>,
+    pub alarm: Option<alarm::Observed>,
 }
 
 pub async fn observe(stack: &Stack) -> Result<Observation> {
@@ -61,13 +62,14 @@ async fn observe_with(stack: &Stack, with_api: bool) -> Result<Observation> {
             false => Ok(None),
         }
     };
-    let (table, role, function, api, permission, log_group) = tokio::try_join!(
+    let (table, role, function, api, permission, log_group, alarm) = tokio::try_join!(
         table::observe(c, &n.table),
         role::observe(c, &n.role),
         function::observe(c, &n.function),
         api,
         api::observe_permission(c, &n.function),
         logs::observe(c, &n.log_group),
+        alarm::observe(c, &n.alarm),
     )?;
     Ok(Observation {
         table,
@@ -76,6 +78,7 @@ async fn observe_with(stack: &Stack, with_api: bool) -> Result<Observation> {
         api,
         permission,
         log_group,
+        alarm,
     })
 }
 
@@ -116,7 +119,12 @@ impl Stack {
     }
 
     pub fn desired_role(&self, api_id: Option<&str>) -> role::Desired {
-        role::desired(&self.names, api_id, self.tags.clone())
+        role::desired(
+            &self.names,
+            api_id,
+            self.config.auth.as_ref(),
+            self.tags.clone(),
+        )
     }
 
     pub fn desired_function(&self, api_id: Option<&str>, code: CodeSpec) -> function::Desired {
@@ -125,6 +133,16 @@ impl Stack {
 
     pub fn desired_api(&self) -> api::Desired {
         api::desired(&self.config, &self.names, self.tags.clone())
+    }
+
+    /// The alarm, when `[alarm]` asks for one.
+    pub fn desired_alarm(&self) -> Option<alarm::Desired> {
+        self.config.alarm.as_ref().map(|a| alarm::Desired {
+            name: self.names.alarm.clone(),
+            function: self.names.function.clone(),
+            config: a.clone(),
+            tags: self.tags.clone(),
+        })
     }
 
     pub fn desired_logs(&self) -> logs::Desired {
@@ -193,6 +211,19 @@ pub fn plan(stack: &Stack, obs: &Observation, code: &CodeSpec) -> Result<Plan> {
         name: naming::PERMISSION_SID.into(),
         action: api::diff_permission(&obs.permission, n, api_id),
     });
+    let alarm_action = match (stack.desired_alarm(), &obs.alarm) {
+        (Some(d), o) => Some(alarm::diff(o.as_ref(), &d)),
+        // Turned off in the config: remove the one wsctl made.
+        (None, Some(o)) if naming::is_managed(&o.tags) => Some(Action::Delete),
+        (None, _) => None,
+    };
+    if let Some(action) = alarm_action {
+        items.push(PlanItem {
+            resource: "alarm".into(),
+            name: n.alarm.clone(),
+            action,
+        });
+    }
     Ok(Plan { items })
 }
 
@@ -233,6 +264,8 @@ impl fmt::Display for UpReport {
             (Action::Create, false) => "created",
             (Action::Update(_), true) => "update",
             (Action::Update(_), false) => "updated",
+            (Action::Delete, true) => "delete",
+            (Action::Delete, false) => "deleted",
             (Action::NoChange, _) => "no change",
         };
         if self.dry_run {
@@ -328,6 +361,14 @@ pub async fn up(stack: &Stack, opts: UpOptions<'_>, progress: &Progress) -> Resu
         report.urls = urls(&ids);
         report.ids = ids;
         return Ok(report);
+    }
+
+    // A secret the function could not read would fail every $connect: refuse before writing.
+    if let Some((name, key)) = secret::configured(stack.config.auth.as_ref()) {
+        let found = secret::observe(&stack.clients, name).await?;
+        if let Some(problem) = secret::problem(name, found.as_ref(), key) {
+            anyhow::bail!("[auth] secret_parameter: {problem}");
+        }
     }
 
     if !(opts.confirm)(&plan) {
@@ -455,6 +496,21 @@ pub async fn up(stack: &Stack, opts: UpOptions<'_>, progress: &Progress) -> Resu
         },
     )?;
     ids.integration_id = Some(integration_id);
+
+    // Last, the alarm on the function's errors (or its removal).
+    match (stack.desired_alarm(), plan.get("alarm")) {
+        (_, Action::NoChange) => {}
+        (None, _) => {
+            let step = progress.step("alarm", "deleting");
+            alarm::delete(c, &n.alarm).await?;
+            step.done("deleted");
+        }
+        (Some(d), action) => {
+            let step = progress.step("alarm", "applying");
+            alarm::apply(c, obs.alarm.as_ref(), &d, action).await?;
+            step.done(describe(action));
+        }
+    }
     report.urls = urls(&ids);
     report.ids = ids;
     Ok(report)
@@ -464,6 +520,7 @@ pub async fn up(stack: &Stack, opts: UpOptions<'_>, progress: &Progress) -> Resu
 pub fn describe(action: &Action) -> String {
     match action {
         Action::Create => "created".into(),
+        Action::Delete => "deleted".into(),
         Action::NoChange => "unchanged".into(),
         Action::Update(changes) => format!(
             "updated ({})",
@@ -605,6 +662,9 @@ pub fn down_plan(
             consider(&mut delete, "log_group", &g.name, &g.tags);
         }
     }
+    if let Some(a) = &obs.alarm {
+        consider(&mut delete, "alarm", &a.name, &a.tags);
+    }
     if let Some(r) = &obs.role {
         consider(&mut delete, "role", &r.name, &r.tags);
     }
@@ -668,6 +728,11 @@ pub async fn down(
         let step = progress.step("permission", "removing");
         api::remove_statement(c, &n.function, naming::PERMISSION_SID).await?;
         step.done("removed");
+    }
+    if deleting("alarm") {
+        let step = progress.step("alarm", "deleting");
+        alarm::delete(c, &n.alarm).await?;
+        step.done("deleted");
     }
     if deleting("function") {
         let step = progress.step("function", "deleting");

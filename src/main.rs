@@ -10,6 +10,7 @@ mod glibc;
 mod naming;
 mod ops;
 mod package;
+mod redact;
 mod report;
 mod resources;
 mod status;
@@ -36,10 +37,11 @@ struct UsageError(String);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    redact::add_from_env();
     let filter = tracing_subscriber::EnvFilter::try_from_env("WSCTL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
     tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(|| redact::Stderr)
         .with_env_filter(filter)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -57,12 +59,13 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             let code = exit_code(&e);
-            eprintln!("error: {e:#}");
+            let message = redact::redact(&format!("{e:#}"));
+            eprintln!("error: {message}");
             if output == Output::Json {
                 let kind = if code == 2 { "usage" } else { "aws" };
                 println!(
                     "{}",
-                    serde_json::json!({"error": {"kind": kind, "message": format!("{e:#}")}})
+                    serde_json::json!({"error": {"kind": kind, "message": message}})
                 );
             }
             ExitCode::from(code)
@@ -345,33 +348,12 @@ async fn dev(cli: &Cli, args: &DevArgs) -> Result<ExitCode> {
         } else {
             args.allowed_origins.clone()
         },
+        max_messages_per_second: args
+            .max_messages_per_second
+            .unwrap_or(f.max_messages_per_second as u32),
         ..handler::Settings::default()
     };
-    let auth = match (&args.jwks_url, &args.jwt_secret_env) {
-        (Some(url), _) => {
-            let fetcher = handler::auth::HttpsFetcher::new().map_err(|e| anyhow::anyhow!(e))?;
-            Some(handler::auth::Auth::jwks(url, Box::new(fetcher)))
-        }
-        (None, Some(var)) => match std::env::var(var) {
-            Ok(secret) if !secret.is_empty() => {
-                Some(handler::auth::Auth::hs256(secret.into_bytes()))
-            }
-            _ => {
-                return Err(UsageError(format!(
-                    "--jwt-secret-env {var}: that environment variable is not set"
-                ))
-                .into())
-            }
-        },
-        (None, None) => None,
-    }
-    .map(|mut a| {
-        a.issuer = args.jwt_issuer.clone();
-        a.audience = args.jwt_audiences.clone();
-        a.query_param = args.token_param.clone();
-        a.jwks_refetch_min = args.jwks_min_refetch;
-        std::sync::Arc::new(a)
-    });
+    let auth = dev_auth(args, config.as_ref().and_then(|c| c.auth.as_ref()))?;
     let opts = dev::DevOptions {
         host: args.host.clone(),
         port: args.port,
@@ -405,6 +387,61 @@ async fn dev(cli: &Cli, args: &DevArgs) -> Result<ExitCode> {
     })
     .await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Token checks for `wsctl dev`: the flags, else the project's `[auth]` (a JWKS URL works
+/// locally; an SSM secret needs `--jwt-secret-env`, since dev reads nothing from AWS).
+fn dev_auth(
+    args: &DevArgs,
+    config: Option<&config::AuthConfig>,
+) -> Result<Option<std::sync::Arc<handler::auth::Auth>>> {
+    use config::AuthKeys;
+    if args.no_auth {
+        return Ok(None);
+    }
+    let from_secret_env = |var: &str| match std::env::var(var) {
+        Ok(secret) if !secret.is_empty() => {
+            redact::add(secret.clone());
+            Ok(handler::auth::Auth::hs256(secret.into_bytes()))
+        }
+        _ => Err(UsageError(format!(
+            "--jwt-secret-env {var}: that environment variable is not set"
+        ))),
+    };
+    let jwks = |url: &str| -> Result<handler::auth::Auth> {
+        let fetcher = handler::auth::HttpsFetcher::new().map_err(|e| anyhow::anyhow!(e))?;
+        Ok(handler::auth::Auth::jwks(url, Box::new(fetcher)))
+    };
+    let auth = match (&args.jwks_url, &args.jwt_secret_env, config.map(|c| &c.keys)) {
+        (Some(url), _, _) => jwks(url)?,
+        (None, Some(var), _) => from_secret_env(var)?,
+        (None, None, Some(AuthKeys::Jwks { url })) => jwks(url)?,
+        (None, None, Some(AuthKeys::SsmSecret { parameter, .. })) => {
+            return Err(UsageError(format!(
+                "[auth] secret_parameter = {parameter:?} is an SSM parameter, which wsctl dev does not read: \
+                 pass --jwt-secret-env VAR with a local secret in VAR, or --no-auth"
+            ))
+            .into())
+        }
+        (None, None, None) => return Ok(None),
+    };
+    let mut auth = auth;
+    auth.issuer = args
+        .jwt_issuer
+        .clone()
+        .or_else(|| config.and_then(|c| c.issuer.clone()));
+    auth.audience = if args.jwt_audiences.is_empty() {
+        config.map(|c| c.audience.clone()).unwrap_or_default()
+    } else {
+        args.jwt_audiences.clone()
+    };
+    auth.query_param = args
+        .token_param
+        .clone()
+        .or_else(|| config.map(|c| c.token_query_param.clone()))
+        .unwrap_or_else(|| "token".into());
+    auth.jwks_refetch_min = args.jwks_min_refetch;
+    Ok(Some(std::sync::Arc::new(auth)))
 }
 
 /// Config, clients and names for the day-two commands. No STS call: they need names, not ARNs

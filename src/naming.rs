@@ -28,6 +28,8 @@ pub struct Names {
     pub api: String,
     pub stage: String,
     pub log_group: String,
+    /// The CloudWatch alarm on the function's errors (`[alarm]`).
+    pub alarm: String,
 }
 
 impl Names {
@@ -45,8 +47,20 @@ impl Names {
             log_group: format!("/aws/lambda/{function}"),
             function,
             api: format!("{p}-websocket"),
+            alarm: format!("{p}-websocket-errors"),
             stage: config.api.stage.clone(),
         }
+    }
+
+    /// An SSM parameter's ARN; `name` as in the config (with or without its leading `/`).
+    pub fn ssm_parameter_arn(&self, name: &str) -> String {
+        format!(
+            "arn:{}:ssm:{}:{}:parameter/{}",
+            self.partition,
+            self.region,
+            self.account,
+            name.trim_start_matches('/')
+        )
     }
 
     pub fn table_arn(&self) -> String {

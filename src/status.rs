@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::engine::{self, Observation, Stack};
 use crate::resources::function::CodeSpec;
-use crate::resources::{api, role, statements, string_list, Action, AwsContext, Change};
+use crate::resources::{api, role, secret, statements, string_list, Action, AwsContext, Change};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -52,7 +52,7 @@ pub struct StatusReport {
 fn state(action: &Action) -> State {
     match action {
         Action::Create => State::Missing,
-        Action::Update(_) => State::Drifted,
+        Action::Update(_) | Action::Delete => State::Drifted,
         Action::NoChange => State::Present,
     }
 }
@@ -65,12 +65,30 @@ pub async fn status(stack: &Stack) -> Result<StatusReport> {
         .into_iter()
         .map(|i| ResourceStatus {
             state: state(&i.action),
-            drift: i.action.changes().to_vec(),
+            drift: match &i.action {
+                Action::Delete => vec![Change::new(
+                    "config",
+                    "exists",
+                    "not in the config (up deletes it)",
+                )],
+                a => a.changes().to_vec(),
+            },
             resource: i.resource,
             name: i.name,
         })
         .collect();
-    let checks = checks(stack, &obs);
+    let mut checks = checks(stack, &obs);
+    if let Some((name, key)) = secret::configured(stack.config.auth.as_ref()) {
+        let found = secret::observe(&stack.clients, name).await?;
+        let problem = secret::problem(name, found.as_ref(), key);
+        checks.push(check(
+            "jwt_secret_usable",
+            problem.is_none(),
+            problem.unwrap_or_else(|| {
+                format!("SSM parameter {name} is a SecureString the function may read")
+            }),
+        ));
+    }
     let connections = match &obs.table {
         Some(_) => Some(count_rows(stack).await?),
         None => None,

@@ -135,6 +135,68 @@ async fn hs256_tokens_are_checked_for_signature_time_issuer_and_audience() {
     );
 }
 
+#[tokio::test]
+async fn the_project_auth_section_drives_dev_with_a_local_secret() {
+    let config = "project = \"demo\"\n[auth]\nsecret_parameter = \"/demo/ws-jwt-secret\"\nissuer = \"https://issuer.example\"\naudience = [\"app\"]\ntoken_query_param = \"access_token\"\n";
+    // dev reads nothing from AWS: it says how to run instead of silently dropping auth.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("wsctl.toml"), config).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wsctl"))
+        .args(["dev", "--port", "0"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("/demo/ws-jwt-secret")
+            && stderr.contains("--jwt-secret-env")
+            && stderr.contains("--no-auth"),
+        "{stderr}"
+    );
+
+    std::env::set_var("WSCTL_TEST_CONFIG_SECRET", "config-driven-secret");
+    let dev = Dev::start_with_config(
+        Some(config),
+        &["--jwt-secret-env", "WSCTL_TEST_CONFIG_SECRET"],
+    );
+    let secret = b"config-driven-secret";
+    let claims =
+        json!({"sub": "u", "iss": "https://issuer.example", "aud": "app", "exp": now() + 300});
+    let token = hs256(secret, claims.clone());
+    let status = |url: String| async move {
+        match tokio_tungstenite::connect_async(&url).await {
+            Ok(_) => 101,
+            Err(WsError::Http(resp)) => resp.status().as_u16(),
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!(
+        status(format!("{}?access_token={token}", dev.url)).await,
+        101
+    );
+    assert_eq!(
+        status(format!("{}?token={token}", dev.url)).await,
+        401,
+        "the configured parameter only"
+    );
+    let mut wrong_aud = claims.clone();
+    wrong_aud["aud"] = json!("other");
+    assert_eq!(
+        status(format!(
+            "{}?access_token={}",
+            dev.url,
+            hs256(secret, wrong_aud)
+        ))
+        .await,
+        401,
+        "the configured audience"
+    );
+
+    let open = Dev::start_with_config(Some(config), &["--no-auth"]);
+    assert_eq!(status(open.url.clone()).await, 101);
+}
+
 struct EcKey {
     kid: String,
     pkcs8: Vec<u8>,

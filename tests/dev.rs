@@ -500,3 +500,41 @@ fn the_runbooks_react_hook_works_unchanged() {
         "{stdout}"
     );
 }
+
+#[tokio::test]
+async fn a_connection_over_its_message_rate_is_answered_rate_limited_and_stays_open() {
+    let dev = Dev::start(&["--max-messages-per-second", "2"]);
+    let (mut ws, _) = dev.connect().await;
+    // Start early in a second so that the burst stays in one window.
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_millis();
+    if ms > 500 {
+        tokio::time::sleep(Duration::from_millis(1001 - ms as u64)).await;
+    }
+    for _ in 0..4 {
+        ws.send(Message::text(r#"{"action":"ping"}"#))
+            .await
+            .unwrap();
+    }
+    let mut kinds = Vec::new();
+    for _ in 0..4 {
+        let reply = recv_json(&mut ws).await;
+        kinds.push(if reply["type"] == "error" {
+            reply["data"]["code"].as_str().unwrap().to_owned()
+        } else {
+            reply["type"].as_str().unwrap().to_owned()
+        });
+    }
+    assert_eq!(kinds, ["pong", "pong", "rate_limited", "rate_limited"]);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    ws.send(Message::text(r#"{"action":"ping"}"#))
+        .await
+        .unwrap();
+    assert_eq!(
+        recv_json(&mut ws).await["type"],
+        "pong",
+        "still open, next second"
+    );
+}

@@ -50,6 +50,9 @@ pub struct Settings {
     /// `ALLOWED_ORIGINS` (comma-separated): browser origins allowed to connect; empty allows
     /// every origin.
     pub allowed_origins: Vec<String>,
+    /// `MAX_MESSAGES_PER_SECOND`: messages one connection may send per second; more are
+    /// answered `rate_limited` and not processed. 0 turns the limit off.
+    pub max_messages_per_second: u32,
 }
 
 impl Default for Settings {
@@ -64,6 +67,7 @@ impl Default for Settings {
             region: None,
             endpoint_override: None,
             allowed_origins: Vec::new(),
+            max_messages_per_second: 0,
         }
     }
 }
@@ -168,6 +172,13 @@ impl Settings {
                         .collect()
                 })
                 .unwrap_or_default(),
+            max_messages_per_second: number(
+                "MAX_MESSAGES_PER_SECOND",
+                nonempty("MAX_MESSAGES_PER_SECOND"),
+                defaults.max_messages_per_second,
+                0,
+                "a whole number of messages per second (0: no limit)",
+            )?,
         })
     }
 }
@@ -685,6 +696,18 @@ where
     ) -> Result<Outcome, HandlerError> {
         let endpoint = self.endpoint(Some(ctx))?;
         let id = ctx.connection_id.as_str();
+        let limit = self.settings.max_messages_per_second;
+        if limit > 0 {
+            let window = time::OffsetDateTime::now_utc().unix_timestamp();
+            if !self.store.count_message(id, window, limit).await? {
+                let reply = error_message(
+                    "rate_limited",
+                    &format!("at most {limit} messages per second per connection"),
+                );
+                self.reply(&endpoint, id, reply).await?;
+                return Ok(Outcome::http(429, "Too many messages"));
+            }
+        }
         let parsed = parse_client_message(body, self.settings.max_client_message_bytes);
         let reply = match parsed {
             Err(bad) => error_message("bad_request", &bad.to_string()),

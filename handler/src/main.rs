@@ -67,14 +67,58 @@ async fn build() -> Result<Live, InitError> {
     let sdk = loader.load().await;
     let store =
         DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table).with_page_size(page_size);
+    let secret = match get("AUTH_SECRET_PARAMETER").filter(|p| !p.trim().is_empty()) {
+        Some(name) => Some(read_secret(&sdk, name.trim()).await?),
+        None => None,
+    };
     let pusher = ManagementApiPusher::new(sdk);
     let mut handler = Handler::new(settings, Arc::new(store), Arc::new(pusher));
-    if let Some(url) = get("AUTH_JWKS_URL").filter(|u| !u.trim().is_empty()) {
-        let fetcher = handler::auth::HttpsFetcher::new().map_err(InitError::Auth)?;
-        handler = handler
-            .with_auth(handler::auth::Auth::jwks(url.trim(), Box::new(fetcher)).configured(get));
+    let jwks = get("AUTH_JWKS_URL").filter(|u| !u.trim().is_empty());
+    match (jwks, secret) {
+        (Some(_), Some(_)) => {
+            return Err(InitError::Auth(
+                "set AUTH_JWKS_URL or AUTH_SECRET_PARAMETER, not both".into(),
+            ))
+        }
+        (Some(url), None) => {
+            let fetcher = handler::auth::HttpsFetcher::new().map_err(InitError::Auth)?;
+            handler = handler.with_auth(
+                handler::auth::Auth::jwks(url.trim(), Box::new(fetcher)).configured(get),
+            );
+        }
+        (None, Some(secret)) => {
+            handler = handler.with_auth(handler::auth::Auth::hs256(secret).configured(get));
+        }
+        (None, None) => {}
     }
     Ok(handler)
+}
+
+/// The HS256 secret, from an SSM parameter (a SecureString, decrypted), once per cold start.
+/// Errors name the parameter, never its value.
+async fn read_secret(sdk: &aws_config::SdkConfig, name: &str) -> Result<Vec<u8>, InitError> {
+    let out = aws_sdk_ssm::Client::new(sdk)
+        .get_parameter()
+        .name(name)
+        .with_decryption(true)
+        .send()
+        .await
+        .map_err(|e| {
+            InitError::Auth(format!(
+                "reading the JWT secret from SSM parameter {name}: {}",
+                error_chain(&e)
+            ))
+        })?;
+    match out
+        .parameter
+        .and_then(|p| p.value)
+        .filter(|v| !v.is_empty())
+    {
+        Some(value) => Ok(value.into_bytes()),
+        None => Err(InitError::Auth(format!(
+            "SSM parameter {name} has no value"
+        ))),
+    }
 }
 
 /// Tells the Runtime API why this function cannot start (`/runtime/init/error`), so the

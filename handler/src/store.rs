@@ -83,12 +83,23 @@ pub trait ConnectionStore: Send + Sync {
     /// One page of the connections `filter` selects, starting after the cursor a previous
     /// page returned.
     async fn scan(&self, filter: Filter<'_>, cursor: Option<String>) -> Result<Page, StoreError>;
+    /// Counts one message of `connection_id` in the fixed window `window` (e.g. the current
+    /// epoch second) and answers whether it is within `limit` messages for that window. A
+    /// connection without a row is never within its limit.
+    async fn count_message(
+        &self,
+        connection_id: &str,
+        window: i64,
+        limit: u32,
+    ) -> Result<bool, StoreError>;
 }
 
 /// An in-memory store, ordered by connection id so that scans page deterministically.
 #[derive(Debug)]
 pub struct MemoryStore {
     rows: Mutex<BTreeMap<String, Connection>>,
+    /// Per-connection message counters: (window, count), dropped with the row.
+    rates: Mutex<std::collections::HashMap<String, (i64, u32)>>,
     page_size: usize,
 }
 
@@ -107,6 +118,7 @@ impl MemoryStore {
     pub fn with_page_size(page_size: usize) -> Self {
         MemoryStore {
             rows: Mutex::new(BTreeMap::new()),
+            rates: Mutex::new(Default::default()),
             page_size: page_size.max(1),
         }
     }
@@ -141,6 +153,10 @@ impl ConnectionStore for MemoryStore {
 
     async fn delete(&self, connection_id: &str) -> Result<(), StoreError> {
         self.lock().remove(connection_id);
+        self.rates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(connection_id);
         Ok(())
     }
 
@@ -197,6 +213,29 @@ impl ConnectionStore for MemoryStore {
         };
         Ok(Page { items, next })
     }
+
+    async fn count_message(
+        &self,
+        connection_id: &str,
+        window: i64,
+        limit: u32,
+    ) -> Result<bool, StoreError> {
+        // Lock order: rows, then rates (delete takes them one after the other, never nested).
+        let rows = self.lock();
+        if !rows.contains_key(connection_id) {
+            return Ok(false);
+        }
+        let mut rates = self.rates.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = rates.entry(connection_id.to_owned()).or_insert((window, 0));
+        if entry.0 < window {
+            *entry = (window, 0);
+        }
+        if entry.1 >= limit {
+            return Ok(false);
+        }
+        entry.1 += 1;
+        Ok(true)
+    }
 }
 
 #[cfg(feature = "aws")]
@@ -213,7 +252,8 @@ mod dynamo {
     use super::{Connection, ConnectionStore, Filter, Page, StoreError};
 
     /// The connections table in DynamoDB: hash key `connection_id` (S), `connected_at` (S),
-    /// `ttl` (N), `topics` (SS), `source_ip` (S), `user` (S).
+    /// `ttl` (N), `topics` (SS), `source_ip` (S), `user` (S); with a message rate limit also
+    /// `rl_window` (N) and `rl_count` (N).
     #[derive(Clone, Debug)]
     pub struct DynamoStore {
         client: Client,
@@ -354,6 +394,43 @@ mod dynamo {
             self.update_topics(connection_id, topic, "DELETE").await
         }
 
+        /// Two conditional writes at most, no read: count within the current window while it
+        /// is under the limit; otherwise open the window if it is newer than the stored one.
+        /// Both failing means the limit is reached (or the row is gone).
+        async fn count_message(
+            &self,
+            connection_id: &str,
+            window: i64,
+            limit: u32,
+        ) -> Result<bool, StoreError> {
+            let n = |v: i64| AttributeValue::N(v.to_string());
+            if self
+                .conditional_update(
+                    connection_id,
+                    "SET rl_count = rl_count + :one",
+                    "attribute_exists(connection_id) AND rl_window = :w AND rl_count < :limit",
+                    HashMap::from([
+                        (":one".to_owned(), n(1)),
+                        (":w".to_owned(), n(window)),
+                        (":limit".to_owned(), n(limit.into())),
+                    ]),
+                )
+                .await?
+            {
+                return Ok(true);
+            }
+            if limit == 0 {
+                return Ok(false);
+            }
+            self.conditional_update(
+                connection_id,
+                "SET rl_window = :w, rl_count = :one",
+                "attribute_exists(connection_id) AND (attribute_not_exists(rl_window) OR rl_window < :w)",
+                HashMap::from([(":one".to_owned(), n(1)), (":w".to_owned(), n(window))]),
+            )
+            .await
+        }
+
         async fn scan(
             &self,
             filter: Filter<'_>,
@@ -403,20 +480,22 @@ mod dynamo {
     }
 
     impl DynamoStore {
-        async fn update_topics(
+        /// One conditional update; `Ok(false)` when the condition failed.
+        async fn conditional_update(
             &self,
             connection_id: &str,
-            topic: &str,
-            verb: &str,
+            update: &str,
+            condition: &str,
+            values: HashMap<String, AttributeValue>,
         ) -> Result<bool, StoreError> {
             let result = self
                 .client
                 .update_item()
                 .table_name(&self.table)
                 .set_key(Some(Self::key(connection_id)))
-                .update_expression(format!("{verb} topics :topic"))
-                .condition_expression("attribute_exists(connection_id)")
-                .expression_attribute_values(":topic", AttributeValue::Ss(vec![topic.to_owned()]))
+                .update_expression(update)
+                .condition_expression(condition)
+                .set_expression_attribute_values(Some(values))
                 .return_values(ReturnValue::None)
                 .send()
                 .await;
@@ -430,6 +509,24 @@ mod dynamo {
                 }
                 Err(e) => Err(self.fail("UpdateItem", e)),
             }
+        }
+
+        async fn update_topics(
+            &self,
+            connection_id: &str,
+            topic: &str,
+            verb: &str,
+        ) -> Result<bool, StoreError> {
+            self.conditional_update(
+                connection_id,
+                &format!("{verb} topics :topic"),
+                "attribute_exists(connection_id)",
+                HashMap::from([(
+                    ":topic".to_owned(),
+                    AttributeValue::Ss(vec![topic.to_owned()]),
+                )]),
+            )
+            .await
         }
     }
 }

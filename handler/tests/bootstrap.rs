@@ -519,6 +519,121 @@ async fn a_misconfigured_function_reports_an_init_error() {
     );
 }
 
+fn hs256_token(secret: &str, sub: &str) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &json!({"sub": sub, "exp": now + 600, "iss": "https://issuer.example"}),
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+fn connect_with_token(id: &str, token: &str) -> Value {
+    let mut event = ws_event("$connect", "CONNECT", id, None);
+    event["queryStringParameters"] = json!({ "token": token });
+    event["multiValueQueryStringParameters"] = json!({ "token": [token] });
+    event
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hs256_secret_is_read_from_an_ssm_securestring_at_cold_start() {
+    const SECRET: &str = "a-secret-only-ssm-knows-4b1d";
+    let moto = Moto::start(false);
+    let sdk = moto.sdk_config().await;
+    create_connections_table(&aws_sdk_dynamodb::Client::new(&sdk), "demo_ws_connections").await;
+    aws_sdk_ssm::Client::new(&sdk)
+        .put_parameter()
+        .name("/demo/ws-jwt-secret")
+        .value(SECRET)
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .send()
+        .await
+        .unwrap();
+    let (runtime, runtime_addr) = RuntimeApi::serve().await;
+    let _function = start_bootstrap(
+        runtime_addr,
+        &moto,
+        &[
+            ("AUTH_SECRET_PARAMETER", "/demo/ws-jwt-secret".into()),
+            ("AUTH_ISSUER", "https://issuer.example".into()),
+        ],
+        &[],
+    );
+    let good = response(
+        runtime
+            .invoke(connect_with_token(
+                "AAAA1111=",
+                &hs256_token(SECRET, "user-7"),
+            ))
+            .await,
+    );
+    assert_eq!(good["statusCode"], 200, "{good}");
+    let row = aws_sdk_dynamodb::Client::new(&sdk)
+        .get_item()
+        .table_name("demo_ws_connections")
+        .key(
+            "connection_id",
+            aws_sdk_dynamodb::types::AttributeValue::S("AAAA1111=".into()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert_eq!(row["user"].as_s().unwrap(), "user-7");
+    let forged = response(
+        runtime
+            .invoke(connect_with_token(
+                "BBBB2222=",
+                &hs256_token("another-secret-entirely", "x"),
+            ))
+            .await,
+    );
+    assert_eq!(forged["statusCode"], 401, "{forged}");
+    let missing = response(
+        runtime
+            .invoke(ws_event("$connect", "CONNECT", "CCCC3333=", None))
+            .await,
+    );
+    assert_eq!(missing["statusCode"], 401, "{missing}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_secret_parameter_is_an_init_error_naming_it() {
+    let moto = Moto::start(false);
+    let (runtime, runtime_addr) = RuntimeApi::serve().await;
+    let mut function = start_bootstrap(
+        runtime_addr,
+        &moto,
+        &[("AUTH_SECRET_PARAMETER", "/demo/not-there".into())],
+        &[],
+    );
+    let status = tokio::task::spawn_blocking(move || {
+        let status = function.0.wait();
+        std::mem::forget(function);
+        status
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(!status.success());
+    let report = runtime
+        .init_error
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("/init/error was called");
+    let message = report["errorMessage"].as_str().unwrap();
+    assert!(
+        message.contains("/demo/not-there") && message.contains("ParameterNotFound"),
+        "{message}"
+    );
+}
+
 #[test]
 fn bootstrap_needs_no_glibc_newer_than_2_34() {
     let bytes = std::fs::read(env!("CARGO_BIN_EXE_bootstrap")).unwrap();

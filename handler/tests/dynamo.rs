@@ -194,3 +194,41 @@ async fn a_missing_table_is_a_typed_error_naming_it() {
         "{chain}"
     );
 }
+
+#[tokio::test]
+async fn message_counts_are_per_connection_and_window() {
+    let moto = Moto::start(false);
+    let s = store(&moto, "rate_ws_connections", None).await;
+    s.put(row("a")).await.unwrap();
+    s.put(row("b")).await.unwrap();
+    let w = 1_900_000_000;
+    assert!(s.count_message("a", w, 2).await.unwrap());
+    assert!(s.count_message("a", w, 2).await.unwrap());
+    assert!(
+        !s.count_message("a", w, 2).await.unwrap(),
+        "third in the window"
+    );
+    assert!(!s.count_message("a", w, 2).await.unwrap());
+    assert!(
+        s.count_message("b", w, 2).await.unwrap(),
+        "b has its own count"
+    );
+    assert!(
+        s.count_message("a", w + 1, 2).await.unwrap(),
+        "a new window"
+    );
+    assert!(
+        !s.count_message("a", w, 2).await.unwrap(),
+        "an older window never reopens"
+    );
+    assert!(
+        !s.count_message("ghost", w, 2).await.unwrap(),
+        "no row: not counted"
+    );
+    assert!(
+        s.get("ghost").await.unwrap().is_none(),
+        "and no row is made"
+    );
+    // The row is still a connection.
+    assert_eq!(s.get("a").await.unwrap().unwrap(), row("a"));
+}

@@ -688,6 +688,9 @@ impl ConnectionStore for BrokenStore {
         }
         self.inner.scan(filter, cursor).await
     }
+    async fn count_message(&self, id: &str, window: i64, limit: u32) -> Result<bool, StoreError> {
+        self.inner.count_message(id, window, limit).await
+    }
 }
 
 #[tokio::test]
@@ -860,4 +863,52 @@ async fn send_to_a_user_reaches_every_connection_of_that_subject() {
         .await
         .unwrap_err();
     assert!(matches!(err, HandlerError::BadInvocation(_)));
+}
+
+#[tokio::test]
+async fn messages_over_the_per_connection_rate_are_answered_rate_limited() {
+    let h = handler_with(
+        Settings {
+            max_messages_per_second: 3,
+            ..settings()
+        },
+        1000,
+        Probe::default(),
+    );
+    let mut a = open(&h, "a").await;
+    let mut b = open(&h, "b").await;
+    // Start early in a second so that the burst below stays in one window.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    if now.subsec_millis() > 500 {
+        tokio::time::sleep(std::time::Duration::from_millis(
+            1001 - now.subsec_millis() as u64,
+        ))
+        .await;
+    }
+    let mut kinds = Vec::new();
+    for _ in 0..5 {
+        send(&h, "a", r#"{"action":"ping"}"#).await;
+        let reply = next(&mut a);
+        kinds.push(match reply["type"].as_str().unwrap() {
+            "error" => reply["data"]["code"].as_str().unwrap().to_owned(),
+            other => other.to_owned(),
+        });
+    }
+    assert_eq!(
+        kinds,
+        ["pong", "pong", "pong", "rate_limited", "rate_limited"]
+    );
+    // Another connection is not affected, and the limited one is still connected.
+    send(&h, "b", r#"{"action":"ping"}"#).await;
+    assert_eq!(next(&mut b)["type"], "pong");
+    assert!(h.store().get("a").await.unwrap().is_some());
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    send(&h, "a", r#"{"action":"ping"}"#).await;
+    assert_eq!(
+        next(&mut a)["type"],
+        "pong",
+        "the next second starts afresh"
+    );
 }

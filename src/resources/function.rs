@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::{tag_changes, tags_to_set, waited, Action, AwsContext, Change, KNOWN_AFTER_APPLY};
 use crate::aws::Clients;
-use crate::config::Config;
+use crate::config::{AuthKeys, Config};
 use crate::naming::{Names, SOURCE_TAG};
 use crate::package::Zip;
 
@@ -96,6 +96,31 @@ pub fn environment(
     ]);
     if !f.allowed_origins.is_empty() {
         env.insert("ALLOWED_ORIGINS".to_owned(), f.allowed_origins.join(","));
+    }
+    if f.max_messages_per_second > 0 {
+        env.insert(
+            "MAX_MESSAGES_PER_SECOND".to_owned(),
+            f.max_messages_per_second.to_string(),
+        );
+    }
+    if let Some(auth) = &config.auth {
+        // The HS256 secret itself never goes here: only the parameter's name.
+        match &auth.keys {
+            AuthKeys::Jwks { url } => env.insert("AUTH_JWKS_URL".to_owned(), url.clone()),
+            AuthKeys::SsmSecret { parameter, .. } => {
+                env.insert("AUTH_SECRET_PARAMETER".to_owned(), parameter.clone())
+            }
+        };
+        if let Some(iss) = &auth.issuer {
+            env.insert("AUTH_ISSUER".to_owned(), iss.clone());
+        }
+        if !auth.audience.is_empty() {
+            env.insert("AUTH_AUDIENCE".to_owned(), auth.audience.join(","));
+        }
+        env.insert(
+            "AUTH_QUERY_PARAM".to_owned(),
+            auth.token_query_param.clone(),
+        );
     }
     env
 }

@@ -90,6 +90,7 @@ pub async fn apply(
     let name = &desired.name;
     match (observed, action) {
         (_, Action::NoChange) => return Ok(()),
+        (Some(_), Action::Delete) => anyhow::bail!("internal: up never deletes the log group"),
         (None, _) | (_, Action::Create) => {
             match c
                 .logs

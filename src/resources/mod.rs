@@ -2,10 +2,12 @@
 //! `observe` (read; not-found is `None`), `diff` (pure: what would change), `apply` (make the
 //! changes `diff` found, and only those), `delete` (not-found is success).
 
+pub mod alarm;
 pub mod api;
 pub mod function;
 pub mod logs;
 pub mod role;
+pub mod secret;
 pub mod table;
 
 use std::collections::BTreeMap;
@@ -48,6 +50,8 @@ impl std::fmt::Display for Change {
 pub enum Action {
     Create,
     Update(Vec<Change>),
+    /// Exists but the config no longer asks for it (an optional resource turned off).
+    Delete,
     NoChange,
 }
 

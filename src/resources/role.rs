@@ -14,6 +14,7 @@ use super::{
     KNOWN_AFTER_APPLY,
 };
 use crate::aws::Clients;
+use crate::config::{AuthConfig, AuthKeys};
 use crate::naming::{Names, BASIC_EXECUTION_POLICY};
 
 /// The DynamoDB actions the handler calls, and no others.
@@ -58,9 +59,10 @@ pub fn trust_policy() -> Value {
 }
 
 /// The inline policy: the handler's table actions on this table, ManageConnections on this
-/// API and stage's `@connections`.
-pub fn least_privilege_policy(names: &Names, api_id: &str) -> Value {
-    json!({
+/// API and stage's `@connections`; with an HS256 secret in SSM, reading that one parameter
+/// (and decrypting with its customer-managed key, when the config names one).
+pub fn least_privilege_policy(names: &Names, api_id: &str, auth: Option<&AuthConfig>) -> Value {
+    let mut policy = json!({
         "Version": "2012-10-17",
         "Statement": [
             {
@@ -76,15 +78,47 @@ pub fn least_privilege_policy(names: &Names, api_id: &str) -> Value {
                 "Resource": names.manage_connections_arn(api_id)
             }
         ]
-    })
+    });
+    if let Some(AuthConfig {
+        keys: AuthKeys::SsmSecret {
+            parameter,
+            kms_key_arn,
+        },
+        ..
+    }) = auth
+    {
+        let statements = policy["Statement"]
+            .as_array_mut()
+            .expect("built above as an array");
+        statements.push(json!({
+            "Sid": "ReadJwtSecret",
+            "Effect": "Allow",
+            "Action": "ssm:GetParameter",
+            "Resource": names.ssm_parameter_arn(parameter)
+        }));
+        if let Some(key) = kms_key_arn {
+            statements.push(json!({
+                "Sid": "DecryptJwtSecret",
+                "Effect": "Allow",
+                "Action": "kms:Decrypt",
+                "Resource": key
+            }));
+        }
+    }
+    policy
 }
 
-pub fn desired(names: &Names, api_id: Option<&str>, tags: BTreeMap<String, String>) -> Desired {
+pub fn desired(
+    names: &Names,
+    api_id: Option<&str>,
+    auth: Option<&AuthConfig>,
+    tags: BTreeMap<String, String>,
+) -> Desired {
     Desired {
         name: names.role.clone(),
         policy_name: names.policy.clone(),
         trust: trust_policy(),
-        policy: api_id.map(|id| least_privilege_policy(names, id)),
+        policy: api_id.map(|id| least_privilege_policy(names, id, auth)),
         tags,
     }
 }

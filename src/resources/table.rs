@@ -208,6 +208,7 @@ pub async fn apply(
 ) -> Result<String> {
     let name = &desired.name;
     let arn = match (observed, action) {
+        (Some(_), Action::Delete) => bail!("internal: up never deletes the table"),
         (_, Action::Create) => {
             let out = c
                 .dynamodb

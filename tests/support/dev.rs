@@ -19,7 +19,15 @@ pub struct Dev {
 
 impl Dev {
     pub fn start(args: &[&str]) -> Dev {
+        Dev::start_with_config(None, args)
+    }
+
+    /// `wsctl dev` in a directory whose `wsctl.toml` is `config`.
+    pub fn start_with_config(config: Option<&str>, args: &[&str]) -> Dev {
         let dir = tempfile::tempdir().unwrap();
+        if let Some(text) = config {
+            std::fs::write(dir.path().join("wsctl.toml"), text).unwrap();
+        }
         let mut child = Command::new(env!("CARGO_BIN_EXE_wsctl"))
             .args(["dev", "--port", "0"])
             .args(args)

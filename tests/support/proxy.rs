@@ -127,6 +127,16 @@ impl Proxy {
             .push((operation.to_owned(), n, message));
     }
 
+    /// The next `n` calls of `operation` fail with a message that quotes the request's session
+    /// token, as a careless endpoint or proxy might: what wsctl prints must mask it.
+    pub fn fail_echoing_session_token(&self, operation: &str, n: usize) {
+        self.fail_with(
+            operation,
+            n,
+            "request with token {session-token} was refused",
+        );
+    }
+
     /// The next `n` CreateFunction calls fail as they do on AWS while a new role propagates.
     pub fn fail_create_function_role(&self, n: usize) {
         self.fail_with(
@@ -203,6 +213,12 @@ async fn handle(
             })
     };
     if let Some(message) = injected {
+        let token = parts
+            .headers
+            .get("x-amz-security-token")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("(none)");
+        let message = message.replace("{session-token}", token);
         record(400);
         return Ok(Response::builder()
             .status(400)
