@@ -267,14 +267,7 @@ impl Gateway {
             .route_selection_expression
             .strip_prefix("$request.body.")
             .unwrap_or("action");
-        let Ok(value) = serde_json::from_str::<Value>(body) else {
-            return "$default".into();
-        };
-        let selected = path.split('.').try_fold(&value, |v, key| v.get(key));
-        match selected.and_then(Value::as_str) {
-            Some(key) if self.opts.routes.iter().any(|r| r == key) => key.to_owned(),
-            _ => "$default".into(),
-        }
+        handler::select_route(path, &self.opts.routes, body)
     }
 }
 

@@ -324,10 +324,70 @@ pub struct UpOptions<'a> {
     pub confirm: &'a (dyn Fn(&Plan) -> bool + Sync),
 }
 
+/// Convergence passes `up` and `down` make when AWS fails transiently (see
+/// [`crate::resources::is_retryable`]): each pass observes afresh, so what a failed call did
+/// (a create whose answer was lost, say) is found rather than repeated.
+pub const PASSES: u32 = 6;
+
+/// The pause before pass `n` (2, 3...): exponential, capped at 8 s.
+fn pass_backoff(n: u32) -> std::time::Duration {
+    std::time::Duration::from_millis((250u64 << n.min(5)).min(8_000))
+}
+
+/// Creates or converges the stack. The report lists the changes of the first pass (what the
+/// user was shown and confirmed); later passes finish the same plan.
 pub async fn up(stack: &Stack, opts: UpOptions<'_>, progress: &Progress) -> Result<UpReport> {
+    let mut first: Option<Plan> = None;
+    let confirmed = std::sync::atomic::AtomicBool::new(false);
+    let confirm = |plan: &Plan| {
+        if confirmed.load(std::sync::atomic::Ordering::Relaxed) {
+            return true;
+        }
+        let ok = (opts.confirm)(plan);
+        confirmed.store(ok, std::sync::atomic::Ordering::Relaxed);
+        ok
+    };
+    let mut pass = 1;
+    loop {
+        let attempt = UpOptions {
+            dry_run: opts.dry_run,
+            code: opts.code.clone(),
+            source_dir: opts.source_dir,
+            confirm: &confirm,
+        };
+        match up_once(stack, attempt, progress, &mut first).await {
+            Ok(mut report) => {
+                if let Some(plan) = first {
+                    report.changed = !plan.is_noop();
+                    report.resources = plan.items;
+                }
+                return Ok(report);
+            }
+            Err(e) if pass < PASSES && crate::resources::is_retryable(&e) => {
+                pass += 1;
+                progress.note(format!(
+                    "{}; observing again (pass {pass} of {PASSES})",
+                    crate::redact::redact(&format!("{e:#}"))
+                ));
+                tokio::time::sleep(pass_backoff(pass)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn up_once(
+    stack: &Stack,
+    opts: UpOptions<'_>,
+    progress: &Progress,
+    first_plan: &mut Option<Plan>,
+) -> Result<UpReport> {
     let n = &stack.names;
     let obs = observe(stack).await?;
     let plan = plan(stack, &obs, &opts.code)?;
+    if first_plan.is_none() {
+        *first_plan = Some(plan.clone());
+    }
     let mut ids = Ids {
         table_arn: obs.table.as_ref().map(|t| t.arn.clone()),
         role_arn: obs.role.as_ref().map(|r| r.arn.clone()),
@@ -695,6 +755,43 @@ pub async fn down(
     confirm: &(dyn Fn(&[DownItem]) -> Result<()> + Sync),
     progress: &Progress,
 ) -> Result<DownReport> {
+    let mut first: Option<Vec<DownItem>> = None;
+    let mut pass = 1;
+    loop {
+        let asked = first.is_some();
+        let skip = |_: &[DownItem]| Ok(());
+        let this_confirm: &(dyn Fn(&[DownItem]) -> Result<()> + Sync) =
+            if asked { &skip } else { confirm };
+        match down_once(stack, adopt, dry_run, this_confirm, progress, &mut first).await {
+            Ok(mut report) => {
+                // What the run set out to delete (and the user confirmed); a later pass only
+                // sees what an earlier one left.
+                if let Some(items) = first {
+                    report.deleted = items;
+                }
+                return Ok(report);
+            }
+            Err(e) if pass < PASSES && crate::resources::is_retryable(&e) => {
+                pass += 1;
+                progress.note(format!(
+                    "{}; observing again (pass {pass} of {PASSES})",
+                    crate::redact::redact(&format!("{e:#}"))
+                ));
+                tokio::time::sleep(pass_backoff(pass)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn down_once(
+    stack: &Stack,
+    adopt: bool,
+    dry_run: bool,
+    confirm: &(dyn Fn(&[DownItem]) -> Result<()> + Sync),
+    progress: &Progress,
+    first: &mut Option<Vec<DownItem>>,
+) -> Result<DownReport> {
     let c = &stack.clients;
     let n = &stack.names;
     let obs = observe_for_down(stack).await?;
@@ -708,10 +805,13 @@ pub async fn down(
         left_alone,
         remaining: vec![],
     };
-    if dry_run || delete.is_empty() {
+    if dry_run || (delete.is_empty() && first.is_none()) {
         return Ok(report);
     }
-    confirm(&delete)?;
+    if first.is_none() {
+        confirm(&delete)?;
+        *first = Some(delete.clone());
+    }
     let deleting = |resource: &str| delete.iter().any(|d| d.resource == resource);
 
     for a in &apis {

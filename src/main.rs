@@ -7,6 +7,7 @@ mod config;
 mod dev;
 mod engine;
 mod glibc;
+mod lock;
 mod naming;
 mod ops;
 mod package;
@@ -223,6 +224,11 @@ async fn up(cli: &Cli, args: &UpArgs, progress: &Progress) -> Result<ExitCode> {
         }
     };
     let stack = connect_stack(cli, config).await?;
+    let _lock = if args.dry_run {
+        None
+    } else {
+        Some(lock::acquire(&stack.names, &|m| progress.note(m))?)
+    };
     let confirm = |plan: &engine::Plan| -> bool {
         if args.yes || args.dry_run || !interactive() {
             return true;
@@ -290,6 +296,11 @@ async fn status(cli: &Cli) -> Result<ExitCode> {
 
 async fn down(cli: &Cli, args: &DownArgs, progress: &Progress) -> Result<ExitCode> {
     let stack = stack(cli).await?;
+    let _lock = if args.dry_run {
+        None
+    } else {
+        Some(lock::acquire(&stack.names, &|m| progress.note(m))?)
+    };
     let confirm = |items: &[engine::DownItem]| -> Result<()> {
         if args.yes {
             return Ok(());

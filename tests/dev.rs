@@ -538,3 +538,84 @@ async fn a_connection_over_its_message_rate_is_answered_rate_limited_and_stays_o
         "still open, next second"
     );
 }
+
+/// Opens a WebSocket with a hand-written handshake and returns the raw socket.
+async fn raw_ws(addr: &str, path: &str) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(
+        format!(
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).await.expect("handshake answer");
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    s
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ten_thousand_clients_that_drop_without_a_close_frame_leave_an_empty_store() {
+    const CLIENTS: usize = 10_000;
+    let dev = Dev::start(&[]);
+    let addr = dev.base.trim_start_matches("http://").to_owned();
+    let mut sockets = Vec::with_capacity(CLIENTS);
+    for batch in 0..CLIENTS / 500 {
+        let opened = futures::future::join_all((0..500).map(|_| raw_ws(&addr, "/ws"))).await;
+        for (i, s) in opened.into_iter().enumerate() {
+            // Half vanish with a reset, half with a plain FIN; none sends a close frame.
+            if (batch * 500 + i) % 2 == 0 {
+                s.set_zero_linger().unwrap();
+            }
+            sockets.push(s);
+        }
+    }
+    let connects = |log: &str| log.lines().filter(|l| l.contains("$connect ")).count();
+    for _ in 0..600 {
+        if connects(&dev.stderr()) >= CLIENTS {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(connects(&dev.stderr()), CLIENTS);
+    drop(sockets);
+    let disconnects = |log: &str| log.lines().filter(|l| l.contains("$disconnect ")).count();
+    for _ in 0..600 {
+        if disconnects(&dev.stderr()) >= CLIENTS {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        disconnects(&dev.stderr()),
+        CLIENTS,
+        "every drop ran $disconnect"
+    );
+    // The store is empty: a broadcast finds no row at all (a stale row would count as gone).
+    let (status, body) = dev.http(
+        "POST",
+        "/2015-03-31/functions/demo-websocket-handler/invocations",
+        r#"{"action":"broadcast","message":{"type":"notification","data":{}}}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let report: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(report, json!({"delivered": 0, "gone": 0, "failed": 0}));
+    // And the gateway still serves.
+    let (mut ws, _) = dev.connect().await;
+    ws.send(Message::text(r#"{"action":"ping"}"#))
+        .await
+        .unwrap();
+    assert_eq!(recv_json(&mut ws).await["type"], "pong");
+}

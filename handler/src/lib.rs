@@ -431,6 +431,21 @@ pub fn parse_client_message(body: Option<&str>, limit: usize) -> Result<ClientMe
     })
 }
 
+/// The route key API Gateway picks for a message body: the string at `path` (the part of the
+/// route selection expression after `$request.body.`, dotted for nested fields) when it names
+/// one of `routes`; `$default` otherwise (not JSON, no such field, not a string, no such
+/// route). Never panics, whatever the input.
+pub fn select_route(path: &str, routes: &[String], body: &str) -> String {
+    let Ok(value) = serde_json::from_str::<Value>(body) else {
+        return "$default".into();
+    };
+    let selected = path.split('.').try_fold(&value, |v, key| v.get(key));
+    match selected.and_then(Value::as_str) {
+        Some(key) if routes.iter().any(|r| r == key) => key.to_owned(),
+        _ => "$default".into(),
+    }
+}
+
 /// A direct invocation, parsed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Invocation {

@@ -9,7 +9,9 @@ use aws_sdk_apigatewayv2::types::{IntegrationType, ProtocolType, RouteSettings};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{statements, string_list, tag_changes, tags_to_set, Action, AwsContext, Change};
+use super::{
+    send_unrepeated, statements, string_list, tag_changes, tags_to_set, Action, AwsContext, Change,
+};
 use crate::aws::Clients;
 use crate::config::Config;
 use crate::naming::{self, Names, PERMISSION_SID};
@@ -540,6 +542,15 @@ pub fn diff_permission(statements: &[Statement], names: &Names, api_id: Option<&
     Action::from_changes(changes)
 }
 
+/// For the creates that are not idempotent (a retry after a lost answer makes a second API
+/// or integration; AWS refuses a second route or stage with a ConflictException, emulators
+/// may make one): no SDK retry. A failure goes back to the engine, which observes again
+/// and finds what the lost call created before it tries anything else.
+fn no_retries() -> aws_sdk_apigatewayv2::config::Builder {
+    aws_sdk_apigatewayv2::config::Builder::default()
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+}
+
 /// Creates or converges the API itself. Returns its id.
 pub async fn apply_api(
     c: &Clients,
@@ -548,17 +559,19 @@ pub async fn apply_api(
     d: &Desired,
 ) -> Result<String> {
     let Some(o) = o else {
-        let out = c
-            .apigw
-            .create_api()
-            .name(&d.name)
-            .protocol_type(ProtocolType::Websocket)
-            .route_selection_expression(&d.route_selection_expression)
-            .description("WebSocket API managed by wsctl")
-            .set_tags(Some(d.tags.clone().into_iter().collect()))
-            .send()
-            .await
-            .aws(format!("CreateApi {}", d.name))?;
+        let out = send_unrepeated(format!("CreateApi {}", d.name), || {
+            c.apigw
+                .create_api()
+                .name(&d.name)
+                .protocol_type(ProtocolType::Websocket)
+                .route_selection_expression(&d.route_selection_expression)
+                .description("WebSocket API managed by wsctl")
+                .set_tags(Some(d.tags.clone().into_iter().collect()))
+                .customize()
+                .config_override(no_retries())
+                .send()
+        })
+        .await?;
         return out
             .api_id
             .ok_or_else(|| anyhow::anyhow!("CreateApi returned no id"));
@@ -595,18 +608,20 @@ pub async fn apply_wiring(
     d: &Desired,
 ) -> Result<String> {
     let integration_id = match o.and_then(|o| chosen_integration(o, d)) {
-        None => c
-            .apigw
-            .create_integration()
-            .api_id(api_id)
-            .integration_type(IntegrationType::AwsProxy)
-            .integration_method("POST")
-            .integration_uri(&d.integration_uri)
-            .send()
-            .await
-            .aws(format!("CreateIntegration {api_id}"))?
-            .integration_id
-            .unwrap_or_default(),
+        None => send_unrepeated(format!("CreateIntegration {api_id}"), || {
+            c.apigw
+                .create_integration()
+                .api_id(api_id)
+                .integration_type(IntegrationType::AwsProxy)
+                .integration_method("POST")
+                .integration_uri(&d.integration_uri)
+                .customize()
+                .config_override(no_retries())
+                .send()
+        })
+        .await?
+        .integration_id
+        .unwrap_or_default(),
         Some(i) => {
             if i.uri != d.integration_uri || i.method.as_deref() != Some("POST") {
                 c.apigw
@@ -632,14 +647,17 @@ pub async fn apply_wiring(
                 .unwrap_or_default();
             match mine.first() {
                 None => {
-                    c.apigw
-                        .create_route()
-                        .api_id(api_id)
-                        .route_key(*key)
-                        .target(target)
-                        .send()
-                        .await
-                        .aws(format!("CreateRoute {api_id} {key}"))?;
+                    send_unrepeated(format!("CreateRoute {api_id} {key}"), || {
+                        c.apigw
+                            .create_route()
+                            .api_id(api_id)
+                            .route_key(*key)
+                            .target(target)
+                            .customize()
+                            .config_override(no_retries())
+                            .send()
+                    })
+                    .await?;
                 }
                 Some(r) => {
                     if r.target.as_ref() != Some(target) {
@@ -714,17 +732,20 @@ async fn apply_stage(c: &Clients, api_id: &str, o: Option<&StageObs>, d: &Desire
         .throttling_rate_limit(d.rate_limit)
         .build();
     let Some(s) = o else {
-        c.apigw
-            .create_stage()
-            .api_id(api_id)
-            .stage_name(&d.stage)
-            .auto_deploy(true)
-            .default_route_settings(settings)
-            .description("managed by wsctl")
-            .set_tags(Some(d.tags.clone().into_iter().collect()))
-            .send()
-            .await
-            .aws(format!("CreateStage {api_id}/{}", d.stage))?;
+        send_unrepeated(format!("CreateStage {api_id}/{}", d.stage), || {
+            c.apigw
+                .create_stage()
+                .api_id(api_id)
+                .stage_name(&d.stage)
+                .auto_deploy(true)
+                .default_route_settings(settings.clone())
+                .description("managed by wsctl")
+                .set_tags(Some(d.tags.clone().into_iter().collect()))
+                .customize()
+                .config_override(no_retries())
+                .send()
+        })
+        .await?;
         return Ok(());
     };
     if !s.auto_deploy || s.burst_limit != Some(d.burst_limit) || s.rate_limit != Some(d.rate_limit)
@@ -770,16 +791,24 @@ pub async fn apply_permission(
         if !mine.is_empty() {
             remove_statement(c, function, PERMISSION_SID).await?;
         }
-        c.lambda
-            .add_permission()
-            .function_name(function)
-            .statement_id(PERMISSION_SID)
-            .action("lambda:InvokeFunction")
-            .principal(APIGATEWAY_PRINCIPAL)
-            .source_arn(&want)
-            .send()
-            .await
-            .aws(format!("AddPermission {function}"))?;
+        // AWS refuses a second statement with this Sid; emulators may add one. Either way
+        // the engine's next pass, not a blind retry, deals with a lost answer.
+        send_unrepeated(format!("AddPermission {function}"), || {
+            c.lambda
+                .add_permission()
+                .function_name(function)
+                .statement_id(PERMISSION_SID)
+                .action("lambda:InvokeFunction")
+                .principal(APIGATEWAY_PRINCIPAL)
+                .source_arn(&want)
+                .customize()
+                .config_override(
+                    aws_sdk_lambda::config::Builder::default()
+                        .retry_config(aws_config::retry::RetryConfig::disabled()),
+                )
+                .send()
+        })
+        .await?;
     }
     Ok(true)
 }

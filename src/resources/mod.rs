@@ -132,6 +132,7 @@ where
             anyhow::Error::new(AwsError {
                 what: what.to_string(),
                 detail: describe_sdk_error(&e),
+                retryable: is_transient(&e),
             })
         })
     }
@@ -143,6 +144,108 @@ where
 pub struct AwsError {
     pub what: String,
     pub detail: String,
+    /// Whether observing again and re-applying may succeed: throttling, 5xx, a lost
+    /// connection or timeout (the SDK's own retries ran out), or a conflict with a change that
+    /// landed although its answer was lost.
+    pub retryable: bool,
+}
+
+/// Error codes after which a fresh observe-and-apply can converge.
+const TRANSIENT_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "ProvisionedThroughputExceededException",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "InternalFailure",
+    "InternalServerError",
+    "ConflictException",
+    "ResourceConflictException",
+    "ResourceInUseException",
+    "ResourceAlreadyExistsException",
+    "EntityAlreadyExists",
+    "ConcurrentModification",
+    "ConcurrentModificationException",
+    "OperationAbortedException",
+];
+
+/// Classifies by the error's kind and AWS error code (never by message text).
+pub fn is_transient<E>(e: &SdkError<E, HttpResponse>) -> bool
+where
+    E: ProvideErrorMetadata,
+{
+    match e {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(se) => {
+            let status = se.raw().status().as_u16();
+            status >= 500
+                || status == 429
+                || se
+                    .err()
+                    .code()
+                    .is_some_and(|c| TRANSIENT_CODES.contains(&c))
+        }
+        _ => false,
+    }
+}
+
+/// Whether AWS answered that it did not perform the call (throttled, or unavailable), so that
+/// sending it again cannot do the work twice.
+pub fn refused<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> bool {
+    match e {
+        SdkError::ServiceError(se) => {
+            let status = se.raw().status().as_u16();
+            status == 429
+                || status == 503
+                || se.err().code().is_some_and(|c| {
+                    matches!(
+                        c,
+                        "Throttling"
+                            | "ThrottlingException"
+                            | "TooManyRequestsException"
+                            | "RequestLimitExceeded"
+                            | "ServiceUnavailable"
+                            | "ServiceUnavailableException"
+                    )
+                })
+        }
+        _ => false,
+    }
+}
+
+/// Sends a call that is not idempotent (a create that a blind retry could repeat), with the
+/// SDK's retries turned off by the caller. Refusals ([`refused`]) are retried here with
+/// backoff and jitter; an ambiguous failure (a lost connection, a timeout, a 500: the call may
+/// have taken effect) is returned at once, for the engine to observe again.
+pub async fn send_unrepeated<T, E, F, Fut>(what: impl Display, mut call: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let mut delay = std::time::Duration::from_millis(200);
+    let mut attempt = 1;
+    loop {
+        match call().await {
+            Err(e) if refused(&e) && attempt < 8 => {
+                let jittered = delay.mul_f64(rand::random_range(0.5..1.0));
+                tokio::time::sleep(jittered).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(5));
+                attempt += 1;
+            }
+            result => return result.aws(what),
+        }
+    }
+}
+
+/// Whether an error (anywhere in its chain) is an AWS failure worth another convergence pass.
+pub fn is_retryable(e: &anyhow::Error) -> bool {
+    e.chain()
+        .any(|c| c.downcast_ref::<AwsError>().is_some_and(|a| a.retryable))
 }
 
 /// `Code: message (HTTP status)` for service errors; the transport problem otherwise.

@@ -100,9 +100,13 @@ impl Project {
         }
     }
 
-    /// `wsctl up --handler-zip handler.zip` plus `extra`, asserting success.
+    /// `wsctl up` plus `extra` (with `--handler-zip handler.zip` unless `extra` names a zip),
+    /// asserting success.
     pub fn up(&self, extra: &[&str]) -> Out {
-        let mut args = vec!["up", "--handler-zip", "handler.zip"];
+        let mut args = vec!["up"];
+        if !extra.contains(&"--handler-zip") {
+            args.extend(["--handler-zip", "handler.zip"]);
+        }
         args.extend_from_slice(extra);
         let out = self.wsctl(&args);
         assert_eq!(out.code, 0, "{out:?}");

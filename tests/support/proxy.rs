@@ -4,7 +4,6 @@
 //! the REST method and path), so tests can count writes; and it can answer chosen calls with
 //! errors AWS gives but moto never does.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -45,8 +44,98 @@ impl std::fmt::Display for Call {
     }
 }
 
+/// A fault the chaos mode injects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Fault {
+    /// The service's throttling error (400 ThrottlingException / Throttling, or 429
+    /// TooManyRequestsException for REST services).
+    Throttle,
+    Status500,
+    Status503,
+    /// The connection closes before the request reaches the service.
+    DropBefore,
+    /// The service handles the request, then the connection closes before the answer: the
+    /// caller cannot know that its call took effect.
+    DropAfter,
+    /// 50 to 500 ms before forwarding.
+    Delay,
+    /// CreateFunction refused as on AWS while a new role propagates (not drawn at random:
+    /// every CreateFunction within the propagation window after a CreateRole).
+    RoleNotAssumable,
+}
+
+const DRAWN: [Fault; 6] = [
+    Fault::Throttle,
+    Fault::Status500,
+    Fault::Status503,
+    Fault::DropBefore,
+    Fault::DropAfter,
+    Fault::Delay,
+];
+
+struct Chaos {
+    seed: u64,
+    rate: f64,
+    role_propagation: std::time::Duration,
+    role_created: Option<std::time::Instant>,
+    /// Calls seen per operation: the draw for a call depends on the seed, the operation and
+    /// its ordinal, so a seed reproduces the same faults whatever the interleaving.
+    seen: std::collections::HashMap<String, u64>,
+    injected: std::collections::BTreeMap<Fault, u64>,
+}
+
+fn splitmix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+impl Chaos {
+    fn draw(&mut self, operation: &str) -> Option<(Fault, u64)> {
+        if operation == "CreateFunction" || operation.starts_with("POST /2015-03-31/functions") {
+            if let Some(t) = self.role_created {
+                if t.elapsed() < self.role_propagation && !operation.contains("/functions/") {
+                    *self.injected.entry(Fault::RoleNotAssumable).or_default() += 1;
+                    return Some((Fault::RoleNotAssumable, 0));
+                }
+            }
+        }
+        let n = self.seen.entry(operation.to_owned()).or_default();
+        *n += 1;
+        let op_hash = operation.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+        });
+        let h = splitmix(self.seed ^ splitmix(op_hash ^ splitmix(*n)));
+        let u = (h >> 11) as f64 / (1u64 << 53) as f64;
+        if u >= self.rate {
+            return None;
+        }
+        let fault = DRAWN[(splitmix(h) % DRAWN.len() as u64) as usize];
+        *self.injected.entry(fault).or_default() += 1;
+        Some((fault, 50 + splitmix(h ^ 1) % 451))
+    }
+}
+
+/// Closes the connection without an answer (hyper drops it when the service fails).
+#[derive(Debug)]
+struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by the test proxy")
+    }
+}
+
+impl std::error::Error for Dropped {}
+
 #[derive(Default)]
 struct State {
+    chaos: Mutex<Option<Chaos>>,
+    /// A process to SIGKILL once the service has answered this many writes (the answer is
+    /// then never relayed): (pid, writes to let through).
+    kill: Mutex<Option<(u32, usize)>>,
+    writes_answered: Mutex<usize>,
     calls: Mutex<Vec<Call>>,
     /// Operations answered with a 400 InvalidParameterValueException: the operation, how many
     /// more times, and the error message.
@@ -137,6 +226,43 @@ impl Proxy {
         );
     }
 
+    /// From now on, each call fails with probability `rate` (a fault drawn from [`Fault`],
+    /// reproducibly from `seed`), and CreateFunction answers as AWS does while a role is new
+    /// for `role_propagation` after each CreateRole.
+    pub fn chaos(&self, seed: u64, rate: f64, role_propagation: std::time::Duration) {
+        *self.state.chaos.lock().unwrap() = Some(Chaos {
+            seed,
+            rate,
+            role_propagation,
+            role_created: None,
+            seen: Default::default(),
+            injected: Default::default(),
+        });
+    }
+
+    /// Stops injecting faults; returns how many of each were injected.
+    pub fn calm(&self) -> std::collections::BTreeMap<Fault, u64> {
+        self.state
+            .chaos
+            .lock()
+            .unwrap()
+            .take()
+            .map(|c| c.injected)
+            .unwrap_or_default()
+    }
+
+    /// SIGKILLs `pid` as soon as the service has answered `after` more write calls, before
+    /// that answer reaches the caller.
+    pub fn kill_after_writes(&self, pid: u32, after: usize) {
+        *self.state.writes_answered.lock().unwrap() = 0;
+        *self.state.kill.lock().unwrap() = Some((pid, after));
+    }
+
+    /// Whether the kill armed by [`Proxy::kill_after_writes`] happened.
+    pub fn killed(&self) -> bool {
+        self.state.kill.lock().unwrap().is_none()
+    }
+
     /// The next `n` CreateFunction calls fail as they do on AWS while a new role propagates.
     pub fn fail_create_function_role(&self, n: usize) {
         self.fail_with(
@@ -173,12 +299,56 @@ fn name_call(
     (service, format!("{method} {path}"))
 }
 
+fn fault_response(fault: Fault, headers: &hyper::HeaderMap, form: &str) -> Response<Full<Bytes>> {
+    let (status, kind, body) = match fault {
+        Fault::Status500 => (500, "InternalFailure", "We encountered an internal error."),
+        Fault::Status503 => (503, "ServiceUnavailable", "Service unavailable."),
+        Fault::RoleNotAssumable => (
+            400,
+            "InvalidParameterValueException",
+            "The role defined for the function cannot be assumed by Lambda.",
+        ),
+        _ => (400, "Throttling", "Rate exceeded"),
+    };
+    let json_target = headers.contains_key("x-amz-target");
+    let query = form.contains("Action=");
+    let builder = Response::builder();
+    if query {
+        let code = if kind == "Throttling" {
+            "Throttling"
+        } else {
+            kind
+        };
+        let xml = format!(
+            "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{body}</Message></Error><RequestId>chaos</RequestId></ErrorResponse>"
+        );
+        return builder
+            .status(status)
+            .header("Content-Type", "text/xml")
+            .body(Full::new(Bytes::from(xml)))
+            .unwrap();
+    }
+    let (status, code) = match (fault, json_target) {
+        (Fault::Throttle, true) => (400, "ThrottlingException"),
+        (Fault::Throttle, false) => (429, "TooManyRequestsException"),
+        _ => (status, kind),
+    };
+    builder
+        .status(status)
+        .header("x-amzn-ErrorType", code)
+        .header("Content-Type", "application/json")
+        .body(Full::new(Bytes::from(
+            serde_json::json!({"__type": code, "message": body}).to_string(),
+        )))
+        .unwrap()
+}
+
 async fn handle(
     req: Request<Incoming>,
     state: Arc<State>,
     client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
     upstream: String,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<Full<Bytes>>, Dropped> {
     let (parts, body) = req.into_parts();
     let body = body
         .collect()
@@ -189,6 +359,15 @@ async fn handle(
     let path = parts.uri.path().to_owned();
     let (service, operation) = name_call(&method, &path, &parts.headers, &body);
     let recorded_body = String::from_utf8_lossy(&body[..body.len().min(65536)]).into_owned();
+    let is_write = Call {
+        service: service.clone(),
+        operation: operation.clone(),
+        method: method.clone(),
+        path: path.clone(),
+        status: 0,
+        body: String::new(),
+    }
+    .is_write();
     let record = |status: u16| {
         state.calls.lock().unwrap().push(Call {
             service: service.clone(),
@@ -199,6 +378,28 @@ async fn handle(
             body: recorded_body.clone(),
         })
     };
+
+    let drawn = state
+        .chaos
+        .lock()
+        .unwrap()
+        .as_mut()
+        .and_then(|c| c.draw(&operation));
+    let mut drop_after = false;
+    match drawn {
+        Some((Fault::DropBefore, _)) => {
+            record(0);
+            return Err(Dropped);
+        }
+        Some((Fault::DropAfter, _)) => drop_after = true,
+        Some((Fault::Delay, ms)) => tokio::time::sleep(std::time::Duration::from_millis(ms)).await,
+        Some((fault, _)) => {
+            let response = fault_response(fault, &parts.headers, &String::from_utf8_lossy(&body));
+            record(response.status().as_u16());
+            return Ok(response);
+        }
+        None => {}
+    }
 
     let injected = {
         let mut failures = state.failures.lock().unwrap();
@@ -253,7 +454,30 @@ async fn handle(
                 .await
                 .map(|b| b.to_bytes())
                 .unwrap_or_default();
-            record(parts.status.as_u16());
+            let status = parts.status.as_u16();
+            record(status);
+            if status < 300 && (operation == "CreateRole") {
+                if let Some(c) = state.chaos.lock().unwrap().as_mut() {
+                    c.role_created = Some(std::time::Instant::now());
+                }
+            }
+            if status < 300 && is_write {
+                let mut answered = state.writes_answered.lock().unwrap();
+                *answered += 1;
+                let mut kill = state.kill.lock().unwrap();
+                if let Some((pid, after)) = *kill {
+                    if *answered >= after {
+                        let _ = std::process::Command::new("kill")
+                            .args(["-9", &pid.to_string()])
+                            .status();
+                        *kill = None;
+                        return Err(Dropped);
+                    }
+                }
+            }
+            if drop_after {
+                return Err(Dropped);
+            }
             Ok(Response::from_parts(parts, Full::new(body)))
         }
         Err(e) => {

@@ -1,0 +1,71 @@
+//! One `up` or `down` at a time per stack on this machine: an exclusive lock on a file named
+//! after the account, region and project (in the system's temporary directory, so that two
+//! checkouts of the same project share it). The operating system releases it when the process
+//! ends, however it ends (kill -9 included), so there is never a stale lock to break.
+//!
+//! Runs on different machines are not serialised by this; see docs/RELIABILITY.md for what
+//! then happens (the second `up` converges, or refuses to pick between two APIs).
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+
+use crate::naming::Names;
+
+pub struct StackLock {
+    _file: File,
+}
+
+fn path(names: &Names) -> PathBuf {
+    std::env::temp_dir().join("wsctl-locks").join(format!(
+        "{}-{}-{}.lock",
+        names.account, names.region, names.project
+    ))
+}
+
+/// Takes the stack's lock, waiting (and saying so on stderr through `note`) while another
+/// wsctl holds it.
+pub fn acquire(names: &Names, note: &dyn Fn(String)) -> Result<StackLock> {
+    let path = path(names);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the lock directory {}", dir.display()))?;
+    }
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            note(format!(
+                "waiting for another wsctl working on project {} ({}) to finish",
+                names.project,
+                holder.trim()
+            ));
+            file.lock()
+                .with_context(|| format!("cannot lock {}", path.display()))?;
+        }
+        Err(TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+    // Who holds it, for the message above (best effort: the lock is what matters).
+    let _ = file.set_len(0);
+    let _ = file.rewind();
+    let _ = write!(
+        file,
+        "pid {} since {}",
+        std::process::id(),
+        handler::now_iso8601()
+    );
+    let _ = file.flush();
+    Ok(StackLock { _file: file })
+}
