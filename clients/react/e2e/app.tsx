@@ -1,0 +1,54 @@
+// The page the browser test drives: the runbook's usage pattern (connect and handlers in an
+// effect that depends on [connect, on, off]) in a component that re-renders 100 times.
+import { StrictMode, useEffect, useState } from 'react';
+import { createRoot } from 'react-dom/client';
+
+import { useWebSocket } from '../src/index.js';
+
+declare global {
+  interface Window {
+    __events: { type: string; data?: unknown }[];
+    __opened: number;
+    __api: ReturnType<typeof useWebSocket>;
+  }
+}
+
+const url = new URLSearchParams(location.search).get('ws') ?? 'ws://localhost:3002/ws';
+window.__events = [];
+
+function App() {
+  const ws = useWebSocket(url, { baseDelayMs: 200, maxDelayMs: 1000 });
+  const { isConnected, connect, on, off } = ws;
+  const [renders, setRenders] = useState(0);
+
+  useEffect(() => {
+    connect();
+    for (const type of ['pong', 'notification', 'subscribed', 'connect', 'disconnect']) {
+      on(type, (data) => window.__events.push({ type, data }));
+    }
+    return () => {
+      for (const type of ['pong', 'notification', 'subscribed', 'connect', 'disconnect']) off(type);
+    };
+  }, [connect, on, off]);
+
+  window.__api = ws;
+
+  useEffect(() => {
+    if (renders < 100) {
+      const t = setTimeout(() => setRenders((r) => r + 1), 5);
+      return () => clearTimeout(t);
+    }
+  }, [renders]);
+
+  return (
+    <p id="status" data-connected={String(isConnected)} data-renders={renders}>
+      {isConnected ? 'connected' : 'disconnected'}
+    </p>
+  );
+}
+
+createRoot(document.getElementById('root')!).render(
+  <StrictMode>
+    <App />
+  </StrictMode>,
+);

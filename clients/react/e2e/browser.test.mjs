@@ -1,0 +1,180 @@
+// A real browser (Debian's chromium, driven by playwright-core) runs a page using the hook
+// against `wsctl dev`: one socket after many renders, ping/pong, a broadcast received once,
+// reconnect after the gateway restarts with the topic resubscribed, and disconnect() staying
+// disconnected. WSCTL_BIN names the wsctl binary; CHROMIUM the browser (default
+// /usr/bin/chromium).
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { createServer as netServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { build } from 'esbuild';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const wsctl = process.env.WSCTL_BIN ?? join(here, '../../../target/debug/wsctl');
+const browserPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function freePort() {
+  return new Promise((resolve) => {
+    const s = netServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitFor(what, check, timeoutMs = 10000) {
+  const start = Date.now();
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+/** `wsctl dev` on `port`; resolves once it prints its URL. */
+async function startDev(port) {
+  const dir = mkdtempSync(join(tmpdir(), 'wsctl-e2e-'));
+  const child = spawn(wsctl, ['dev', '--port', String(port), '--host', '127.0.0.1'], {
+    cwd: dir,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const dev = { child, log: '', exited: false };
+  child.stderr.on('data', (d) => (dev.log += d));
+  child.on('exit', () => (dev.exited = true));
+  await new Promise((resolve, reject) => {
+    child.stdout.once('data', resolve);
+    child.once('exit', (code) => reject(new Error(`wsctl dev exited with ${code}: ${dev.log}`)));
+  });
+  return dev;
+}
+
+async function stopDev(dev) {
+  dev.child.kill('SIGTERM');
+  await waitFor('wsctl dev to exit', () => dev.exited);
+}
+
+const count = (log, needle) => log.split('\n').filter((l) => l.includes(needle)).length;
+
+async function invoke(port, payload) {
+  const res = await fetch(`http://127.0.0.1:${port}/2015-03-31/functions/handler/invocations`, {
+    method: 'POST',
+    body: JSON.stringify(payload),
+  });
+  assert.equal(res.status, 200);
+  return res.json();
+}
+
+// The page: bundled with esbuild, served with its HTML.
+const out = await build({
+  entryPoints: [join(here, 'app.tsx')],
+  bundle: true,
+  format: 'esm',
+  write: false,
+  jsx: 'automatic',
+  define: { 'process.env.NODE_ENV': '"development"' },
+});
+const bundle = out.outputFiles[0].text;
+const html = readFileSync(join(here, 'index.html'));
+const site = createServer((req, res) => {
+  if (req.url.startsWith('/app.js')) {
+    res.writeHead(200, { 'Content-Type': 'text/javascript' }).end(bundle);
+  } else {
+    res.writeHead(200, { 'Content-Type': 'text/html' }).end(html);
+  }
+});
+await new Promise((r) => site.listen(0, '127.0.0.1', r));
+const sitePort = site.address().port;
+
+const devPort = await freePort();
+let dev = await startDev(devPort);
+const browser = await chromium.launch({ executablePath: browserPath, args: ['--no-sandbox'] });
+const results = [];
+const step = async (name, fn) => {
+  await fn();
+  results.push(name);
+  console.log(`ok - ${name}`);
+};
+
+try {
+  const page = await browser.newPage();
+  const consoleMessages = [];
+  page.on('console', (m) => consoleMessages.push(m.text()));
+  await page.goto(`http://127.0.0.1:${sitePort}/?ws=ws://127.0.0.1:${devPort}/ws`);
+  const events = () => page.evaluate(() => window.__events);
+  const status = () => page.locator('#status');
+
+  await step('one socket after 100 renders (StrictMode, the runbook usage pattern)', async () => {
+    await waitFor('100 renders', async () => (await status().getAttribute('data-renders')) === '100');
+    await waitFor('connected', async () => (await status().getAttribute('data-connected')) === 'true');
+    assert.equal(await page.evaluate(() => window.__opened), 1);
+    assert.equal(count(dev.log, '$connect '), 1, dev.log);
+  });
+
+  await step('ping gets a pong', async () => {
+    await page.evaluate(() => window.__api.send('ping'));
+    await waitFor('a pong', async () => (await events()).some((e) => e.type === 'pong'));
+  });
+
+  await step('a broadcast arrives once', async () => {
+    const report = await invoke(devPort, {
+      action: 'broadcast',
+      message: { type: 'notification', data: { n: 1 } },
+    });
+    assert.deepEqual(report, { delivered: 1, gone: 0, failed: 0 });
+    await waitFor('the broadcast', async () => (await events()).some((e) => e.type === 'notification'));
+    await sleep(300);
+    assert.equal((await events()).filter((e) => e.type === 'notification' && e.data.n === 1).length, 1);
+  });
+
+  await step('a topic subscribed through the hook', async () => {
+    await page.evaluate(() => window.__api.subscribe('news'));
+    await waitFor('subscribed', async () => (await events()).filter((e) => e.type === 'subscribed').length === 1);
+  });
+
+  await step('reconnects after the gateway restarts, and the topic is resubscribed', async () => {
+    await stopDev(dev);
+    await waitFor('disconnected', async () => (await status().getAttribute('data-connected')) === 'false');
+    dev = await startDev(devPort);
+    await waitFor('reconnected', async () => (await status().getAttribute('data-connected')) === 'true', 15000);
+    await waitFor('resubscribed', async () => (await events()).filter((e) => e.type === 'subscribed').length === 2);
+    const report = await invoke(devPort, {
+      action: 'broadcast',
+      topic: 'news',
+      message: { type: 'notification', data: { n: 2 } },
+    });
+    assert.deepEqual(report, { delivered: 1, gone: 0, failed: 0 });
+    await waitFor('the topic broadcast', async () =>
+      (await events()).some((e) => e.type === 'notification' && e.data.n === 2),
+    );
+    assert.equal(await page.evaluate(() => window.__opened), 2);
+  });
+
+  await step('disconnect() stays disconnected', async () => {
+    await page.evaluate(() => window.__api.disconnect());
+    await waitFor('disconnected', async () => (await status().getAttribute('data-connected')) === 'false');
+    await sleep(3000); // three times the longest backoff the page allows
+    assert.equal(await status().getAttribute('data-connected'), 'false');
+    assert.equal(await page.evaluate(() => window.__opened), 2);
+    assert.equal(count(dev.log, '$connect '), 1, dev.log);
+    await waitFor('$disconnect', async () => count(dev.log, '$disconnect ') === 1);
+  });
+
+  await step('no console output from the hook', async () => {
+    const noise = consoleMessages.filter((m) => m.includes('useWebSocket'));
+    assert.deepEqual(noise, []);
+  });
+} finally {
+  await browser.close();
+  await stopDev(dev).catch(() => {});
+  site.close();
+}
+console.log(`${results.length} browser checks passed`);
