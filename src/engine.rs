@@ -334,10 +334,33 @@ fn pass_backoff(n: u32) -> std::time::Duration {
     std::time::Duration::from_millis((250u64 << n.min(5)).min(8_000))
 }
 
+/// Runs `pass` until it succeeds, fails for good, or [`PASSES`] passes have failed
+/// transiently; each retry is announced on `progress`.
+async fn in_passes<T, F, Fut>(progress: &Progress, mut pass: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut n = 1;
+    loop {
+        match pass().await {
+            Err(e) if n < PASSES && crate::resources::is_retryable(&e) => {
+                n += 1;
+                progress.note(format!(
+                    "{}; observing again (pass {n} of {PASSES})",
+                    crate::redact::redact(&format!("{e:#}"))
+                ));
+                tokio::time::sleep(pass_backoff(n)).await;
+            }
+            result => return result,
+        }
+    }
+}
+
 /// Creates or converges the stack. The report lists the changes of the first pass (what the
 /// user was shown and confirmed); later passes finish the same plan.
 pub async fn up(stack: &Stack, opts: UpOptions<'_>, progress: &Progress) -> Result<UpReport> {
-    let mut first: Option<Plan> = None;
+    let first: std::sync::Mutex<Option<Plan>> = Default::default();
     let confirmed = std::sync::atomic::AtomicBool::new(false);
     let confirm = |plan: &Plan| {
         if confirmed.load(std::sync::atomic::Ordering::Relaxed) {
@@ -347,47 +370,36 @@ pub async fn up(stack: &Stack, opts: UpOptions<'_>, progress: &Progress) -> Resu
         confirmed.store(ok, std::sync::atomic::Ordering::Relaxed);
         ok
     };
-    let mut pass = 1;
-    loop {
+    let mut report = in_passes(progress, || {
         let attempt = UpOptions {
             dry_run: opts.dry_run,
             code: opts.code.clone(),
             source_dir: opts.source_dir,
             confirm: &confirm,
         };
-        match up_once(stack, attempt, progress, &mut first).await {
-            Ok(mut report) => {
-                if let Some(plan) = first {
-                    report.changed = !plan.is_noop();
-                    report.resources = plan.items;
-                }
-                return Ok(report);
-            }
-            Err(e) if pass < PASSES && crate::resources::is_retryable(&e) => {
-                pass += 1;
-                progress.note(format!(
-                    "{}; observing again (pass {pass} of {PASSES})",
-                    crate::redact::redact(&format!("{e:#}"))
-                ));
-                tokio::time::sleep(pass_backoff(pass)).await;
-            }
-            Err(e) => return Err(e),
-        }
+        up_once(stack, attempt, progress, &first)
+    })
+    .await?;
+    if let Some(plan) = first.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        report.changed = !plan.is_noop();
+        report.resources = plan.items;
     }
+    Ok(report)
 }
 
 async fn up_once(
     stack: &Stack,
     opts: UpOptions<'_>,
     progress: &Progress,
-    first_plan: &mut Option<Plan>,
+    first_plan: &std::sync::Mutex<Option<Plan>>,
 ) -> Result<UpReport> {
     let n = &stack.names;
     let obs = observe(stack).await?;
     let plan = plan(stack, &obs, &opts.code)?;
-    if first_plan.is_none() {
-        *first_plan = Some(plan.clone());
-    }
+    first_plan
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get_or_insert_with(|| plan.clone());
     let mut ids = Ids {
         table_arn: obs.table.as_ref().map(|t| t.arn.clone()),
         role_arn: obs.role.as_ref().map(|r| r.arn.clone()),
@@ -755,33 +767,17 @@ pub async fn down(
     confirm: &(dyn Fn(&[DownItem]) -> Result<()> + Sync),
     progress: &Progress,
 ) -> Result<DownReport> {
-    let mut first: Option<Vec<DownItem>> = None;
-    let mut pass = 1;
-    loop {
-        let asked = first.is_some();
-        let skip = |_: &[DownItem]| Ok(());
-        let this_confirm: &(dyn Fn(&[DownItem]) -> Result<()> + Sync) =
-            if asked { &skip } else { confirm };
-        match down_once(stack, adopt, dry_run, this_confirm, progress, &mut first).await {
-            Ok(mut report) => {
-                // What the run set out to delete (and the user confirmed); a later pass only
-                // sees what an earlier one left.
-                if let Some(items) = first {
-                    report.deleted = items;
-                }
-                return Ok(report);
-            }
-            Err(e) if pass < PASSES && crate::resources::is_retryable(&e) => {
-                pass += 1;
-                progress.note(format!(
-                    "{}; observing again (pass {pass} of {PASSES})",
-                    crate::redact::redact(&format!("{e:#}"))
-                ));
-                tokio::time::sleep(pass_backoff(pass)).await;
-            }
-            Err(e) => return Err(e),
-        }
+    let first: std::sync::Mutex<Option<Vec<DownItem>>> = Default::default();
+    let mut report = in_passes(progress, || {
+        down_once(stack, adopt, dry_run, confirm, progress, &first)
+    })
+    .await?;
+    // What the run set out to delete (and the user confirmed); a later pass only sees what an
+    // earlier one left.
+    if let Some(items) = first.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        report.deleted = items;
     }
+    Ok(report)
 }
 
 async fn down_once(
@@ -790,7 +786,7 @@ async fn down_once(
     dry_run: bool,
     confirm: &(dyn Fn(&[DownItem]) -> Result<()> + Sync),
     progress: &Progress,
-    first: &mut Option<Vec<DownItem>>,
+    first: &std::sync::Mutex<Option<Vec<DownItem>>>,
 ) -> Result<DownReport> {
     let c = &stack.clients;
     let n = &stack.names;
@@ -805,12 +801,14 @@ async fn down_once(
         left_alone,
         remaining: vec![],
     };
-    if dry_run || (delete.is_empty() && first.is_none()) {
+    // Asked once, on the first pass; later passes finish what was confirmed.
+    let first_pass = first.lock().unwrap_or_else(|p| p.into_inner()).is_none();
+    if dry_run || (delete.is_empty() && first_pass) {
         return Ok(report);
     }
-    if first.is_none() {
+    if first_pass {
         confirm(&delete)?;
-        *first = Some(delete.clone());
+        *first.lock().unwrap_or_else(|p| p.into_inner()) = Some(delete.clone());
     }
     let deleting = |resource: &str| delete.iter().any(|d| d.resource == resource);
 

@@ -11,7 +11,7 @@ mod proxy;
 mod support;
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use project::Project;
@@ -256,18 +256,8 @@ async fn seeded_runs_at_a_20_percent_fault_rate_converge_and_tear_down() {
 
 /// Runs `wsctl up --handler-zip zip` and SIGKILLs it once `after` writes have been answered.
 fn up_killed_after(p: &Project, after: usize, zip: &str) -> bool {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wsctl"))
-        .args(["up", "--handler-zip", zip, "--yes"])
-        .current_dir(p.path())
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", p.path())
-        .env("AWS_ENDPOINT_URL", &p.proxy.url)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .stdin(Stdio::null())
+    let mut child = p
+        .command(&["up", "--handler-zip", zip, "--yes"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -465,18 +455,7 @@ async fn two_ups_at_once_make_one_stack() {
         let project = format!("twins{round}");
         p.write_config(&config(&project));
         let spawn = || {
-            Command::new(env!("CARGO_BIN_EXE_wsctl"))
-                .args(["up", "--handler-zip", "handler.zip", "--yes"])
-                .current_dir(p.path())
-                .env_clear()
-                .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-                .env("HOME", p.path())
-                .env("AWS_ENDPOINT_URL", &p.proxy.url)
-                .env("AWS_ACCESS_KEY_ID", "testing")
-                .env("AWS_SECRET_ACCESS_KEY", "testing")
-                .env("AWS_REGION", "us-east-1")
-                .env("AWS_EC2_METADATA_DISABLED", "true")
-                .stdin(Stdio::null())
+            p.command(&["up", "--handler-zip", "handler.zip", "--yes"])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()

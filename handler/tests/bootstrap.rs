@@ -251,6 +251,18 @@ fn start_bootstrap(
     Function(cmd.spawn().expect("start bootstrap"))
 }
 
+/// Waits for the function's process to exit (it must, after an init error).
+async fn exit_status(mut function: Function) -> std::process::ExitStatus {
+    tokio::task::spawn_blocking(move || {
+        let status = function.0.wait();
+        std::mem::forget(function);
+        status
+    })
+    .await
+    .unwrap()
+    .unwrap()
+}
+
 fn ws_event(route: &str, event_type: &str, connection_id: &str, body: Option<&str>) -> Value {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -486,20 +498,13 @@ async fn a_dynamodb_failure_is_reported_as_a_function_error_with_its_cause() {
 async fn a_misconfigured_function_reports_an_init_error() {
     let moto = Moto::start(false);
     let (runtime, runtime_addr) = RuntimeApi::serve().await;
-    let mut function = start_bootstrap(
+    let function = start_bootstrap(
         runtime_addr,
         &moto,
         &[("CONNECTION_TTL_SECONDS", "tomorrow".into())],
         &[],
     );
-    let status = tokio::task::spawn_blocking(move || {
-        let status = function.0.wait();
-        std::mem::forget(function);
-        status
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    let status = exit_status(function).await;
     assert!(!status.success(), "the process exits non-zero");
     let report = runtime
         .init_error
@@ -606,20 +611,13 @@ async fn the_hs256_secret_is_read_from_an_ssm_securestring_at_cold_start() {
 async fn a_missing_secret_parameter_is_an_init_error_naming_it() {
     let moto = Moto::start(false);
     let (runtime, runtime_addr) = RuntimeApi::serve().await;
-    let mut function = start_bootstrap(
+    let function = start_bootstrap(
         runtime_addr,
         &moto,
         &[("AUTH_SECRET_PARAMETER", "/demo/not-there".into())],
         &[],
     );
-    let status = tokio::task::spawn_blocking(move || {
-        let status = function.0.wait();
-        std::mem::forget(function);
-        status
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    let status = exit_status(function).await;
     assert!(!status.success());
     let report = runtime
         .init_error

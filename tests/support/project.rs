@@ -76,7 +76,9 @@ impl Project {
         self.wsctl_env(args, &[])
     }
 
-    pub fn wsctl_env(&self, args: &[&str], env: &[(&str, &str)]) -> Out {
+    /// The wsctl command for `args`, in the project directory, against the proxy, with only
+    /// the test's credentials in its environment; not started.
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_wsctl"));
         cmd.args(args)
             .current_dir(self.path())
@@ -89,6 +91,11 @@ impl Project {
             .env("AWS_REGION", "us-east-1")
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .stdin(Stdio::null());
+        cmd
+    }
+
+    pub fn wsctl_env(&self, args: &[&str], env: &[(&str, &str)]) -> Out {
+        let mut cmd = self.command(args);
         for (k, v) in env {
             cmd.env(k, v);
         }
