@@ -908,3 +908,39 @@ stage = "prod"
 "#
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// config.example.toml is valid, gives the documented defaults, and its commented-out
+    /// keys are valid too once uncommented.
+    #[test]
+    fn the_example_file_parses_to_the_defaults_and_documents_valid_keys() {
+        let text = include_str!("../config.example.toml");
+        let c = Config::parse(Path::new("config.example.toml"), text).unwrap();
+        assert_eq!(c.project, "demo");
+        assert_eq!(c.function, FunctionConfig::default());
+        assert_eq!(c.api, ApiConfig::default());
+        assert_eq!((c.auth, c.alarm), (None, None));
+        // Uncomment every `# key = value` line (keeping one of the two [auth] key sources).
+        let uncommented: String = text
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(kv)
+                    if kv.contains(" = ")
+                        && toml::from_str::<toml::Table>(kv).is_ok()
+                        && !kv.starts_with("jwks_url") =>
+                {
+                    kv.to_owned()
+                }
+                _ => l.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c = Config::parse(Path::new("uncommented"), &uncommented).unwrap();
+        assert!(c.auth.is_some() && c.alarm.is_some(), "{c:?}");
+        assert_eq!(c.region.as_deref(), Some("us-east-1"));
+        assert_eq!(c.tags.get("Team").map(String::as_str), Some("platform"));
+    }
+}
