@@ -273,6 +273,18 @@ impl Checker<'_> {
         }
     }
 
+    /// The first of `keys` that is set (with its span), refused with `why`.
+    fn no_stray<const N: usize>(
+        &self,
+        keys: [(&str, Option<Range<usize>>); N],
+        why: &str,
+    ) -> Result<(), ConfigError> {
+        match keys.into_iter().find_map(|(k, span)| Some((k, span?))) {
+            Some((key, span)) => Err(self.invalid(key, span, why)),
+            None => Ok(()),
+        }
+    }
+
     fn int_in(
         &self,
         key: &str,
@@ -697,25 +709,21 @@ fn check_auth(c: &Checker<'_>, a: &RawAuth) -> Result<Option<AuthConfig>, Config
         }
         (None, None) => {
             // Keys that only mean something with a key source.
-            let stray = [
-                ("auth.issuer", a.issuer.as_ref().map(|v| v.span())),
-                ("auth.audience", a.audience.as_ref().map(|v| v.span())),
-                (
-                    "auth.token_query_param",
-                    a.token_query_param.as_ref().map(|v| v.span()),
-                ),
-                (
-                    "auth.secret_kms_key_arn",
-                    a.secret_kms_key_arn.as_ref().map(|v| v.span()),
-                ),
-            ];
-            if let Some((key, Some(span))) = stray.into_iter().find(|(_, s)| s.is_some()) {
-                return Err(c.invalid(
-                    key,
-                    span,
-                    "has no effect without auth.jwks_url or auth.secret_parameter",
-                ));
-            }
+            c.no_stray(
+                [
+                    ("auth.issuer", a.issuer.as_ref().map(|v| v.span())),
+                    ("auth.audience", a.audience.as_ref().map(|v| v.span())),
+                    (
+                        "auth.token_query_param",
+                        a.token_query_param.as_ref().map(|v| v.span()),
+                    ),
+                    (
+                        "auth.secret_kms_key_arn",
+                        a.secret_kms_key_arn.as_ref().map(|v| v.span()),
+                    ),
+                ],
+                "has no effect without auth.jwks_url or auth.secret_parameter",
+            )?;
             return Ok(None);
         }
     };
@@ -780,27 +788,23 @@ fn valid_period(p: i64) -> bool {
 
 fn check_alarm(c: &Checker<'_>, a: &RawAlarm) -> Result<Option<AlarmConfig>, ConfigError> {
     let Some(topic) = nonempty(&a.sns_topic_arn) else {
-        let stray = [
-            (
-                "alarm.errors_threshold",
-                a.errors_threshold.as_ref().map(|v| v.span()),
-            ),
-            (
-                "alarm.period_seconds",
-                a.period_seconds.as_ref().map(|v| v.span()),
-            ),
-            (
-                "alarm.evaluation_periods",
-                a.evaluation_periods.as_ref().map(|v| v.span()),
-            ),
-        ];
-        if let Some((key, Some(span))) = stray.into_iter().find(|(_, s)| s.is_some()) {
-            return Err(c.invalid(
-                key,
-                span,
-                "has no effect without alarm.sns_topic_arn (the alarm is off)",
-            ));
-        }
+        c.no_stray(
+            [
+                (
+                    "alarm.errors_threshold",
+                    a.errors_threshold.as_ref().map(|v| v.span()),
+                ),
+                (
+                    "alarm.period_seconds",
+                    a.period_seconds.as_ref().map(|v| v.span()),
+                ),
+                (
+                    "alarm.evaluation_periods",
+                    a.evaluation_periods.as_ref().map(|v| v.span()),
+                ),
+            ],
+            "has no effect without alarm.sns_topic_arn (the alarm is off)",
+        )?;
         return Ok(None);
     };
     let arn = topic.get_ref().trim();

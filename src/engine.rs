@@ -436,11 +436,10 @@ async fn up_once(
     }
 
     // A secret the function could not read would fail every $connect: refuse before writing.
-    if let Some((name, key)) = secret::configured(stack.config.auth.as_ref()) {
-        let found = secret::observe(&stack.clients, name).await?;
-        if let Some(problem) = secret::problem(name, found.as_ref(), key) {
-            anyhow::bail!("[auth] secret_parameter: {problem}");
-        }
+    if let Some((_, Some(problem))) =
+        secret::check(&stack.clients, stack.config.auth.as_ref()).await?
+    {
+        anyhow::bail!("[auth] secret_parameter: {problem}");
     }
 
     if !(opts.confirm)(&plan) {

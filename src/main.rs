@@ -224,11 +224,7 @@ async fn up(cli: &Cli, args: &UpArgs, progress: &Progress) -> Result<ExitCode> {
         }
     };
     let stack = connect_stack(cli, config).await?;
-    let _lock = if args.dry_run {
-        None
-    } else {
-        Some(lock::acquire(&stack.names, &|m| progress.note(m))?)
-    };
+    let _lock = stack_lock(&stack, args.dry_run, progress)?;
     let confirm = |plan: &engine::Plan| -> bool {
         if args.yes || args.dry_run || !interactive() {
             return true;
@@ -251,6 +247,18 @@ async fn up(cli: &Cli, args: &UpArgs, progress: &Progress) -> Result<ExitCode> {
     .await?;
     report::print(cli.output, &report);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The stack's lock for a run that writes (none for a dry run), held until dropped.
+fn stack_lock(
+    stack: &engine::Stack,
+    dry_run: bool,
+    progress: &Progress,
+) -> Result<Option<lock::StackLock>> {
+    if dry_run {
+        return Ok(None);
+    }
+    lock::acquire(&stack.names, &|m| progress.note(m)).map(Some)
 }
 
 /// Loads the config and connects: the start of every command that talks to AWS.
@@ -296,11 +304,7 @@ async fn status(cli: &Cli) -> Result<ExitCode> {
 
 async fn down(cli: &Cli, args: &DownArgs, progress: &Progress) -> Result<ExitCode> {
     let stack = stack(cli).await?;
-    let _lock = if args.dry_run {
-        None
-    } else {
-        Some(lock::acquire(&stack.names, &|m| progress.note(m))?)
-    };
+    let _lock = stack_lock(&stack, args.dry_run, progress)?;
     let confirm = |items: &[engine::DownItem]| -> Result<()> {
         if args.yes {
             return Ok(());

@@ -78,9 +78,8 @@ pub async fn status(stack: &Stack) -> Result<StatusReport> {
         })
         .collect();
     let mut checks = checks(stack, &obs);
-    if let Some((name, key)) = secret::configured(stack.config.auth.as_ref()) {
-        let found = secret::observe(&stack.clients, name).await?;
-        let problem = secret::problem(name, found.as_ref(), key);
+    if let Some((name, problem)) = secret::check(&stack.clients, stack.config.auth.as_ref()).await?
+    {
         checks.push(check(
             "jwt_secret_usable",
             problem.is_none(),

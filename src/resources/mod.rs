@@ -150,15 +150,20 @@ pub struct AwsError {
     pub retryable: bool,
 }
 
-/// Error codes after which a fresh observe-and-apply can converge.
-const TRANSIENT_CODES: &[&str] = &[
+/// Error codes by which AWS says it did not perform a call (throttled, or unavailable).
+const REFUSAL_CODES: &[&str] = &[
     "Throttling",
     "ThrottlingException",
     "TooManyRequestsException",
     "RequestLimitExceeded",
-    "ProvisionedThroughputExceededException",
     "ServiceUnavailable",
     "ServiceUnavailableException",
+];
+
+/// Further error codes after which a fresh observe-and-apply can converge: a failure that may
+/// have done some of the work, or a conflict with work whose answer was lost.
+const OTHER_TRANSIENT_CODES: &[&str] = &[
+    "ProvisionedThroughputExceededException",
     "InternalFailure",
     "InternalServerError",
     "ConflictException",
@@ -171,7 +176,8 @@ const TRANSIENT_CODES: &[&str] = &[
     "OperationAbortedException",
 ];
 
-/// Classifies by the error's kind and AWS error code (never by message text).
+/// Classifies by the error's kind and AWS error code (never by message text). Every
+/// [`refused`] call is transient.
 pub fn is_transient<E>(e: &SdkError<E, HttpResponse>) -> bool
 where
     E: ProvideErrorMetadata,
@@ -181,13 +187,12 @@ where
             true
         }
         SdkError::ServiceError(se) => {
-            let status = se.raw().status().as_u16();
-            status >= 500
-                || status == 429
+            refused(e)
+                || se.raw().status().as_u16() >= 500
                 || se
                     .err()
                     .code()
-                    .is_some_and(|c| TRANSIENT_CODES.contains(&c))
+                    .is_some_and(|c| OTHER_TRANSIENT_CODES.contains(&c))
         }
         _ => false,
     }
@@ -201,17 +206,7 @@ pub fn refused<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> bool {
             let status = se.raw().status().as_u16();
             status == 429
                 || status == 503
-                || se.err().code().is_some_and(|c| {
-                    matches!(
-                        c,
-                        "Throttling"
-                            | "ThrottlingException"
-                            | "TooManyRequestsException"
-                            | "RequestLimitExceeded"
-                            | "ServiceUnavailable"
-                            | "ServiceUnavailableException"
-                    )
-                })
+                || se.err().code().is_some_and(|c| REFUSAL_CODES.contains(&c))
         }
         _ => false,
     }

@@ -49,8 +49,21 @@ pub async fn observe(c: &Clients, name: &str) -> Result<Option<Observed>> {
         }))
 }
 
+/// For the parameter `[auth]` names, if it names one: its name, and why the function could
+/// not use it (None when it can). Reads metadata only.
+pub async fn check(
+    c: &Clients,
+    auth: Option<&AuthConfig>,
+) -> Result<Option<(String, Option<String>)>> {
+    let Some((name, key)) = configured(auth) else {
+        return Ok(None);
+    };
+    let found = observe(c, name).await?;
+    Ok(Some((name.to_owned(), problem(name, found.as_ref(), key))))
+}
+
 /// The parameter `[auth]` names, if it names one.
-pub fn configured(auth: Option<&AuthConfig>) -> Option<(&str, Option<&str>)> {
+fn configured(auth: Option<&AuthConfig>) -> Option<(&str, Option<&str>)> {
     match auth {
         Some(AuthConfig {
             keys:
