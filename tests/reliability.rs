@@ -29,6 +29,20 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
+/// The ids of the APIs named as `project`'s.
+async fn api_ids(apigw: &aws_sdk_apigatewayv2::Client, project: &str) -> Vec<String> {
+    apigw
+        .get_apis()
+        .send()
+        .await
+        .unwrap()
+        .items()
+        .iter()
+        .filter(|a| a.name() == Some(&format!("{project}-websocket")))
+        .filter_map(|a| a.api_id().map(str::to_owned))
+        .collect()
+}
+
 /// Everything wsctl manages for `project`, counted straight from moto (no proxy, no faults).
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Census {
@@ -50,16 +64,7 @@ async fn census(p: &Project, project: &str) -> Census {
     let sdk = p.sdk().await;
     let apigw = aws_sdk_apigatewayv2::Client::new(&sdk);
     let mut c = Census::default();
-    let apis: Vec<String> = apigw
-        .get_apis()
-        .send()
-        .await
-        .unwrap()
-        .items()
-        .iter()
-        .filter(|a| a.name() == Some(&format!("{project}-websocket")))
-        .filter_map(|a| a.api_id().map(str::to_owned))
-        .collect();
+    let apis = api_ids(&apigw, project).await;
     c.apis = apis.len();
     for id in &apis {
         c.integrations += apigw
@@ -294,16 +299,7 @@ async fn drift(p: &Project, project: &str) {
         .await
         .unwrap();
     let apigw = aws_sdk_apigatewayv2::Client::new(&sdk);
-    let api = apigw
-        .get_apis()
-        .send()
-        .await
-        .unwrap()
-        .items()
-        .iter()
-        .find(|a| a.name() == Some(&format!("{project}-websocket")))
-        .and_then(|a| a.api_id().map(str::to_owned))
-        .unwrap();
+    let api = api_ids(&apigw, project).await.remove(0);
     let route = apigw
         .get_routes()
         .api_id(&api)

@@ -81,10 +81,7 @@ async fn an_ssm_secret_is_checked_before_any_write_and_only_its_name_is_deployed
         .send()
         .await
         .unwrap();
-    let policy: Value = serde_json::from_str(
-        &percent_encoding::percent_decode_str(&policy.policy_document).decode_utf8_lossy(),
-    )
-    .unwrap();
+    let policy = project::decode_policy(&policy.policy_document);
     let ssm: Vec<&Value> = policy["Statement"]
         .as_array()
         .unwrap()

@@ -11,13 +11,6 @@ use std::collections::BTreeMap;
 use project::Project;
 use serde_json::{json, Value};
 
-fn decode(doc: &str) -> Value {
-    let decoded = percent_encoding::percent_decode_str(doc)
-        .decode_utf8_lossy()
-        .into_owned();
-    serde_json::from_str(&decoded).unwrap()
-}
-
 fn as_list(v: &Value) -> Vec<String> {
     match v {
         Value::String(s) => vec![s.clone()],
@@ -140,7 +133,7 @@ async fn up_creates_the_whole_stack_then_changes_nothing() {
         .unwrap()
         .role
         .unwrap();
-    let trust = decode(role.assume_role_policy_document().unwrap());
+    let trust = project::decode_policy(role.assume_role_policy_document().unwrap());
     assert_eq!(
         trust["Statement"][0]["Principal"]["Service"],
         "lambda.amazonaws.com"
@@ -176,7 +169,7 @@ async fn up_creates_the_whole_stack_then_changes_nothing() {
         .send()
         .await
         .unwrap();
-    let policy = decode(&policy.policy_document);
+    let policy = project::decode_policy(&policy.policy_document);
     assert_least_privilege(&policy);
     let statements = policy["Statement"].as_array().unwrap();
     let table_stmt = statements

@@ -321,6 +321,25 @@ fn response(answer: Answer) -> Value {
     }
 }
 
+/// The table's row for `connection_id`, which must exist.
+async fn row(
+    client: &aws_sdk_dynamodb::Client,
+    connection_id: &str,
+) -> std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
+    client
+        .get_item()
+        .table_name("demo_ws_connections")
+        .key(
+            "connection_id",
+            aws_sdk_dynamodb::types::AttributeValue::S(connection_id.into()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("the row exists")
+}
+
 async fn table_ids(client: &aws_sdk_dynamodb::Client) -> Vec<String> {
     let out = client
         .scan()
@@ -367,18 +386,7 @@ async fn bootstrap_serves_connect_message_broadcast_and_disconnect() {
         table_ids(&dynamo).await,
         ["AAAA1111=", "BBBB2222=", "CCCC3333="]
     );
-    let item = dynamo
-        .get_item()
-        .table_name("demo_ws_connections")
-        .key(
-            "connection_id",
-            aws_sdk_dynamodb::types::AttributeValue::S("AAAA1111=".into()),
-        )
-        .send()
-        .await
-        .unwrap()
-        .item
-        .unwrap();
+    let item = row(&dynamo, "AAAA1111=").await;
     assert!(item["connected_at"].as_s().unwrap().ends_with('Z'));
     let ttl: i64 = item["ttl"].as_n().unwrap().parse().unwrap();
     let now = SystemTime::now()
@@ -577,18 +585,7 @@ async fn the_hs256_secret_is_read_from_an_ssm_securestring_at_cold_start() {
             .await,
     );
     assert_eq!(good["statusCode"], 200, "{good}");
-    let row = aws_sdk_dynamodb::Client::new(&sdk)
-        .get_item()
-        .table_name("demo_ws_connections")
-        .key(
-            "connection_id",
-            aws_sdk_dynamodb::types::AttributeValue::S("AAAA1111=".into()),
-        )
-        .send()
-        .await
-        .unwrap()
-        .item
-        .unwrap();
+    let row = row(&aws_sdk_dynamodb::Client::new(&sdk), "AAAA1111=").await;
     assert_eq!(row["user"].as_s().unwrap(), "user-7");
     let forged = response(
         runtime

@@ -8,6 +8,14 @@ use std::process::{Command, Stdio};
 use crate::proxy::Proxy;
 use crate::support::Moto;
 
+/// An IAM policy document as IAM returns it (URL-encoded JSON), parsed.
+pub fn decode_policy(doc: &str) -> serde_json::Value {
+    let decoded = percent_encoding::percent_decode_str(doc)
+        .decode_utf8_lossy()
+        .into_owned();
+    serde_json::from_str(&decoded).unwrap()
+}
+
 pub struct Out {
     pub code: i32,
     pub stdout: String,

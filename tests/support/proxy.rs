@@ -27,14 +27,7 @@ pub struct Call {
 impl Call {
     /// Whether the call changes anything.
     pub fn is_write(&self) -> bool {
-        if self.operation.contains(' ') {
-            // REST: "METHOD /path"
-            return !matches!(self.method.as_str(), "GET" | "HEAD");
-        }
-        let reads = [
-            "Get", "List", "Describe", "Scan", "Query", "BatchGet", "Filter",
-        ];
-        !reads.iter().any(|r| self.operation.starts_with(r))
+        is_write(&self.method, &self.operation)
     }
 }
 
@@ -93,13 +86,14 @@ fn splitmix(mut x: u64) -> u64 {
 
 impl Chaos {
     fn draw(&mut self, operation: &str) -> Option<(Fault, u64)> {
-        if operation == "CreateFunction" || operation.starts_with("POST /2015-03-31/functions") {
-            if let Some(t) = self.role_created {
-                if t.elapsed() < self.role_propagation && !operation.contains("/functions/") {
-                    *self.injected.entry(Fault::RoleNotAssumable).or_default() += 1;
-                    return Some((Fault::RoleNotAssumable, 0));
-                }
-            }
+        // CreateFunction, as the REST naming of Lambda calls has it.
+        if operation == "POST /2015-03-31/functions"
+            && self
+                .role_created
+                .is_some_and(|t| t.elapsed() < self.role_propagation)
+        {
+            *self.injected.entry(Fault::RoleNotAssumable).or_default() += 1;
+            return Some((Fault::RoleNotAssumable, 0));
         }
         let n = self.seen.entry(operation.to_owned()).or_default();
         *n += 1;
@@ -128,6 +122,18 @@ impl std::fmt::Display for Dropped {
 }
 
 impl std::error::Error for Dropped {}
+
+/// Whether a call (`operation` as [`Call::operation`] names it) changes anything.
+fn is_write(method: &str, operation: &str) -> bool {
+    if operation.contains(' ') {
+        // REST: "METHOD /path"
+        return !matches!(method, "GET" | "HEAD");
+    }
+    let reads = [
+        "Get", "List", "Describe", "Scan", "Query", "BatchGet", "Filter",
+    ];
+    !reads.iter().any(|r| operation.starts_with(r))
+}
 
 #[derive(Default)]
 struct State {
@@ -359,15 +365,7 @@ async fn handle(
     let path = parts.uri.path().to_owned();
     let (service, operation) = name_call(&method, &path, &parts.headers, &body);
     let recorded_body = String::from_utf8_lossy(&body[..body.len().min(65536)]).into_owned();
-    let is_write = Call {
-        service: service.clone(),
-        operation: operation.clone(),
-        method: method.clone(),
-        path: path.clone(),
-        status: 0,
-        body: String::new(),
-    }
-    .is_write();
+    let is_write = is_write(&method, &operation);
     let record = |status: u16| {
         state.calls.lock().unwrap().push(Call {
             service: service.clone(),
