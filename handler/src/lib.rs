@@ -19,7 +19,7 @@ use futures::StreamExt;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-pub use push::{InProcessPusher, PushError, Pusher};
+pub use push::{Closed, InProcessPusher, Outlet, PushError, Pusher};
 pub use store::{Connection, ConnectionStore, Filter, MemoryStore, Page, StoreError};
 
 /// API Gateway's limit for one message (and so for one `post_to_connection`).

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use axum::body::Bytes;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -21,7 +20,15 @@ use base64::Engine as _;
 use futures::{SinkExt, StreamExt};
 use handler::{Handler, InProcessPusher, MemoryStore, Outcome, Settings};
 use serde_json::{json, Value};
+use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch, Notify};
+use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::WebSocketStream;
+
+mod socket;
+use socket::{Outlet, Upgrade};
 
 /// Close codes API Gateway uses.
 const GOING_AWAY: u16 = 1001;
@@ -57,8 +64,8 @@ struct Conn {
     source_ip: String,
     user_agent: Option<String>,
     last_active_ms: Arc<AtomicU64>,
-    /// Signalled by DELETE @connections/{id}.
-    close: Arc<Notify>,
+    /// Set once the handshake has completed (pushes and DELETE go through it).
+    outlet: Option<Arc<Outlet>>,
 }
 
 /// Event lines go to stderr from one writer task, in batches: a busy gateway then makes one
@@ -103,6 +110,8 @@ struct Gateway {
     domain: String,
     conns: Mutex<HashMap<String, Conn>>,
     shutdown: watch::Receiver<bool>,
+    /// The writers every push goes through.
+    lanes: socket::Lanes,
     open: AtomicUsize,
     drained: Notify,
     counter: AtomicU64,
@@ -303,7 +312,7 @@ async fn upgrade(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    ws: Upgrade,
 ) -> Response {
     if *gw.shutdown.borrow() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
@@ -345,8 +354,6 @@ async fn upgrade(
             return internal_error();
         }
     }
-    let outbound = gw.handler.pusher().register(&id);
-    let close = Arc::new(Notify::new());
     let last_active = Arc::new(AtomicU64::new(connected_at));
     lock(&gw.conns).insert(
         id.clone(),
@@ -355,7 +362,7 @@ async fn upgrade(
             source_ip: source_ip.clone(),
             user_agent: user_agent.clone(),
             last_active_ms: last_active.clone(),
-            close: close.clone(),
+            outlet: None,
         },
     );
     gw.open.fetch_add(1, Ordering::SeqCst);
@@ -363,29 +370,26 @@ async fn upgrade(
         let gw = gw.clone();
         let id = id.clone();
         let ip = source_ip.clone();
-        move |_e: axum::Error| {
+        move |_e: std::io::Error| {
             tokio::spawn(async move {
                 gw.finish(&id, (connected_at, &ip, None), 1006, "Upgrade failed")
                     .await
             });
         }
     };
-    ws.max_frame_size(gw.opts.frame_limit)
-        .max_message_size(gw.opts.message_limit)
-        .read_buffer_size(1024)
-        .write_buffer_size(0)
-        .on_failed_upgrade(on_fail)
-        .on_upgrade(move |socket| async move {
+    ws.accept(
+        move |stream, read_ahead| async move {
             gw.serve(
-                socket,
+                stream,
+                read_ahead,
                 id,
                 (connected_at, source_ip, user_agent),
                 last_active,
-                outbound,
-                close,
             )
             .await
-        })
+        },
+        on_fail,
+    )
 }
 
 fn internal_error() -> Response {
@@ -399,7 +403,7 @@ fn internal_error() -> Response {
 
 fn close_frame(code: u16, reason: &str) -> Message {
     Message::Close(Some(CloseFrame {
-        code,
+        code: code.into(),
         reason: reason.into(),
     }))
 }
@@ -407,14 +411,33 @@ fn close_frame(code: u16, reason: &str) -> Message {
 impl Gateway {
     async fn serve(
         self: Arc<Self>,
-        socket: WebSocket,
+        stream: TcpStream,
+        read_ahead: Vec<u8>,
         id: String,
         conn: (u64, String, Option<String>),
         last_active: Arc<AtomicU64>,
-        mut outbound: mpsc::UnboundedReceiver<Vec<u8>>,
-        close: Arc<Notify>,
     ) {
-        let (mut sink, mut stream) = socket.split();
+        let (outlet, read) = Outlet::new(stream);
+        let config = WebSocketConfig::default()
+            .max_frame_size(Some(self.opts.frame_limit))
+            .max_message_size(Some(self.opts.message_limit))
+            .read_buffer_size(1024)
+            .write_buffer_size(0);
+        let mut ws = WebSocketStream::from_partially_read(
+            socket::Io::new(read, outlet.clone()),
+            read_ahead,
+            Role::Server,
+            Some(config),
+        )
+        .await;
+        match lock(&self.conns).get_mut(&id) {
+            Some(c) => c.outlet = Some(outlet.clone()),
+            // Ended while the handshake completed (shutdown); finish has run.
+            None => return,
+        }
+        self.handler
+            .pusher()
+            .attach(&id, Arc::new(self.lanes.route(outlet.clone())));
         let mut shutdown = self.shutdown.clone();
         // Two timers per connection, created once and reset on activity (creating them per loop
         // turn would register timer entries for every message).
@@ -424,7 +447,7 @@ impl Gateway {
         tokio::pin!(idle);
         let (code, reason): (u16, String) = loop {
             tokio::select! {
-                incoming = stream.next() => match incoming {
+                incoming = ws.next() => match incoming {
                     Some(Ok(Message::Text(text))) => {
                         last_active.store(now_ms(), Ordering::Relaxed);
                         idle.as_mut().reset(tokio::time::Instant::now() + self.opts.idle_timeout);
@@ -441,51 +464,52 @@ impl Gateway {
                             }
                         }
                     }
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
                         idle.as_mut().reset(tokio::time::Instant::now() + self.opts.idle_timeout);
                     }
                     Some(Ok(Message::Close(frame))) => {
-                        let code = frame.as_ref().map_or(1005, |f| f.code);
+                        let code = frame.as_ref().map_or(1005, |f| u16::from(f.code));
                         break (code, frame.map(|f| f.reason.to_string()).unwrap_or_else(|| "Client-side close frame status not set".into()));
                     }
                     Some(Err(e)) => {
-                        if is_capacity(&e) {
-                            let _ = sink.send(close_frame(MESSAGE_TOO_BIG, "Message too big")).await;
+                        if matches!(e, tungstenite::Error::Capacity(_)) {
+                            outlet.close();
+                            let _ = ws.send(close_frame(MESSAGE_TOO_BIG, "Message too big")).await;
                             break (MESSAGE_TOO_BIG, "Message too big".into());
                         }
                         break (1006, "Connection dropped".into());
                     }
                     None => break (1006, "Connection dropped".into()),
                 },
-                data = outbound.recv() => {
-                    let Some(data) = data else { break (GOING_AWAY, "Going away".into()) };
-                    let msg = match String::from_utf8(data) {
-                        Ok(text) => Message::Text(text.into()),
-                        Err(e) => Message::Binary(e.into_bytes().into()),
-                    };
-                    if sink.send(msg).await.is_err() {
+                () = outlet.woken() => {
+                    if outlet.close_requested() {
+                        outlet.close();
+                        let _ = ws.send(close_frame(NORMAL, "Closed by the @connections API")).await;
+                        break (NORMAL, "Closed by the @connections API".into());
+                    }
+                    if outlet.drain().await.is_err() {
                         break (1006, "Connection dropped".into());
                     }
                 }
-                _ = close.notified() => {
-                    let _ = sink.send(close_frame(NORMAL, "Closed by the @connections API")).await;
-                    break (NORMAL, "Closed by the @connections API".into());
-                }
                 _ = &mut idle => {
-                    let _ = sink.send(close_frame(GOING_AWAY, "Going away")).await;
+                    outlet.close();
+                    let _ = ws.send(close_frame(GOING_AWAY, "Going away")).await;
                     break (GOING_AWAY, "Idle timeout".into());
                 }
                 _ = &mut max_end => {
-                    let _ = sink.send(close_frame(GOING_AWAY, "Going away")).await;
+                    outlet.close();
+                    let _ = ws.send(close_frame(GOING_AWAY, "Going away")).await;
                     break (GOING_AWAY, "Maximum connection duration reached".into());
                 }
                 _ = shutdown.changed() => {
-                    let _ = sink.send(close_frame(GOING_AWAY, "Going away")).await;
+                    outlet.close();
+                    let _ = ws.send(close_frame(GOING_AWAY, "Going away")).await;
                     break (GOING_AWAY, "Server shutting down".into());
                 }
             }
         };
-        let _ = sink.close().await;
+        outlet.close();
+        let _ = ws.close(None).await;
         self.finish(&id, (conn.0, &conn.1, conn.2.as_deref()), code, &reason)
             .await;
     }
@@ -540,17 +564,6 @@ impl Gateway {
     }
 }
 
-fn is_capacity(e: &axum::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = source {
-        if let Some(t) = err.downcast_ref::<tokio_tungstenite::tungstenite::Error>() {
-            return matches!(t, tokio_tungstenite::tungstenite::Error::Capacity(_));
-        }
-        source = err.source();
-    }
-    false
-}
-
 fn gone(id: &str) -> Response {
     (
         StatusCode::GONE,
@@ -577,7 +590,7 @@ async fn post_connection(
         )
             .into_response();
     }
-    match gw.handler.pusher().send(&id, body.to_vec()) {
+    match gw.handler.pusher().send(&id, &body) {
         Ok(()) => StatusCode::OK.into_response(),
         Err(_) => gone(&id),
     }
@@ -609,13 +622,13 @@ async fn delete_connection(
     Path(params): Path<HashMap<String, String>>,
 ) -> Response {
     let id = params.get("id").cloned().unwrap_or_default();
-    let sent = lock(&gw.conns).get(&id).map(|c| {
-        // notify_one stores a permit, so a close requested between two loop turns is kept.
-        c.close.notify_one();
-        true
-    });
-    match sent {
-        Some(true) => StatusCode::NO_CONTENT.into_response(),
+    let outlet = lock(&gw.conns).get(&id).and_then(|c| c.outlet.clone());
+    match outlet {
+        Some(outlet) => {
+            // The request stays set, so a close asked for between two loop turns is kept.
+            outlet.request_close();
+            StatusCode::NO_CONTENT.into_response()
+        }
         _ => gone(&id),
     }
 }
@@ -718,6 +731,9 @@ pub async fn run(opts: DevOptions, ready: impl FnOnce(SocketAddr)) -> Result<()>
         opts: opts.clone(),
         conns: Mutex::new(HashMap::new()),
         shutdown: shutdown_rx,
+        lanes: socket::Lanes::start(
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+        ),
         open: AtomicUsize::new(0),
         drained: Notify::new(),
         counter: AtomicU64::new(1),
@@ -751,15 +767,11 @@ pub async fn run(opts: DevOptions, ready: impl FnOnce(SocketAddr)) -> Result<()>
         shutdown_signal().await;
         let _ = shutdown_tx.send(true);
     });
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        let _ = signal_rx.changed().await;
-    });
     // Connections close themselves on the shutdown signal; wait for their $disconnect.
-    server.await.context("the dev gateway failed")?;
+    socket::serve(listener, app, async move {
+        let _ = signal_rx.changed().await;
+    })
+    .await;
     let wait = async {
         loop {
             let drained = gw.drained.notified();
