@@ -619,3 +619,43 @@ async fn ten_thousand_clients_that_drop_without_a_close_frame_leave_an_empty_sto
         .unwrap();
     assert_eq!(recv_json(&mut ws).await["type"], "pong");
 }
+
+/// A client that stops reading fills its socket; what is pushed to it meanwhile waits in the
+/// gateway, in order, while every other client is served as usual.
+#[tokio::test]
+async fn a_client_that_stops_reading_gets_every_message_in_order_and_holds_up_no_one() {
+    let dev = Dev::start(&[]);
+    let (mut slow, slow_id) = dev.connect().await;
+    let (mut other, _) = dev.connect().await;
+    // 300 messages of 100 KB: 30 MB, more than loopback's socket buffers hold.
+    let pad = "x".repeat(100_000);
+    let path = format!("/@connections/{}", enc(&slow_id));
+    for seq in 0..300 {
+        let (status, body) = dev.http("POST", &path, &json!({"seq": seq, "pad": pad}).to_string());
+        assert_eq!(status, 200, "post {seq}: {body}");
+    }
+    other
+        .send(Message::text(r#"{"action":"ping"}"#))
+        .await
+        .unwrap();
+    assert_eq!(recv_json(&mut other).await["type"], "pong");
+    let (status, body) = dev.http(
+        "POST",
+        "/2015-03-31/functions/x/invocations",
+        r#"{"action":"broadcast","message":{"type":"news"}}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(recv_json(&mut other).await, json!({"type": "news"}));
+
+    // Now the slow client reads: all 300 in order, then the broadcast, then its own pong.
+    slow.send(Message::text(r#"{"action":"ping"}"#))
+        .await
+        .unwrap();
+    for seq in 0..300 {
+        let msg = recv_json(&mut slow).await;
+        assert_eq!(msg["seq"], seq);
+        assert_eq!(msg["pad"].as_str().map(str::len), Some(100_000));
+    }
+    assert_eq!(recv_json(&mut slow).await, json!({"type": "news"}));
+    assert_eq!(recv_json(&mut slow).await["type"], "pong");
+}
