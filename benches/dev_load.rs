@@ -10,7 +10,7 @@
 //!
 //!     benches/dev.sh     # raises the open-file limit, then: cargo bench --bench dev_load
 //!
-//! CONNS, PINGERS, PING_SECONDS, IN_FLIGHT override the sizes; WSCTL another wsctl binary to measure.
+//! CONNS, PINGERS, PING_SECONDS, IN_FLIGHT override the sizes; CLIENT_THREADS the client's threads; WSCTL another wsctl binary to measure.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -141,8 +141,17 @@ async fn post(stream: &mut tokio::net::TcpStream, path: &str, body: &str) -> u16
     }
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
+fn main() {
+    // CLIENT_THREADS: the load client's worker threads (default 2, one per core here).
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(env("CLIENT_THREADS", 2))
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(run());
+}
+
+async fn run() {
     let conns = env("CONNS", 10_000);
     let pingers = env("PINGERS", 1_000).min(conns);
     let ping_seconds = env("PING_SECONDS", 10);
