@@ -445,7 +445,9 @@ impl Gateway {
         tokio::pin!(max_end);
         let idle = tokio::time::sleep(self.opts.idle_timeout);
         tokio::pin!(idle);
-        let (code, reason): (u16, String) = loop {
+        // How the connection ends: the code and reason `$disconnect` reports, and the close frame
+        // the gateway sends first, if it is the one closing.
+        let (code, reason, close): (u16, String, Option<(u16, &str)>) = loop {
             tokio::select! {
                 incoming = ws.next() => match incoming {
                     Some(Ok(Message::Text(text))) => {
@@ -469,46 +471,39 @@ impl Gateway {
                     }
                     Some(Ok(Message::Close(frame))) => {
                         let code = frame.as_ref().map_or(1005, |f| u16::from(f.code));
-                        break (code, frame.map(|f| f.reason.to_string()).unwrap_or_else(|| "Client-side close frame status not set".into()));
+                        break (code, frame.map(|f| f.reason.to_string()).unwrap_or_else(|| "Client-side close frame status not set".into()), None);
                     }
                     Some(Err(e)) => {
                         if matches!(e, tungstenite::Error::Capacity(_)) {
-                            outlet.close();
-                            let _ = ws.send(close_frame(MESSAGE_TOO_BIG, "Message too big")).await;
-                            break (MESSAGE_TOO_BIG, "Message too big".into());
+                            break (MESSAGE_TOO_BIG, "Message too big".into(), Some((MESSAGE_TOO_BIG, "Message too big")));
                         }
-                        break (1006, "Connection dropped".into());
+                        break (1006, "Connection dropped".into(), None);
                     }
-                    None => break (1006, "Connection dropped".into()),
+                    None => break (1006, "Connection dropped".into(), None),
                 },
                 () = outlet.woken() => {
                     if outlet.close_requested() {
-                        outlet.close();
-                        let _ = ws.send(close_frame(NORMAL, "Closed by the @connections API")).await;
-                        break (NORMAL, "Closed by the @connections API".into());
+                        let reason = "Closed by the @connections API";
+                        break (NORMAL, reason.into(), Some((NORMAL, reason)));
                     }
                     if outlet.drain().await.is_err() {
-                        break (1006, "Connection dropped".into());
+                        break (1006, "Connection dropped".into(), None);
                     }
                 }
-                _ = &mut idle => {
-                    outlet.close();
-                    let _ = ws.send(close_frame(GOING_AWAY, "Going away")).await;
-                    break (GOING_AWAY, "Idle timeout".into());
-                }
+                _ = &mut idle => break (GOING_AWAY, "Idle timeout".into(), Some((GOING_AWAY, "Going away"))),
                 _ = &mut max_end => {
-                    outlet.close();
-                    let _ = ws.send(close_frame(GOING_AWAY, "Going away")).await;
-                    break (GOING_AWAY, "Maximum connection duration reached".into());
+                    break (GOING_AWAY, "Maximum connection duration reached".into(), Some((GOING_AWAY, "Going away")));
                 }
                 _ = shutdown.changed() => {
-                    outlet.close();
-                    let _ = ws.send(close_frame(GOING_AWAY, "Going away")).await;
-                    break (GOING_AWAY, "Server shutting down".into());
+                    break (GOING_AWAY, "Server shutting down".into(), Some((GOING_AWAY, "Going away")));
                 }
             }
         };
+        // No push may follow a close frame: pushes answer Gone from here on.
         outlet.close();
+        if let Some((code, reason)) = close {
+            let _ = ws.send(close_frame(code, reason)).await;
+        }
         let _ = ws.close(None).await;
         self.finish(&id, (conn.0, &conn.1, conn.2.as_deref()), code, &reason)
             .await;

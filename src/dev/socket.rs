@@ -29,6 +29,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Notify};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
+use super::lock;
+
 /// A WebSocket opening handshake, checked as axum's `WebSocketUpgrade` checks it (same
 /// statuses), keeping hyper's upgrade handle.
 pub struct Upgrade {
@@ -248,10 +250,6 @@ pub struct Outlet {
     close_requested: AtomicBool,
     /// Wakes the connection's task: queued bytes to write, or a close requested.
     wake: Notify,
-}
-
-fn lock(m: &Mutex<Out>) -> std::sync::MutexGuard<'_, Out> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Outlet {
