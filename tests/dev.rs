@@ -659,3 +659,31 @@ async fn a_client_that_stops_reading_gets_every_message_in_order_and_holds_up_no
     assert_eq!(recv_json(&mut slow).await, json!({"type": "news"}));
     assert_eq!(recv_json(&mut slow).await["type"], "pong");
 }
+
+/// As on AWS, a connection takes pushes as soon as its handshake has been answered: a
+/// broadcast sent the moment the client has its 101 reaches it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broadcast_right_after_the_handshake_reaches_the_new_client() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dev = Dev::start(&[]);
+    let addr = dev.base.trim_start_matches("http://").to_owned();
+    for round in 0..200 {
+        // The request is ready on an open connection before the client connects, so that it
+        // reaches the gateway right after the handshake.
+        let mut http = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let body = json!({"action": "broadcast", "message": {"round": round}}).to_string();
+        let request = format!(
+            "POST /2015-03-31/functions/x/invocations HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let (mut ws, _) = tokio_tungstenite::connect_async(&dev.url).await.unwrap();
+        http.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        http.read_to_string(&mut answer).await.unwrap();
+        assert!(
+            answer.contains(r#""delivered":1,"#),
+            "round {round}: {answer}"
+        );
+        assert_eq!(recv_json(&mut ws).await, json!({"round": round}));
+    }
+}

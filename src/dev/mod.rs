@@ -64,8 +64,8 @@ struct Conn {
     source_ip: String,
     user_agent: Option<String>,
     last_active_ms: Arc<AtomicU64>,
-    /// Set once the handshake has completed (pushes and DELETE go through it).
-    outlet: Option<Arc<Outlet>>,
+    /// Where pushes and DELETE go.
+    outlet: Arc<Outlet>,
 }
 
 /// Event lines go to stderr from one writer task, in batches: a busy gateway then makes one
@@ -355,6 +355,11 @@ async fn upgrade(
         }
     }
     let last_active = Arc::new(AtomicU64::new(connected_at));
+    // The connection takes pushes from now on, before the client has read the 101.
+    let outlet = Outlet::new();
+    gw.handler
+        .pusher()
+        .attach(&id, Arc::new(gw.lanes.route(outlet.clone())));
     lock(&gw.conns).insert(
         id.clone(),
         Conn {
@@ -362,7 +367,7 @@ async fn upgrade(
             source_ip: source_ip.clone(),
             user_agent: user_agent.clone(),
             last_active_ms: last_active.clone(),
-            outlet: None,
+            outlet: outlet.clone(),
         },
     );
     gw.open.fetch_add(1, Ordering::SeqCst);
@@ -382,6 +387,7 @@ async fn upgrade(
             gw.serve(
                 stream,
                 read_ahead,
+                outlet,
                 id,
                 (connected_at, source_ip, user_agent),
                 last_active,
@@ -413,11 +419,12 @@ impl Gateway {
         self: Arc<Self>,
         stream: TcpStream,
         read_ahead: Vec<u8>,
+        outlet: Arc<Outlet>,
         id: String,
         conn: (u64, String, Option<String>),
         last_active: Arc<AtomicU64>,
     ) {
-        let (outlet, read) = Outlet::new(stream);
+        let read = outlet.connect(stream);
         let config = WebSocketConfig::default()
             .max_frame_size(Some(self.opts.frame_limit))
             .max_message_size(Some(self.opts.message_limit))
@@ -430,14 +437,6 @@ impl Gateway {
             Some(config),
         )
         .await;
-        match lock(&self.conns).get_mut(&id) {
-            Some(c) => c.outlet = Some(outlet.clone()),
-            // Ended while the handshake completed (shutdown); finish has run.
-            None => return,
-        }
-        self.handler
-            .pusher()
-            .attach(&id, Arc::new(self.lanes.route(outlet.clone())));
         let mut shutdown = self.shutdown.clone();
         // Two timers per connection, created once and reset on activity (creating them per loop
         // turn would register timer entries for every message).
@@ -617,7 +616,7 @@ async fn delete_connection(
     Path(params): Path<HashMap<String, String>>,
 ) -> Response {
     let id = params.get("id").cloned().unwrap_or_default();
-    let outlet = lock(&gw.conns).get(&id).and_then(|c| c.outlet.clone());
+    let outlet = lock(&gw.conns).get(&id).map(|c| c.outlet.clone());
     match outlet {
         Some(outlet) => {
             // The request stays set, so a close asked for between two loop turns is kept.

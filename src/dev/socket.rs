@@ -164,7 +164,8 @@ const TEXT: u8 = 0x1;
 const BINARY: u8 = 0x2;
 
 struct Out {
-    half: OwnedWriteHalf,
+    /// The socket's writing half, once the handshake has handed the stream over.
+    half: Option<OwnedWriteHalf>,
     /// Bytes the socket did not take yet; written before anything newer, by the connection's
     /// task ([`Outlet::drain`]) or by tungstenite's flush.
     pending: Vec<u8>,
@@ -187,7 +188,12 @@ impl Out {
             self.pending.extend_from_slice(bytes);
             return Ok(true);
         }
-        match self.half.try_write(bytes) {
+        let Some(half) = &self.half else {
+            // Not connected yet: `Outlet::connect` has the connection's task write it.
+            self.pending.extend_from_slice(bytes);
+            return Ok(true);
+        };
+        match half.try_write(bytes) {
             Ok(n) if n == bytes.len() => Ok(false),
             Ok(n) => {
                 self.pending.extend_from_slice(&bytes[n..]);
@@ -210,11 +216,15 @@ impl Out {
         }
         while self.queued() {
             let Out {
-                half,
+                half: Some(half),
                 pending,
                 done,
                 ..
-            } = self;
+            } = self
+            else {
+                // Not connected yet: kept for `Outlet::connect`.
+                return Poll::Ready(Ok(()));
+            };
             match Pin::new(half).poll_write(cx, &pending[*done..]) {
                 Poll::Ready(Ok(0)) => {
                     self.broken = true;
@@ -253,12 +263,12 @@ pub struct Outlet {
 }
 
 impl Outlet {
-    /// Splits `stream`: the reading half for tungstenite, the writing half for the outlet.
-    pub fn new(stream: TcpStream) -> (Arc<Outlet>, OwnedReadHalf) {
-        let (read, write) = stream.into_split();
-        let outlet = Arc::new(Outlet {
+    /// An outlet for a connection whose handshake is being answered: pushes are accepted (and
+    /// queued) from the moment `$connect` has succeeded, as on AWS.
+    pub fn new() -> Arc<Outlet> {
+        Arc::new(Outlet {
             out: Mutex::new(Out {
-                half: write,
+                half: None,
                 pending: Vec::new(),
                 done: 0,
                 broken: false,
@@ -266,8 +276,19 @@ impl Outlet {
             closing: AtomicBool::new(false),
             close_requested: AtomicBool::new(false),
             wake: Notify::new(),
-        });
-        (outlet, read)
+        })
+    }
+
+    /// Takes the upgraded stream: its writing half for the outlet (the connection's task is
+    /// woken to write what was queued meanwhile), its reading half for tungstenite.
+    pub fn connect(&self, stream: TcpStream) -> OwnedReadHalf {
+        let (read, write) = stream.into_split();
+        let mut out = lock(&self.out);
+        out.half = Some(write);
+        if out.queued() {
+            self.wake.notify_one();
+        }
+        read
     }
 
     /// Asks the connection's task to close the connection (DELETE @connections/{id}).
@@ -424,7 +445,10 @@ impl AsyncWrite for Io {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let mut out = lock(&self.outlet.out);
         ready!(out.poll_drain(cx))?;
-        Pin::new(&mut out.half).poll_shutdown(cx)
+        match out.half.as_mut() {
+            Some(half) => Pin::new(half).poll_shutdown(cx),
+            None => Poll::Ready(Ok(())),
+        }
     }
 }
 
