@@ -502,16 +502,12 @@ async fn a_dynamodb_failure_is_reported_as_a_function_error_with_its_cause() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_misconfigured_function_reports_an_init_error() {
+/// Runs `bootstrap` with `env` until it exits, which must be non-zero after a call to
+/// `/init/error`; returns that error's message and the runtime API it talked to.
+async fn init_error_with(env: &[(&str, String)]) -> (String, Arc<RuntimeApi>) {
     let moto = Moto::start(false);
     let (runtime, runtime_addr) = RuntimeApi::serve().await;
-    let function = start_bootstrap(
-        runtime_addr,
-        &moto,
-        &[("CONNECTION_TTL_SECONDS", "tomorrow".into())],
-        &[],
-    );
+    let function = start_bootstrap(runtime_addr, &moto, env, &[]);
     let status = exit_status(function).await;
     assert!(!status.success(), "the process exits non-zero");
     let report = runtime
@@ -520,7 +516,14 @@ async fn a_misconfigured_function_reports_an_init_error() {
         .unwrap()
         .clone()
         .expect("/init/error was called");
-    let message = report["errorMessage"].as_str().unwrap();
+    let message = report["errorMessage"].as_str().unwrap().to_owned();
+    (message, runtime)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_misconfigured_function_reports_an_init_error() {
+    let (message, runtime) =
+        init_error_with(&[("CONNECTION_TTL_SECONDS", "tomorrow".into())]).await;
     assert!(
         message.contains("CONNECTION_TTL_SECONDS") && message.contains("tomorrow"),
         "{message}"
@@ -606,23 +609,8 @@ async fn the_hs256_secret_is_read_from_an_ssm_securestring_at_cold_start() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_secret_parameter_is_an_init_error_naming_it() {
-    let moto = Moto::start(false);
-    let (runtime, runtime_addr) = RuntimeApi::serve().await;
-    let function = start_bootstrap(
-        runtime_addr,
-        &moto,
-        &[("AUTH_SECRET_PARAMETER", "/demo/not-there".into())],
-        &[],
-    );
-    let status = exit_status(function).await;
-    assert!(!status.success());
-    let report = runtime
-        .init_error
-        .lock()
-        .unwrap()
-        .clone()
-        .expect("/init/error was called");
-    let message = report["errorMessage"].as_str().unwrap();
+    let (message, _) =
+        init_error_with(&[("AUTH_SECRET_PARAMETER", "/demo/not-there".into())]).await;
     assert!(
         message.contains("/demo/not-there") && message.contains("ParameterNotFound"),
         "{message}"
