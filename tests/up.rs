@@ -8,28 +8,16 @@ mod support;
 
 use std::collections::BTreeMap;
 
-use project::Project;
+use project::{string_list, Project};
 use serde_json::{json, Value};
-
-fn as_list(v: &Value) -> Vec<String> {
-    match v {
-        Value::String(s) => vec![s.clone()],
-        Value::Array(a) => a.iter().map(|x| x.as_str().unwrap().to_owned()).collect(),
-        other => panic!("not a string or list: {other}"),
-    }
-}
 
 /// Every statement of every policy wsctl writes: no wildcard action, no wildcard resource.
 fn assert_least_privilege(policy: &Value) {
-    let statements = match &policy["Statement"] {
-        Value::Array(a) => a.clone(),
-        other => vec![other.clone()],
-    };
-    for s in statements {
-        for a in as_list(&s["Action"]) {
+    for s in project::statements(policy) {
+        for a in string_list(&s["Action"]) {
             assert!(!a.contains('*'), "wildcard action {a} in {policy}");
         }
-        for r in as_list(&s["Resource"]) {
+        for r in string_list(&s["Resource"]) {
             assert!(
                 r != "*" && !r.starts_with("arn:aws:execute-api:*"),
                 "wildcard resource {r} in {policy}"
@@ -175,13 +163,13 @@ async fn up_creates_the_whole_stack_then_changes_nothing() {
     let table_stmt = statements
         .iter()
         .find(|s| {
-            as_list(&s["Action"])
+            string_list(&s["Action"])
                 .iter()
                 .any(|a| a.starts_with("dynamodb:"))
         })
         .unwrap();
     assert_eq!(
-        as_list(&table_stmt["Action"]),
+        string_list(&table_stmt["Action"]),
         [
             "dynamodb:DeleteItem",
             "dynamodb:GetItem",
@@ -191,15 +179,15 @@ async fn up_creates_the_whole_stack_then_changes_nothing() {
         ]
     );
     assert_eq!(
-        as_list(&table_stmt["Resource"]),
+        string_list(&table_stmt["Resource"]),
         [table.table_arn.clone().unwrap()]
     );
     let push_stmt = statements
         .iter()
-        .find(|s| as_list(&s["Action"]) == ["execute-api:ManageConnections"])
+        .find(|s| string_list(&s["Action"]) == ["execute-api:ManageConnections"])
         .unwrap();
     assert_eq!(
-        as_list(&push_stmt["Resource"]),
+        string_list(&push_stmt["Resource"]),
         [format!(
             "arn:aws:execute-api:us-east-1:123456789012:{api_id}/prod/POST/@connections/*"
         )]

@@ -16,6 +16,23 @@ pub fn decode_policy(doc: &str) -> serde_json::Value {
     serde_json::from_str(&decoded).unwrap()
 }
 
+/// A policy's statements (`Statement` may be one object or a list of them).
+pub fn statements(policy: &serde_json::Value) -> Vec<serde_json::Value> {
+    match &policy["Statement"] {
+        serde_json::Value::Array(a) => a.clone(),
+        other => vec![other.clone()],
+    }
+}
+
+/// A policy element that is one string or a list of strings (`Action`, `Resource`).
+pub fn string_list(v: &serde_json::Value) -> Vec<String> {
+    match v {
+        serde_json::Value::String(s) => vec![s.clone()],
+        serde_json::Value::Array(a) => a.iter().map(|x| x.as_str().unwrap().to_owned()).collect(),
+        other => panic!("not a string or list: {other}"),
+    }
+}
+
 pub struct Out {
     pub code: i32,
     pub stdout: String,
