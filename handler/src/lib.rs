@@ -858,7 +858,14 @@ where
             }
             let want_page = next_page.is_some() && queue.len() < limit;
             tokio::select! {
-                Some(outcome) = in_flight.next(), if !in_flight.is_empty() => tally(&mut report, outcome),
+                Some(outcome) = in_flight.next(), if !in_flight.is_empty() => {
+                    tally(&mut report, outcome);
+                    // A post to an in-process outlet is ready at once, so without this the
+                    // loop would keep its worker thread for the whole broadcast: the tasks
+                    // that write the frames out (`wsctl dev`'s lanes), woken on this thread,
+                    // would wait for it to end. Yields every so often (tokio's task budget).
+                    tokio::task::coop::consume_budget().await;
+                }
                 page = async { next_page.as_mut().expect("guarded").await }, if want_page => {
                     next_page = None;
                     match page {
