@@ -20,7 +20,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 pub use push::{Closed, InProcessPusher, Outlet, PushError, Pusher};
-pub use store::{Connection, ConnectionStore, Filter, MemoryStore, Page, StoreError};
+pub use store::{Connection, ConnectionStore, Filter, IdPage, MemoryStore, Page, StoreError};
 
 /// API Gateway's limit for one message (and so for one `post_to_connection`).
 pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
@@ -845,7 +845,7 @@ where
         let mut report = DeliveryReport::default();
         let mut queue: std::collections::VecDeque<String> = std::collections::VecDeque::new();
         let mut in_flight = FuturesUnordered::new();
-        let mut next_page = Some(self.store.scan(filter, None));
+        let mut next_page = Some(self.store.scan_ids(filter, None));
         loop {
             while in_flight.len() < limit {
                 match queue.pop_front() {
@@ -870,9 +870,9 @@ where
                     next_page = None;
                     match page {
                         Ok(page) => {
-                            queue.extend(page.items.into_iter().map(|c| c.connection_id));
+                            queue.extend(page.ids);
                             if let Some(cursor) = page.next {
-                                next_page = Some(self.store.scan(filter, Some(cursor)));
+                                next_page = Some(self.store.scan_ids(filter, Some(cursor)));
                             }
                         }
                         Err(source) => {

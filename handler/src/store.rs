@@ -53,6 +53,13 @@ pub struct Page {
     pub next: Option<String>,
 }
 
+/// One page of connection ids: what a broadcast needs from a scan.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IdPage {
+    pub ids: Vec<String>,
+    pub next: Option<String>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The backend (DynamoDB) rejected or failed the call.
@@ -83,6 +90,19 @@ pub trait ConnectionStore: Send + Sync {
     /// One page of the connections `filter` selects, starting after the cursor a previous
     /// page returned.
     async fn scan(&self, filter: Filter<'_>, cursor: Option<String>) -> Result<Page, StoreError>;
+    /// The ids on one page of the connections `filter` selects, paged as [`Self::scan`] pages:
+    /// what a broadcast reads, without the rest of each row.
+    async fn scan_ids(
+        &self,
+        filter: Filter<'_>,
+        cursor: Option<String>,
+    ) -> Result<IdPage, StoreError> {
+        let page = self.scan(filter, cursor).await?;
+        Ok(IdPage {
+            ids: page.items.into_iter().map(|c| c.connection_id).collect(),
+            next: page.next,
+        })
+    }
     /// Counts one message of `connection_id` in the fixed window `window` (e.g. the current
     /// epoch second) and answers whether it is within `limit` messages for that window. A
     /// connection without a row is never within its limit.
@@ -141,6 +161,39 @@ impl MemoryStore {
         // section is a single map operation), so a poisoned lock is still consistent.
         self.rows.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// One page of a scan: `take` of each row `filter` selects among the next `page_size`
+    /// rows after `cursor`, and the cursor for the page after it.
+    fn page<T>(
+        &self,
+        filter: Filter<'_>,
+        cursor: Option<String>,
+        take: impl Fn(&Connection) -> T,
+    ) -> (Vec<T>, Option<String>) {
+        use std::ops::Bound;
+        let rows = self.lock();
+        let start = match cursor {
+            Some(c) => Bound::Excluded(c),
+            None => Bound::Unbounded,
+        };
+        // Like DynamoDB, the page size counts rows examined, not rows that pass the filter.
+        let mut last = None;
+        let mut items = Vec::new();
+        for (id, row) in rows.range((start, Bound::Unbounded)).take(self.page_size) {
+            last = Some(id);
+            if filter.matches(row) {
+                items.push(take(row));
+            }
+        }
+        let next = last
+            .filter(|l| {
+                rows.range::<String, _>((Bound::Excluded(*l), Bound::Unbounded))
+                    .next()
+                    .is_some()
+            })
+            .cloned();
+        (items, next)
+    }
 }
 
 #[async_trait]
@@ -185,33 +238,17 @@ impl ConnectionStore for MemoryStore {
     }
 
     async fn scan(&self, filter: Filter<'_>, cursor: Option<String>) -> Result<Page, StoreError> {
-        use std::ops::Bound;
-        let rows = self.lock();
-        let start = match &cursor {
-            Some(c) => Bound::Excluded(c.clone()),
-            None => Bound::Unbounded,
-        };
-        // Like DynamoDB, the page size counts rows examined, not rows that pass the filter.
-        let mut last = None;
-        let mut items = Vec::new();
-        for (id, row) in rows.range((start, Bound::Unbounded)).take(self.page_size) {
-            last = Some(id.clone());
-            if filter.matches(row) {
-                items.push(row.clone());
-            }
-        }
-        let next = match &last {
-            Some(l)
-                if rows
-                    .range::<String, _>((Bound::Excluded(l), Bound::Unbounded))
-                    .next()
-                    .is_some() =>
-            {
-                last
-            }
-            _ => None,
-        };
+        let (items, next) = self.page(filter, cursor, Connection::clone);
         Ok(Page { items, next })
+    }
+
+    async fn scan_ids(
+        &self,
+        filter: Filter<'_>,
+        cursor: Option<String>,
+    ) -> Result<IdPage, StoreError> {
+        let (ids, next) = self.page(filter, cursor, |row| row.connection_id.clone());
+        Ok(IdPage { ids, next })
     }
 
     async fn count_message(
@@ -246,10 +283,11 @@ mod dynamo {
     use std::collections::HashMap;
 
     use async_trait::async_trait;
+    use aws_sdk_dynamodb::operation::scan::ScanOutput;
     use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
     use aws_sdk_dynamodb::Client;
 
-    use super::{Connection, ConnectionStore, Filter, Page, StoreError};
+    use super::{Connection, ConnectionStore, Filter, IdPage, Page, StoreError};
 
     /// The connections table in DynamoDB: hash key `connection_id` (S), `connected_at` (S),
     /// `ttl` (N), `topics` (SS), `source_ip` (S), `user` (S); with a message rate limit also
@@ -299,19 +337,25 @@ mod dynamo {
             )])
         }
 
+        fn connection_id(
+            &self,
+            item: &HashMap<String, AttributeValue>,
+        ) -> Result<String, StoreError> {
+            match item.get("connection_id") {
+                Some(AttributeValue::S(s)) => Ok(s.clone()),
+                other => Err(StoreError::Malformed {
+                    table: self.table.clone(),
+                    reason: format!("connection_id is {other:?}, expected a string"),
+                }),
+            }
+        }
+
         fn parse(&self, item: &HashMap<String, AttributeValue>) -> Result<Connection, StoreError> {
             let malformed = |reason: String| StoreError::Malformed {
                 table: self.table.clone(),
                 reason,
             };
-            let connection_id = match item.get("connection_id") {
-                Some(AttributeValue::S(s)) => s.clone(),
-                other => {
-                    return Err(malformed(format!(
-                        "connection_id is {other:?}, expected a string"
-                    )))
-                }
-            };
+            let connection_id = self.connection_id(item)?;
             let string = |name: &str| match item.get(name) {
                 Some(AttributeValue::S(s)) => Some(s.clone()),
                 _ => None,
@@ -436,12 +480,50 @@ mod dynamo {
             filter: Filter<'_>,
             cursor: Option<String>,
         ) -> Result<Page, StoreError> {
+            let out = self.scan_page(filter, cursor, None).await?;
+            let items = out
+                .items()
+                .iter()
+                .map(|i| self.parse(i))
+                .collect::<Result<Vec<_>, _>>()?;
+            let next = self.next_cursor(&out)?;
+            Ok(Page { items, next })
+        }
+
+        async fn scan_ids(
+            &self,
+            filter: Filter<'_>,
+            cursor: Option<String>,
+        ) -> Result<IdPage, StoreError> {
+            let out = self
+                .scan_page(filter, cursor, Some("connection_id"))
+                .await?;
+            let ids = out
+                .items()
+                .iter()
+                .map(|i| self.connection_id(i))
+                .collect::<Result<Vec<_>, _>>()?;
+            let next = self.next_cursor(&out)?;
+            Ok(IdPage { ids, next })
+        }
+    }
+
+    impl DynamoStore {
+        /// One Scan call: the page of rows `filter` selects after `cursor`, with only the
+        /// `projection` attributes when given.
+        async fn scan_page(
+            &self,
+            filter: Filter<'_>,
+            cursor: Option<String>,
+            projection: Option<&str>,
+        ) -> Result<ScanOutput, StoreError> {
             let mut req = self
                 .client
                 .scan()
                 .table_name(&self.table)
                 .set_limit(self.page_size)
-                .set_exclusive_start_key(cursor.as_deref().map(Self::key));
+                .set_exclusive_start_key(cursor.as_deref().map(Self::key))
+                .set_projection_expression(projection.map(str::to_owned));
             match filter {
                 Filter::All => {}
                 Filter::Topic(topic) => {
@@ -457,29 +539,23 @@ mod dynamo {
                         .expression_attribute_values(":user", AttributeValue::S(user.to_owned()));
                 }
             }
-            let out = req.send().await.map_err(|e| self.fail("Scan", e))?;
-            let items = out
-                .items()
-                .iter()
-                .map(|i| self.parse(i))
-                .collect::<Result<Vec<_>, _>>()?;
-            let next = match out.last_evaluated_key() {
-                Some(key) => match key.get("connection_id") {
-                    Some(AttributeValue::S(s)) => Some(s.clone()),
-                    other => {
-                        return Err(StoreError::Malformed {
-                            table: self.table.clone(),
-                            reason: format!("scan returned a LastEvaluatedKey without a string connection_id: {other:?}"),
-                        })
-                    }
-                },
-                None => None,
-            };
-            Ok(Page { items, next })
+            req.send().await.map_err(|e| self.fail("Scan", e))
         }
-    }
 
-    impl DynamoStore {
+        /// Where the next page starts: the connection id of the page's LastEvaluatedKey.
+        fn next_cursor(&self, out: &ScanOutput) -> Result<Option<String>, StoreError> {
+            match out.last_evaluated_key() {
+                Some(key) => match key.get("connection_id") {
+                    Some(AttributeValue::S(s)) => Ok(Some(s.clone())),
+                    other => Err(StoreError::Malformed {
+                        table: self.table.clone(),
+                        reason: format!("scan returned a LastEvaluatedKey without a string connection_id: {other:?}"),
+                    }),
+                },
+                None => Ok(None),
+            }
+        }
+
         /// One conditional update; `Ok(false)` when the condition failed.
         async fn conditional_update(
             &self,

@@ -124,6 +124,38 @@ async fn scan_reads_every_page() {
         }
     }
     assert_eq!(found, ["with-user"]);
+
+    // The ids a broadcast reads (scan_ids, projected to the key) page the same way and are
+    // the same ids, filters included.
+    for (filter, count) in [
+        (handler::Filter::All, 131),
+        (handler::Filter::Topic("odd"), 44),
+        (handler::Filter::User("alice"), 1),
+    ] {
+        let mut from_rows = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = s.scan(filter, cursor).await.unwrap();
+            from_rows.extend(page.items.into_iter().map(|c| c.connection_id));
+            cursor = page.next;
+            if cursor.is_none() {
+                break;
+            }
+        }
+        let mut from_ids = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = s.scan_ids(filter, cursor).await.unwrap();
+            assert!(page.ids.len() <= 25);
+            from_ids.extend(page.ids);
+            cursor = page.next;
+            if cursor.is_none() {
+                break;
+            }
+        }
+        assert_eq!(from_rows.len(), count, "{filter:?}");
+        assert_eq!(from_ids, from_rows, "{filter:?}");
+    }
 }
 
 #[tokio::test]
