@@ -10,7 +10,10 @@
 //!
 //!     benches/dev.sh     # raises the open-file limit, then: cargo bench --bench dev_load
 //!
-//! CONNS, PINGERS, PING_SECONDS, IN_FLIGHT, ROUNDS (broadcasts, default 5) override the sizes; CLIENT_THREADS the client's threads; WSCTL another wsctl binary to measure.
+//! CONNS, PINGERS, PING_SECONDS, IN_FLIGHT, ROUNDS (broadcasts, default 5) override the sizes;
+//! CLIENT_THREADS the client's reader threads (default 2); READ_PAUSE_US the readers' pause
+//! between sparse polls during broadcasts (default 200, 0 for none; see docs/BENCHMARKS.md);
+//! SHOW_ROUNDS=1 prints every broadcast's time; WSCTL another wsctl binary to measure.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
