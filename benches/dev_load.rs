@@ -258,7 +258,8 @@ fn read_clients(
 }
 
 fn main() {
-    // CLIENT_THREADS: the load client's worker threads (default 2, one per core here).
+    // CLIENT_THREADS: the load client's runtime threads (opening) and reader threads (default
+    // 2, one per core here).
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(env("CLIENT_THREADS", 2))
         .enable_all()
