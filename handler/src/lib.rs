@@ -870,7 +870,7 @@ where
                     next_page = None;
                     match page {
                         Ok(page) => {
-                            queue.extend(page.ids);
+                            queue.extend(page.items);
                             if let Some(cursor) = page.next {
                                 next_page = Some(self.store.scan_ids(filter, Some(cursor)));
                             }

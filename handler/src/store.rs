@@ -45,20 +45,16 @@ impl Filter<'_> {
     }
 }
 
-/// One page of a scan. `next` is the cursor to pass to the following call; `None` means the
-/// scan is complete.
+/// One page of a scan: rows, or whatever was read of each. `next` is the cursor to pass to the
+/// following call; `None` means the scan is complete.
 #[derive(Debug, Default)]
-pub struct Page {
-    pub items: Vec<Connection>,
+pub struct Page<T = Connection> {
+    pub items: Vec<T>,
     pub next: Option<String>,
 }
 
 /// One page of connection ids: what a broadcast needs from a scan.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct IdPage {
-    pub ids: Vec<String>,
-    pub next: Option<String>,
-}
+pub type IdPage = Page<String>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -98,8 +94,8 @@ pub trait ConnectionStore: Send + Sync {
         cursor: Option<String>,
     ) -> Result<IdPage, StoreError> {
         let page = self.scan(filter, cursor).await?;
-        Ok(IdPage {
-            ids: page.items.into_iter().map(|c| c.connection_id).collect(),
+        Ok(Page {
+            items: page.items.into_iter().map(|c| c.connection_id).collect(),
             next: page.next,
         })
     }
@@ -169,7 +165,7 @@ impl MemoryStore {
         filter: Filter<'_>,
         cursor: Option<String>,
         take: impl Fn(&Connection) -> T,
-    ) -> (Vec<T>, Option<String>) {
+    ) -> Page<T> {
         use std::ops::Bound;
         let rows = self.lock();
         let start = match cursor {
@@ -192,7 +188,7 @@ impl MemoryStore {
                     .is_some()
             })
             .cloned();
-        (items, next)
+        Page { items, next }
     }
 }
 
@@ -238,8 +234,7 @@ impl ConnectionStore for MemoryStore {
     }
 
     async fn scan(&self, filter: Filter<'_>, cursor: Option<String>) -> Result<Page, StoreError> {
-        let (items, next) = self.page(filter, cursor, Connection::clone);
-        Ok(Page { items, next })
+        Ok(self.page(filter, cursor, Connection::clone))
     }
 
     async fn scan_ids(
@@ -247,8 +242,7 @@ impl ConnectionStore for MemoryStore {
         filter: Filter<'_>,
         cursor: Option<String>,
     ) -> Result<IdPage, StoreError> {
-        let (ids, next) = self.page(filter, cursor, |row| row.connection_id.clone());
-        Ok(IdPage { ids, next })
+        Ok(self.page(filter, cursor, |row| row.connection_id.clone()))
     }
 
     async fn count_message(
@@ -283,7 +277,6 @@ mod dynamo {
     use std::collections::HashMap;
 
     use async_trait::async_trait;
-    use aws_sdk_dynamodb::operation::scan::ScanOutput;
     use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
     use aws_sdk_dynamodb::Client;
 
@@ -480,14 +473,7 @@ mod dynamo {
             filter: Filter<'_>,
             cursor: Option<String>,
         ) -> Result<Page, StoreError> {
-            let out = self.scan_page(filter, cursor, None).await?;
-            let items = out
-                .items()
-                .iter()
-                .map(|i| self.parse(i))
-                .collect::<Result<Vec<_>, _>>()?;
-            let next = self.next_cursor(&out)?;
-            Ok(Page { items, next })
+            self.scan_page(filter, cursor, None, Self::parse).await
         }
 
         async fn scan_ids(
@@ -495,28 +481,21 @@ mod dynamo {
             filter: Filter<'_>,
             cursor: Option<String>,
         ) -> Result<IdPage, StoreError> {
-            let out = self
-                .scan_page(filter, cursor, Some("connection_id"))
-                .await?;
-            let ids = out
-                .items()
-                .iter()
-                .map(|i| self.connection_id(i))
-                .collect::<Result<Vec<_>, _>>()?;
-            let next = self.next_cursor(&out)?;
-            Ok(IdPage { ids, next })
+            self.scan_page(filter, cursor, Some("connection_id"), Self::connection_id)
+                .await
         }
     }
 
     impl DynamoStore {
-        /// One Scan call: the page of rows `filter` selects after `cursor`, with only the
-        /// `projection` attributes when given.
-        async fn scan_page(
+        /// One Scan call: the page of rows `filter` selects after `cursor` (with only the
+        /// `projection` attributes when given), each item read by `read`.
+        async fn scan_page<T>(
             &self,
             filter: Filter<'_>,
             cursor: Option<String>,
             projection: Option<&str>,
-        ) -> Result<ScanOutput, StoreError> {
+            read: fn(&Self, &HashMap<String, AttributeValue>) -> Result<T, StoreError>,
+        ) -> Result<Page<T>, StoreError> {
             let mut req = self
                 .client
                 .scan()
@@ -539,21 +518,26 @@ mod dynamo {
                         .expression_attribute_values(":user", AttributeValue::S(user.to_owned()));
                 }
             }
-            req.send().await.map_err(|e| self.fail("Scan", e))
-        }
-
-        /// Where the next page starts: the connection id of the page's LastEvaluatedKey.
-        fn next_cursor(&self, out: &ScanOutput) -> Result<Option<String>, StoreError> {
-            match out.last_evaluated_key() {
+            let out = req.send().await.map_err(|e| self.fail("Scan", e))?;
+            let items = out
+                .items()
+                .iter()
+                .map(|i| read(self, i))
+                .collect::<Result<Vec<_>, _>>()?;
+            // Where the next page starts: the connection id of the page's LastEvaluatedKey.
+            let next = match out.last_evaluated_key() {
                 Some(key) => match key.get("connection_id") {
-                    Some(AttributeValue::S(s)) => Ok(Some(s.clone())),
-                    other => Err(StoreError::Malformed {
-                        table: self.table.clone(),
-                        reason: format!("scan returned a LastEvaluatedKey without a string connection_id: {other:?}"),
-                    }),
+                    Some(AttributeValue::S(s)) => Some(s.clone()),
+                    other => {
+                        return Err(StoreError::Malformed {
+                            table: self.table.clone(),
+                            reason: format!("scan returned a LastEvaluatedKey without a string connection_id: {other:?}"),
+                        })
+                    }
                 },
-                None => Ok(None),
-            }
+                None => None,
+            };
+            Ok(Page { items, next })
         }
 
         /// One conditional update; `Ok(false)` when the condition failed.

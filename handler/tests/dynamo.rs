@@ -146,8 +146,8 @@ async fn scan_reads_every_page() {
         let mut cursor = None;
         loop {
             let page = s.scan_ids(filter, cursor).await.unwrap();
-            assert!(page.ids.len() <= 25);
-            from_ids.extend(page.ids);
+            assert!(page.items.len() <= 25);
+            from_ids.extend(page.items);
             cursor = page.next;
             if cursor.is_none() {
                 break;
