@@ -432,11 +432,7 @@ impl Config {
             "days",
         )?;
         if !RETENTION_DAYS.contains(&log_retention_days) {
-            let span = f
-                .log_retention_days
-                .as_ref()
-                .map(|v| v.span())
-                .unwrap_or(0..0);
+            let span = span_of(&f.log_retention_days).unwrap_or(0..0);
             return Err(c.invalid(
                 "function.log_retention_days",
                 span,
@@ -614,6 +610,11 @@ impl Config {
     }
 }
 
+/// Where an optional key was written, if it was.
+fn span_of<T>(v: &Option<Spanned<T>>) -> Option<Range<usize>> {
+    v.as_ref().map(Spanned::span)
+}
+
 fn nonempty(v: &Option<Spanned<String>>) -> Option<&Spanned<String>> {
     v.as_ref().filter(|s| !s.get_ref().trim().is_empty())
 }
@@ -711,16 +712,10 @@ fn check_auth(c: &Checker<'_>, a: &RawAuth) -> Result<Option<AuthConfig>, Config
             // Keys that only mean something with a key source.
             c.no_stray(
                 [
-                    ("auth.issuer", a.issuer.as_ref().map(|v| v.span())),
-                    ("auth.audience", a.audience.as_ref().map(|v| v.span())),
-                    (
-                        "auth.token_query_param",
-                        a.token_query_param.as_ref().map(|v| v.span()),
-                    ),
-                    (
-                        "auth.secret_kms_key_arn",
-                        a.secret_kms_key_arn.as_ref().map(|v| v.span()),
-                    ),
+                    ("auth.issuer", span_of(&a.issuer)),
+                    ("auth.audience", span_of(&a.audience)),
+                    ("auth.token_query_param", span_of(&a.token_query_param)),
+                    ("auth.secret_kms_key_arn", span_of(&a.secret_kms_key_arn)),
                 ],
                 "has no effect without auth.jwks_url or auth.secret_parameter",
             )?;
@@ -790,18 +785,9 @@ fn check_alarm(c: &Checker<'_>, a: &RawAlarm) -> Result<Option<AlarmConfig>, Con
     let Some(topic) = nonempty(&a.sns_topic_arn) else {
         c.no_stray(
             [
-                (
-                    "alarm.errors_threshold",
-                    a.errors_threshold.as_ref().map(|v| v.span()),
-                ),
-                (
-                    "alarm.period_seconds",
-                    a.period_seconds.as_ref().map(|v| v.span()),
-                ),
-                (
-                    "alarm.evaluation_periods",
-                    a.evaluation_periods.as_ref().map(|v| v.span()),
-                ),
+                ("alarm.errors_threshold", span_of(&a.errors_threshold)),
+                ("alarm.period_seconds", span_of(&a.period_seconds)),
+                ("alarm.evaluation_periods", span_of(&a.evaluation_periods)),
             ],
             "has no effect without alarm.sns_topic_arn (the alarm is off)",
         )?;
