@@ -158,6 +158,8 @@ struct Counts {
     /// Whether readers pause between polls that find few sockets ready (the broadcasts), or
     /// read each message as it comes (the ping round trips).
     moderate: AtomicBool,
+    /// Reader threads that have registered all their clients.
+    ready: AtomicUsize,
 }
 
 /// Counts the complete frames at the start of `data` (as received at `now`) and returns how
@@ -213,6 +215,7 @@ fn read_clients(
             .expect("register a client");
         clients.push((index, stream, leftover));
     }
+    counts.ready.fetch_add(1, Ordering::AcqRel);
     let mut events = mio::Events::with_capacity(1024);
     let mut chunk = vec![0u8; 4096];
     loop {
@@ -366,6 +369,7 @@ async fn run() {
         rtts: Mutex::new(Vec::new()),
         epoch: Instant::now(),
         moderate: AtomicBool::new(false),
+        ready: AtomicUsize::new(0),
     });
     let threads = env("CLIENT_THREADS", 2).max(1);
     let mut shares: Vec<Vec<(usize, std::net::TcpStream, Vec<u8>)>> =
@@ -382,6 +386,10 @@ async fn run() {
     for share in shares {
         let counts = counts.clone();
         std::thread::spawn(move || read_clients(share, &counts, pause));
+    }
+    // Registering 10,000 sockets takes the readers some milliseconds: not part of round 1.
+    while counts.ready.load(Ordering::Acquire) < threads {
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let received = |counts: &Counts| counts.received.load(Ordering::Acquire);
     let last_at =
