@@ -43,15 +43,18 @@ fn rss_kb(pid: u32) -> u64 {
 /// CPU time (user + system) of a process so far.
 fn cpu(pid: u32) -> Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may contain spaces) start after the last ')'.
+    // Fields after the command name (which may contain spaces) start after the last ')', with
+    // the state (field 3); utime and stime are fields 14 and 15. Counted by position: some
+    // fields before them are not numbers (the state) or are negative (tpgid is -1 without a
+    // terminal).
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<u64> = rest
-        .split_whitespace()
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    // utime and stime are fields 14 and 15 of stat; here (state removed) indexes 10 and 11.
-    let ticks = f.get(10).copied().unwrap_or(0) + f.get(11).copied().unwrap_or(0);
-    Duration::from_secs_f64(ticks as f64 / 100.0)
+    let field = |n: usize| -> u64 {
+        rest.split_whitespace()
+            .nth(n - 3)
+            .and_then(|x| x.parse().ok())
+            .unwrap_or(0)
+    };
+    Duration::from_secs_f64((field(14) + field(15)) as f64 / 100.0)
 }
 
 /// `{"action":"ping"}` as a masked client text frame (mask key 0, which leaves the payload as is).
