@@ -10,7 +10,7 @@
 //!
 //!     benches/dev.sh     # raises the open-file limit, then: cargo bench --bench dev_load
 //!
-//! CONNS, PINGERS, PING_SECONDS, IN_FLIGHT, ROUNDS (broadcasts, default 5) override the sizes;
+//! CONNS, PINGERS, PING_SECONDS, IN_FLIGHT, ROUNDS (broadcasts, default 11) override the sizes;
 //! CLIENT_THREADS the client's reader threads (default 2); READ_PAUSE_US the readers' pause
 //! between sparse polls during broadcasts (default 200, 0 for none; see docs/BENCHMARKS.md);
 //! SHOW_ROUNDS=1 prints every broadcast's time; WSCTL another wsctl binary to measure.
@@ -403,7 +403,7 @@ async fn run() {
     let mut http = tokio::net::TcpStream::connect(&addr).await.unwrap();
     let mut broadcast_times = Vec::new();
     let (gw_cpu0, me_cpu0) = (cpu(pid), cpu(me));
-    let rounds = env("ROUNDS", 5).max(1);
+    let rounds = env("ROUNDS", 11).max(1);
     for round in 1..=rounds {
         let body = format!(
             r#"{{"action":"broadcast","message":{{"type":"bench","data":{{"round":{round}}}}}}}"#
