@@ -75,7 +75,10 @@ const PING_FRAME: [u8; 23] = {
 /// tungstenite's full client costs more CPU per message than the gateway does). Returns the
 /// stream and any bytes read past the handshake.
 async fn raw_connect(addr: &str, path: &str) -> (tokio::net::TcpStream, Vec<u8>) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut s = match tokio::net::TcpStream::connect(addr).await {
+        Ok(s) => s,
+        Err(e) => panic!("connecting to {addr}: {e} (benches/dev.sh raises the open-file limit)"),
+    };
     s.set_nodelay(true).unwrap();
     let req = format!(
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
@@ -281,13 +284,15 @@ async fn run() {
 
     // WSCTL picks another wsctl binary (e.g. an installed one); default: this build's.
     let wsctl = std::env::var("WSCTL").unwrap_or_else(|_| env!("CARGO_BIN_EXE_wsctl").to_owned());
-    let mut child = Command::new(&wsctl)
+    let child = Command::new(&wsctl)
         .args(["dev", "--port", "0"])
         .current_dir(std::env::temp_dir())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start wsctl dev");
+    // Stopped however this run ends, a failed assertion included (else it outlives the client).
+    let mut child = Gateway(child);
     let pid = child.id();
     let url = BufReader::new(child.stdout.take().unwrap())
         .lines()
@@ -501,6 +506,27 @@ async fn run() {
         percentile(&r, 0.5),
         percentile(&r, 0.99)
     );
-    let _ = child.kill();
-    let _ = child.wait();
+}
+
+/// The gateway process; killed and reaped when dropped.
+struct Gateway(std::process::Child);
+
+impl std::ops::Deref for Gateway {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Gateway {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
