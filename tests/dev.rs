@@ -687,3 +687,53 @@ async fn a_broadcast_right_after_the_handshake_reaches_the_new_client() {
         assert_eq!(recv_json(&mut ws).await, json!({"round": round}));
     }
 }
+
+/// The kernel's count of handshakes dropped because a listening socket's accept queue was full
+/// (`TcpExt: ListenOverflows` in /proc/net/netstat, for this network namespace).
+#[cfg(target_os = "linux")]
+fn listen_overflows() -> u64 {
+    let netstat = std::fs::read_to_string("/proc/net/netstat").expect("/proc/net/netstat");
+    let mut tcp_ext = netstat.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (names, values) = (tcp_ext.next().unwrap(), tcp_ext.next().unwrap());
+    let at = names
+        .split_whitespace()
+        .position(|n| n == "ListenOverflows")
+        .expect("a ListenOverflows counter");
+    values.split_whitespace().nth(at).unwrap().parse().unwrap()
+}
+
+/// Clients reconnecting together (a restarted gateway, a page reloaded in many tabs) arrive as
+/// a burst of handshakes. Each one is queued for the gateway, none dropped by the kernel (a
+/// dropped one waits a second or more for its retry).
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_connections_is_queued_none_dropped() {
+    const BURST: usize = 1_000;
+    // The kernel caps any listener's queue at net.core.somaxconn (128 before Linux 5.4).
+    let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    if somaxconn < BURST {
+        eprintln!("skipped: net.core.somaxconn is {somaxconn}, under the burst of {BURST}");
+        return;
+    }
+    let dev = Dev::start(&[]);
+    let addr = dev.base.trim_start_matches("http://").to_owned();
+    let before = listen_overflows();
+    let handshakes: Vec<_> = (0..BURST)
+        .map(|_| {
+            let addr = addr.clone();
+            tokio::spawn(async move { raw_ws(&addr, "/ws").await })
+        })
+        .collect();
+    let mut sockets = Vec::with_capacity(BURST);
+    for handshake in handshakes {
+        sockets.push(handshake.await.expect("a handshake"));
+    }
+    assert_eq!(
+        listen_overflows() - before,
+        0,
+        "handshakes the kernel dropped because the gateway's accept queue was full"
+    );
+}

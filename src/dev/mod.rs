@@ -701,7 +701,7 @@ async fn invoke_function(
 /// `$disconnect` for each. `ready` receives the bound address.
 pub async fn run(opts: DevOptions, ready: impl FnOnce(SocketAddr)) -> Result<()> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let listener = tokio::net::TcpListener::bind((opts.host.as_str(), opts.port))
+    let listener = socket::listen(&opts.host, opts.port)
         .await
         .with_context(|| format!("cannot listen on {}:{}", opts.host, opts.port))?;
     let addr = listener.local_addr()?;

@@ -25,7 +25,7 @@ use handler::push::Closed;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{mpsc, Notify};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
@@ -450,6 +450,41 @@ impl AsyncWrite for Io {
             None => Poll::Ready(Ok(())),
         }
     }
+}
+
+/// Connections the kernel may hold for the accept loop; it caps this at `net.core.somaxconn`
+/// (4096 on current Linux). `TcpListener::bind` asks for 128, and a burst of more handshakes
+/// than that (clients reconnecting together) overflowed the queue: the kernel dropped the
+/// extra SYNs and those clients waited a second for their retry.
+const BACKLOG: u32 = 4096;
+
+/// Listens on `host:port` as `TcpListener::bind` does (each address the name resolves to in
+/// turn, `SO_REUSEADDR` on Unix) but with a deep accept queue ([`BACKLOG`]).
+pub async fn listen(host: &str, port: u16) -> io::Result<TcpListener> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host((host, port)).await? {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()
+        } else {
+            TcpSocket::new_v6()
+        };
+        let bound = socket.and_then(|socket| {
+            #[cfg(unix)]
+            socket.set_reuseaddr(true)?;
+            socket.bind(addr)?;
+            socket.listen(BACKLOG)
+        });
+        match bound {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the name resolved to no address",
+        )
+    }))
 }
 
 /// Serves `app` on `listener` (HTTP/1.1 with upgrades, the peer address as `ConnectInfo`) until
