@@ -685,6 +685,20 @@ async fn a_broadcast_right_after_the_handshake_reaches_the_new_client() {
             "round {round}: {answer}"
         );
         assert_eq!(recv_json(&mut ws).await, json!({"round": round}));
+        // Gone before the next round, whose broadcast must then reach exactly one client.
+        ws.close(None).await.unwrap();
+        let disconnects = || dev.stderr().matches("$disconnect ").count();
+        for _ in 0..200 {
+            if disconnects() > round {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(
+            disconnects(),
+            round + 1,
+            "round {round}'s client disconnected"
+        );
     }
 }
 
