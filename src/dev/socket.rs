@@ -455,7 +455,7 @@ impl AsyncWrite for Io {
 /// Connections the kernel may hold for the accept loop; it caps this at `net.core.somaxconn`
 /// (4096 on current Linux). `TcpListener::bind` asks for 128, and a burst of more handshakes
 /// than that (clients reconnecting together) overflowed the queue: the kernel dropped the
-/// extra SYNs and those clients waited a second for their retry.
+/// handshakes that did not fit, and those clients waited a second or more for their retry.
 const BACKLOG: u32 = 4096;
 
 /// Listens on `host:port` as `TcpListener::bind` does (each address the name resolves to in
