@@ -80,6 +80,19 @@ impl Dev {
         panic!("stderr never showed {needle:?}:\n{}", self.stderr());
     }
 
+    /// Waits until `count` lines of stderr contain `needle`, or `limit` has passed; returns
+    /// how many do.
+    pub async fn wait_log_lines(&self, needle: &str, count: usize, limit: Duration) -> usize {
+        let lines = || self.stderr().lines().filter(|l| l.contains(needle)).count();
+        let deadline = tokio::time::Instant::now() + limit;
+        // Each look copies the whole log: rarer looks for longer waits (a 10,000-client log).
+        let every = (limit / 600).max(Duration::from_millis(10));
+        while lines() < count && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(every).await;
+        }
+        lines()
+    }
+
     pub async fn connect(&self) -> (Ws, String) {
         self.connect_to(&self.url).await
     }
