@@ -1,0 +1,63 @@
+//! The handler's error type and the one-line rendering of an error chain.
+
+use std::error::Error as StdError;
+
+use crate::report::DeliveryReport;
+use crate::{PushError, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    #[error("connection store failed")]
+    Store(#[from] StoreError),
+    #[error("could not reply to connection {connection_id}")]
+    Reply {
+        connection_id: String,
+        #[source]
+        source: PushError,
+    },
+    #[error("message is {size} bytes; API Gateway accepts at most {limit} bytes per message")]
+    MessageTooLarge { size: usize, limit: usize },
+    #[error("invalid invocation payload: {0}")]
+    BadInvocation(String),
+    #[error(
+        "no management endpoint for a direct invocation: set WEBSOCKET_API_ID and AWS_REGION \
+         (or WEBSOCKET_MANAGEMENT_ENDPOINT) in the function's environment"
+    )]
+    NoEndpoint,
+    #[error("broadcast stopped after {} delivered, {} gone, {} failed", report.delivered, report.gone, report.failed)]
+    BroadcastIncomplete {
+        report: DeliveryReport,
+        #[source]
+        source: StoreError,
+    },
+}
+
+impl HandlerError {
+    /// A short stable name for the error kind (the Lambda `errorType`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            HandlerError::Store(_) => "StoreError",
+            HandlerError::Reply { .. } => "ReplyError",
+            HandlerError::MessageTooLarge { .. } => "MessageTooLarge",
+            HandlerError::BadInvocation(_) => "BadInvocation",
+            HandlerError::NoEndpoint => "NoEndpoint",
+            HandlerError::BroadcastIncomplete { .. } => "BroadcastIncomplete",
+        }
+    }
+}
+
+/// `error: cause: cause...`, the way errors are reported to Lambda and in logs.
+pub fn error_chain(error: &(dyn StdError + 'static)) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        let text = e.to_string();
+        // The SDK's outer error often repeats its inner one; skip exact repeats.
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = e.source();
+    }
+    out
+}

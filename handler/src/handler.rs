@@ -1,0 +1,331 @@
+//! The handler: one [`Event`] in, its effects on the two ports (the connection store and the
+//! pusher), one [`Outcome`] out. Generic over the ports so the Lambda and `wsctl dev` share it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::clock::{iso8601, now_iso8601};
+use crate::delivery::{encode_message, Deliverer};
+use crate::error::HandlerError;
+use crate::inbound::{
+    parse_client_message, parse_invocation, ClientMessage, Event, Invocation, RequestContext,
+};
+use crate::report::DeliveryReport;
+use crate::settings::Settings;
+use crate::{auth, Connection, ConnectionStore, Filter, PushError, Pusher};
+
+/// The function's answer.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Outcome {
+    /// For API Gateway: a non-2xx answer to `$connect` rejects the handshake.
+    Http {
+        #[serde(rename = "statusCode")]
+        status: u16,
+        body: String,
+    },
+    /// For direct invocations.
+    Report(DeliveryReport),
+}
+
+impl Outcome {
+    fn http(status: u16, body: &str) -> Self {
+        Outcome::Http {
+            status,
+            body: body.to_owned(),
+        }
+    }
+}
+
+/// The handler: generic over its two ports so the Lambda and `wsctl dev` share it.
+pub struct Handler<S: ?Sized, P: ?Sized> {
+    pub(crate) settings: Settings,
+    pub(crate) store: Arc<S>,
+    pub(crate) pusher: Arc<P>,
+    pub(crate) auth: Option<Arc<auth::Auth>>,
+}
+
+impl<S: ?Sized, P: ?Sized> Clone for Handler<S, P> {
+    fn clone(&self) -> Self {
+        Handler {
+            settings: self.settings.clone(),
+            store: self.store.clone(),
+            pusher: self.pusher.clone(),
+            auth: self.auth.clone(),
+        }
+    }
+}
+
+impl<S, P> Handler<S, P>
+where
+    S: ConnectionStore + ?Sized,
+    P: Pusher + ?Sized,
+{
+    pub fn new(settings: Settings, store: Arc<S>, pusher: Arc<P>) -> Self {
+        Handler {
+            settings,
+            store,
+            pusher,
+            auth: None,
+        }
+    }
+
+    /// Requires a valid token on `$connect` (401 otherwise); the token's `sub` is stored on
+    /// the connection's row.
+    pub fn with_auth(mut self, auth: impl Into<Arc<auth::Auth>>) -> Self {
+        self.auth = Some(auth.into());
+        self
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn store(&self) -> &Arc<S> {
+        &self.store
+    }
+
+    pub fn pusher(&self) -> &Arc<P> {
+        &self.pusher
+    }
+
+    pub async fn handle(&self, event: Event) -> Result<Outcome, HandlerError> {
+        match event {
+            Event::Connect {
+                ctx,
+                headers,
+                query,
+            } => self.connect(&ctx, &headers, &query).await,
+            Event::Disconnect { ctx } => self.disconnect(&ctx).await,
+            Event::Message { ctx, body } => self.message(&ctx, body.as_deref()).await,
+            Event::Invoke(payload) => self.invoke(&payload).await.map(Outcome::Report),
+        }
+    }
+
+    async fn connect(
+        &self,
+        ctx: &RequestContext,
+        headers: &BTreeMap<String, String>,
+        query: &BTreeMap<String, String>,
+    ) -> Result<Outcome, HandlerError> {
+        if ctx.connection_id.is_empty() {
+            return Ok(Outcome::http(400, "Missing connection ID"));
+        }
+        // CORS does not apply to WebSockets: a browser sends Origin, and only the handshake
+        // can refuse it. Clients that are not browsers send none and are not affected.
+        if let Some(origin) = headers.get("origin") {
+            if !self.settings.origin_allowed(origin) {
+                return Ok(Outcome::http(403, "Forbidden: origin not allowed"));
+            }
+        }
+        let user = match &self.auth {
+            None => None,
+            Some(auth) => {
+                let verified = match query.get(&auth.query_param).filter(|t| !t.is_empty()) {
+                    None => Err(auth::AuthError::Missing(auth.query_param.clone())),
+                    Some(token) => auth.verify(token).await,
+                };
+                match verified {
+                    Ok(sub) => Some(sub),
+                    Err(e) if e.is_server_error() => {
+                        tracing::error!(connection_id = %ctx.connection_id, error = %e, "cannot verify tokens");
+                        return Ok(Outcome::http(500, "Internal server error"));
+                    }
+                    Err(e) => {
+                        return Ok(Outcome::Http {
+                            status: 401,
+                            body: format!("Unauthorized: {e}"),
+                        })
+                    }
+                }
+            }
+        };
+        let now = time::OffsetDateTime::now_utc();
+        self.store
+            .put(Connection {
+                connection_id: ctx.connection_id.clone(),
+                connected_at: iso8601(now),
+                ttl: now.unix_timestamp() + self.settings.ttl_seconds,
+                topics: Default::default(),
+                source_ip: ctx.source_ip.clone(),
+                user,
+            })
+            .await?;
+        Ok(Outcome::http(200, "Connected"))
+    }
+
+    async fn disconnect(&self, ctx: &RequestContext) -> Result<Outcome, HandlerError> {
+        if ctx.connection_id.is_empty() {
+            return Ok(Outcome::http(400, "Missing connection ID"));
+        }
+        self.store.delete(&ctx.connection_id).await?;
+        Ok(Outcome::http(200, "Disconnected"))
+    }
+
+    /// The management endpoint for an event, or for a direct invocation when `ctx` is None.
+    pub fn endpoint(&self, ctx: Option<&RequestContext>) -> Result<String, HandlerError> {
+        if let Some(url) = &self.settings.endpoint_override {
+            return Ok(url.trim_end_matches('/').to_owned());
+        }
+        if let Some(RequestContext {
+            domain_name: Some(domain),
+            stage: Some(stage),
+            ..
+        }) = ctx
+        {
+            return Ok(format!("https://{domain}/{stage}"));
+        }
+        match (&self.settings.api_id, &self.settings.region) {
+            (Some(api), Some(region)) => Ok(format!(
+                "https://{api}.execute-api.{region}.amazonaws.com/{}",
+                self.settings.stage
+            )),
+            _ => Err(HandlerError::NoEndpoint),
+        }
+    }
+
+    async fn reply(
+        &self,
+        endpoint: &str,
+        connection_id: &str,
+        message: Value,
+    ) -> Result<(), HandlerError> {
+        let data = encode_message(&message)?;
+        match self.pusher.post(endpoint, connection_id, &data).await {
+            Ok(()) => Ok(()),
+            // The sender left before the reply: nothing to deliver, and its row goes too.
+            Err(PushError::Gone(_)) => {
+                self.store.delete(connection_id).await?;
+                Ok(())
+            }
+            Err(source) => Err(HandlerError::Reply {
+                connection_id: connection_id.to_owned(),
+                source,
+            }),
+        }
+    }
+
+    async fn message(
+        &self,
+        ctx: &RequestContext,
+        body: Option<&str>,
+    ) -> Result<Outcome, HandlerError> {
+        let endpoint = self.endpoint(Some(ctx))?;
+        let id = ctx.connection_id.as_str();
+        let limit = self.settings.max_messages_per_second;
+        if limit > 0 {
+            let window = time::OffsetDateTime::now_utc().unix_timestamp();
+            if !self.store.count_message(id, window, limit).await? {
+                let reply = error_message(
+                    "rate_limited",
+                    &format!("at most {limit} messages per second per connection"),
+                );
+                self.reply(&endpoint, id, reply).await?;
+                return Ok(Outcome::http(429, "Too many messages"));
+            }
+        }
+        let parsed = parse_client_message(body, self.settings.max_client_message_bytes);
+        let reply = match parsed {
+            Err(bad) => error_message("bad_request", &bad.to_string()),
+            Ok(ClientMessage::Ping) => {
+                json!({"type": "pong", "data": {"timestamp": now_iso8601()}})
+            }
+            Ok(ClientMessage::Subscribe(topic)) => {
+                if self.store.subscribe(id, &topic).await? {
+                    json!({"type": "subscribed", "data": {"topic": topic}})
+                } else {
+                    error_message("not_connected", "this connection is not registered")
+                }
+            }
+            Ok(ClientMessage::Unsubscribe(topic)) => {
+                if self.store.unsubscribe(id, &topic).await? {
+                    json!({"type": "unsubscribed", "data": {"topic": topic}})
+                } else {
+                    error_message("not_connected", "this connection is not registered")
+                }
+            }
+            Ok(ClientMessage::Broadcast { .. }) if !self.settings.allow_client_broadcast => {
+                error_message(
+                    "forbidden",
+                    "clients may not broadcast; backends invoke the function instead",
+                )
+            }
+            Ok(ClientMessage::Broadcast { message, topic }) => {
+                match self.broadcast(&endpoint, &message, topic.as_deref()).await {
+                    Ok(report) => json!({"type": "broadcast_report", "data": report}),
+                    Err(HandlerError::MessageTooLarge { size, limit }) => error_message(
+                        "bad_request",
+                        &format!("message is {size} bytes; the limit is {limit}"),
+                    ),
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(ClientMessage::Other(body)) => json!({"type": "echo", "data": body}),
+        };
+        self.reply(&endpoint, id, reply).await?;
+        Ok(Outcome::http(200, "Message processed"))
+    }
+
+    /// A direct invocation: `broadcast` or `send`.
+    pub async fn invoke(&self, payload: &Value) -> Result<DeliveryReport, HandlerError> {
+        let invocation = parse_invocation(payload)?;
+        let endpoint = self.endpoint(None)?;
+        match invocation {
+            Invocation::Broadcast { message, topic } => {
+                self.broadcast(&endpoint, &message, topic.as_deref()).await
+            }
+            Invocation::Send {
+                connection_id,
+                message,
+            } => {
+                let data = encode_message(&message)?;
+                Ok(self
+                    .deliverer()
+                    .send(&endpoint, &connection_id, &data)
+                    .await)
+            }
+            Invocation::SendToUser { user, message } => {
+                self.deliver_to(&endpoint, &message, Filter::User(&user))
+                    .await
+            }
+        }
+    }
+
+    fn deliverer(&self) -> Deliverer<'_, S, P> {
+        Deliverer {
+            store: &*self.store,
+            pusher: &*self.pusher,
+            concurrency: self.settings.broadcast_concurrency,
+        }
+    }
+
+    /// Delivers `message` to every connection (or those subscribed to `topic`); see
+    /// [`Deliverer::deliver_to`].
+    pub async fn broadcast(
+        &self,
+        endpoint: &str,
+        message: &Value,
+        topic: Option<&str>,
+    ) -> Result<DeliveryReport, HandlerError> {
+        let filter = topic.map_or(Filter::All, Filter::Topic);
+        self.deliver_to(endpoint, message, filter).await
+    }
+
+    /// Delivers `message` to the connections `filter` selects.
+    pub async fn deliver_to(
+        &self,
+        endpoint: &str,
+        message: &Value,
+        filter: Filter<'_>,
+    ) -> Result<DeliveryReport, HandlerError> {
+        self.deliverer().deliver_to(endpoint, message, filter).await
+    }
+}
+
+/// `{"type":"error","data":{"code":...,"message":...}}`
+pub fn error_message(code: &str, message: &str) -> Value {
+    json!({"type": "error", "data": {"code": code, "message": message}})
+}

@@ -1,0 +1,306 @@
+//! What comes in: API Gateway's events as the library sees them, client messages and their
+//! route, and direct invocations (the runbook's Step 6 payloads), each parsed without panics.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use crate::error::HandlerError;
+
+/// Longest topic name a client may subscribe to.
+pub const MAX_TOPIC_CHARS: usize = 128;
+
+/// What API Gateway tells the function about the connection an event belongs to.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RequestContext {
+    pub connection_id: String,
+    /// `{api-id}.execute-api.{region}.amazonaws.com` or a custom domain.
+    pub domain_name: Option<String>,
+    pub stage: Option<String>,
+    pub source_ip: Option<String>,
+    /// Epoch milliseconds of the request.
+    pub request_time_epoch_ms: i64,
+}
+
+/// The library's view of one invocation.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    Connect {
+        ctx: RequestContext,
+        /// The handshake's query string (first value of each key).
+        query: BTreeMap<String, String>,
+        /// The handshake's headers, names lower-cased.
+        headers: BTreeMap<String, String>,
+    },
+    Disconnect {
+        ctx: RequestContext,
+    },
+    /// Any message route (`$default` or a custom route key).
+    Message {
+        ctx: RequestContext,
+        body: Option<String>,
+    },
+    /// A direct invocation of the function (not through API Gateway), e.g. the runbook's
+    /// `{"action":"broadcast","message":{...}}`.
+    Invoke(Value),
+}
+
+/// Why a client's message was refused with `bad_request`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadRequest {
+    #[error("message body is empty")]
+    Empty,
+    #[error("message is {size} bytes; the limit is {limit}")]
+    TooLarge { size: usize, limit: usize },
+    #[error("message is not valid JSON: {0}")]
+    NotJson(String),
+    #[error("message must be a JSON object, got {0}")]
+    NotObject(&'static str),
+    #[error("\"action\" must be a string")]
+    ActionNotString,
+    #[error("\"{action}\" needs a \"topic\": a non-empty string of at most {MAX_TOPIC_CHARS} characters without control characters")]
+    BadTopic { action: &'static str },
+    #[error("\"broadcast\" needs a \"message\"")]
+    MissingMessage,
+}
+
+/// A client message, parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientMessage {
+    Ping,
+    Subscribe(String),
+    Unsubscribe(String),
+    Broadcast {
+        message: Value,
+        topic: Option<String>,
+    },
+    /// Any other action (or none): echoed back, as the runbook does.
+    Other(Value),
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn valid_topic(v: Option<&Value>) -> Option<String> {
+    match v {
+        Some(Value::String(t))
+            if !t.is_empty()
+                && t.chars().count() <= MAX_TOPIC_CHARS
+                && !t.chars().any(char::is_control) =>
+        {
+            Some(t.clone())
+        }
+        _ => None,
+    }
+}
+
+/// Parses a client's message body. Never panics, whatever the input.
+pub fn parse_client_message(body: Option<&str>, limit: usize) -> Result<ClientMessage, BadRequest> {
+    let body = body.unwrap_or_default();
+    if body.len() > limit {
+        return Err(BadRequest::TooLarge {
+            size: body.len(),
+            limit,
+        });
+    }
+    if body.trim().is_empty() {
+        return Err(BadRequest::Empty);
+    }
+    let value: Value =
+        serde_json::from_str(body).map_err(|e| BadRequest::NotJson(e.to_string()))?;
+    let obj = match &value {
+        Value::Object(o) => o,
+        other => return Err(BadRequest::NotObject(json_kind(other))),
+    };
+    let action = match obj.get("action") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(a)) => Some(a.as_str()),
+        Some(_) => return Err(BadRequest::ActionNotString),
+    };
+    Ok(match action {
+        Some("ping") => ClientMessage::Ping,
+        Some("subscribe") => {
+            ClientMessage::Subscribe(valid_topic(obj.get("topic")).ok_or(BadRequest::BadTopic {
+                action: "subscribe",
+            })?)
+        }
+        Some("unsubscribe") => ClientMessage::Unsubscribe(valid_topic(obj.get("topic")).ok_or(
+            BadRequest::BadTopic {
+                action: "unsubscribe",
+            },
+        )?),
+        Some("broadcast") => {
+            let message = obj
+                .get("message")
+                .cloned()
+                .ok_or(BadRequest::MissingMessage)?;
+            let topic = match obj.get("topic") {
+                None | Some(Value::Null) => None,
+                t => Some(valid_topic(t).ok_or(BadRequest::BadTopic {
+                    action: "broadcast",
+                })?),
+            };
+            ClientMessage::Broadcast { message, topic }
+        }
+        _ => ClientMessage::Other(value),
+    })
+}
+
+/// The route key API Gateway picks for a message body: the string at `path` (the part of the
+/// route selection expression after `$request.body.`, dotted for nested fields) when it names
+/// one of `routes`; `$default` otherwise (not JSON, no such field, not a string, no such
+/// route). Never panics, whatever the input.
+pub fn select_route(path: &str, routes: &[String], body: &str) -> String {
+    let Ok(value) = serde_json::from_str::<Value>(body) else {
+        return "$default".into();
+    };
+    let selected = path.split('.').try_fold(&value, |v, key| v.get(key));
+    match selected.and_then(Value::as_str) {
+        Some(key) if routes.iter().any(|r| r == key) => key.to_owned(),
+        _ => "$default".into(),
+    }
+}
+
+/// A direct invocation, parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Invocation {
+    Broadcast {
+        message: Value,
+        topic: Option<String>,
+    },
+    Send {
+        connection_id: String,
+        message: Value,
+    },
+    /// Every connection of an authenticated subject.
+    SendToUser { user: String, message: Value },
+}
+
+/// Parses a direct invocation payload.
+pub fn parse_invocation(payload: &Value) -> Result<Invocation, HandlerError> {
+    let bad = |m: &str| HandlerError::BadInvocation(m.to_owned());
+    let obj = payload.as_object().ok_or_else(|| {
+        HandlerError::BadInvocation(format!(
+            "expected a JSON object, got {}",
+            json_kind(payload)
+        ))
+    })?;
+    let message = |obj: &Map<String, Value>| {
+        obj.get("message").cloned().ok_or_else(|| {
+            bad("\"message\" is missing (the runbook's shape is {\"type\":...,\"data\":...})")
+        })
+    };
+    match obj.get("action").and_then(Value::as_str) {
+        Some("broadcast") => {
+            let topic = match obj.get("topic") {
+                None | Some(Value::Null) => None,
+                t => Some(valid_topic(t).ok_or_else(|| {
+                    bad("\"topic\" must be a non-empty string of at most 128 characters")
+                })?),
+            };
+            Ok(Invocation::Broadcast {
+                message: message(obj)?,
+                topic,
+            })
+        }
+        Some("send") => match (obj.get("connection_id"), obj.get("user")) {
+            (Some(Value::String(id)), None) if !id.is_empty() => Ok(Invocation::Send {
+                connection_id: id.clone(),
+                message: message(obj)?,
+            }),
+            (None, Some(Value::String(user))) if !user.is_empty() => Ok(Invocation::SendToUser {
+                user: user.clone(),
+                message: message(obj)?,
+            }),
+            _ => Err(bad(
+                "\"send\" needs either \"connection_id\" or \"user\" (the token's sub): a non-empty string",
+            )),
+        },
+        Some(other) => Err(HandlerError::BadInvocation(format!(
+            "unknown action {other:?}; expected \"broadcast\" or \"send\""
+        ))),
+        None => Err(bad(
+            "\"action\" is missing; expected \"broadcast\" or \"send\"",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn client_messages_parse() {
+        let p = |s: &str| parse_client_message(Some(s), 1000);
+        assert_eq!(p(r#"{"action":"ping"}"#), Ok(ClientMessage::Ping));
+        assert_eq!(
+            p(r#"{"action":"subscribe","topic":"t"}"#),
+            Ok(ClientMessage::Subscribe("t".into()))
+        );
+        assert_eq!(
+            p(r#"{"action":"subscribe"}"#),
+            Err(BadRequest::BadTopic {
+                action: "subscribe"
+            })
+        );
+        assert_eq!(
+            p(r#"{"action":"subscribe","topic":""}"#),
+            Err(BadRequest::BadTopic {
+                action: "subscribe"
+            })
+        );
+        assert_eq!(p("[1]"), Err(BadRequest::NotObject("an array")));
+        assert_eq!(p(r#"{"action":5}"#), Err(BadRequest::ActionNotString));
+        assert!(matches!(p("{nope"), Err(BadRequest::NotJson(_))));
+        assert_eq!(parse_client_message(None, 10), Err(BadRequest::Empty));
+        assert_eq!(
+            parse_client_message(Some(&"x".repeat(11)), 10),
+            Err(BadRequest::TooLarge {
+                size: 11,
+                limit: 10
+            })
+        );
+        assert_eq!(
+            p(r#"{"hello":1}"#),
+            Ok(ClientMessage::Other(json!({"hello":1})))
+        );
+    }
+
+    #[test]
+    fn invocations_parse() {
+        assert_eq!(
+            parse_invocation(&json!({"action":"broadcast","message":{"type":"t","data":1}}))
+                .unwrap(),
+            Invocation::Broadcast {
+                message: json!({"type":"t","data":1}),
+                topic: None
+            }
+        );
+        assert!(matches!(
+            parse_invocation(&json!({"action":"broadcast"})),
+            Err(HandlerError::BadInvocation(_))
+        ));
+        assert!(matches!(
+            parse_invocation(&json!({"action":"explode"})),
+            Err(HandlerError::BadInvocation(_))
+        ));
+        assert!(matches!(
+            parse_invocation(&json!([1])),
+            Err(HandlerError::BadInvocation(_))
+        ));
+        assert!(matches!(
+            parse_invocation(&json!({"action":"send","message":1})),
+            Err(HandlerError::BadInvocation(_))
+        ));
+    }
+}
