@@ -1,0 +1,134 @@
+//! `wsctl broadcast` and `wsctl send`: the message from an argument, a file or stdin, and the
+//! function invoked with the runbook's Step 6 payload.
+
+use std::fmt;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use aws_sdk_lambda::primitives::Blob;
+use handler::DeliveryReport;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::aws::Clients;
+use crate::resources::AwsContext;
+
+/// The message to send: JSON from the argument, a file, or stdin; or `{type, data}` built from
+/// `--type` and `--data`.
+pub fn message(
+    arg: Option<&str>,
+    file: Option<&Path>,
+    kind: Option<&str>,
+    data: Option<&str>,
+) -> Result<Value, String> {
+    let parse = |text: &str, from: &str| -> Result<Value, String> {
+        serde_json::from_str(text).map_err(|e| {
+            format!("the message from {from} is not JSON ({e}); use --type NAME --data JSON to build {{\"type\",\"data\"}}")
+        })
+    };
+    if data.is_some() && kind.is_none() {
+        return Err("--data needs --type".into());
+    }
+    if let Some(kind) = kind {
+        if arg.is_some() || file.is_some() {
+            return Err("--type/--data build the message; do not also pass one".into());
+        }
+        let data = match data {
+            Some(d) => parse(d, "--data")?,
+            None => Value::Null,
+        };
+        return Ok(json!({"type": kind, "data": data}));
+    }
+    match (arg, file) {
+        (Some(_), Some(_)) => {
+            Err("give the message as an argument or with --file, not both".into())
+        }
+        (Some(text), None) if text != "-" => parse(text, "the argument"),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            parse(&text, &path.display().to_string())
+        }
+        _ => {
+            use std::io::{IsTerminal, Read};
+            if std::io::stdin().is_terminal() {
+                return Err(
+                    "no message: pass one as an argument, with --file, --type/--data, or on stdin"
+                        .into(),
+                );
+            }
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|e| format!("reading stdin: {e}"))?;
+            parse(&text, "stdin")
+        }
+    }
+}
+
+/// Invokes the function with `payload` and returns its delivery report.
+pub async fn invoke(c: &Clients, function: &str, payload: &Value) -> Result<DeliveryReport> {
+    let out = c
+        .lambda
+        .invoke()
+        .function_name(function)
+        .payload(Blob::new(serde_json::to_vec(payload)?))
+        .send()
+        .await
+        .aws(format!("Invoke {function}"))?;
+    let body = out.payload.map(|p| p.into_inner()).unwrap_or_default();
+    let text = String::from_utf8_lossy(&body);
+    if let Some(kind) = out.function_error {
+        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        bail!(
+            "the function failed ({kind}): {} {}",
+            v["errorType"].as_str().unwrap_or(""),
+            v["errorMessage"].as_str().unwrap_or(&text)
+        );
+    }
+    serde_json::from_str(&text).with_context(|| {
+        format!("{function} did not answer with a delivery report ({{\"delivered\",\"gone\",\"failed\"}}): {text}")
+    })
+}
+
+#[derive(Debug, Serialize)]
+pub struct Sent {
+    pub function: String,
+    #[serde(flatten)]
+    pub report: DeliveryReport,
+}
+
+impl fmt::Display for Sent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "delivered {}, gone {} (rows removed), failed {}",
+            self.report.delivered, self.report.gone, self.report.failed
+        )?;
+        for e in &self.report.errors {
+            writeln!(f, "  {e}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_come_from_one_place() {
+        assert_eq!(
+            message(Some(r#"{"type":"t"}"#), None, None, None),
+            Ok(json!({"type":"t"}))
+        );
+        assert_eq!(
+            message(None, None, Some("claim"), Some(r#"{"id":1}"#)),
+            Ok(json!({"type":"claim","data":{"id":1}}))
+        );
+        assert!(message(Some("not json"), None, None, None)
+            .unwrap_err()
+            .contains("--type"));
+        assert!(message(None, None, None, Some("1")).is_err());
+    }
+}
