@@ -10,9 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -27,6 +26,8 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::WebSocketStream;
 
+mod invoke;
+mod management;
 mod socket;
 use socket::{Outlet, Upgrade};
 
@@ -558,145 +559,6 @@ impl Gateway {
     }
 }
 
-fn gone(id: &str) -> Response {
-    (
-        StatusCode::GONE,
-        [
-            ("x-amzn-ErrorType", "GoneException"),
-            ("Content-Type", "application/json"),
-        ],
-        json!({"message": format!("connection {id} is gone")}).to_string(),
-    )
-        .into_response()
-}
-
-async fn post_connection(
-    State(gw): State<Arc<Gateway>>,
-    Path(params): Path<HashMap<String, String>>,
-    body: Bytes,
-) -> Response {
-    let id = params.get("id").cloned().unwrap_or_default();
-    if body.len() > handler::MAX_MESSAGE_BYTES {
-        return (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            [("x-amzn-ErrorType", "PayloadTooLargeException"), ("Content-Type", "application/json")],
-            json!({"message": format!("{} bytes; the limit is {}", body.len(), handler::MAX_MESSAGE_BYTES)}).to_string(),
-        )
-            .into_response();
-    }
-    match gw.handler.pusher().send(&id, &body) {
-        Ok(()) => StatusCode::OK.into_response(),
-        Err(_) => gone(&id),
-    }
-}
-
-async fn get_connection(
-    State(gw): State<Arc<Gateway>>,
-    Path(params): Path<HashMap<String, String>>,
-) -> Response {
-    let id = params.get("id").cloned().unwrap_or_default();
-    let conns = lock(&gw.conns);
-    match conns.get(&id) {
-        Some(c) => (
-            [("Content-Type", "application/json")],
-            json!({
-                "connectedAt": iso(c.connected_at_ms),
-                "identity": {"sourceIp": c.source_ip, "userAgent": c.user_agent},
-                "lastActiveAt": iso(c.last_active_ms.load(Ordering::Relaxed)),
-            })
-            .to_string(),
-        )
-            .into_response(),
-        None => gone(&id),
-    }
-}
-
-async fn delete_connection(
-    State(gw): State<Arc<Gateway>>,
-    Path(params): Path<HashMap<String, String>>,
-) -> Response {
-    let id = params.get("id").cloned().unwrap_or_default();
-    let outlet = lock(&gw.conns).get(&id).map(|c| c.outlet.clone());
-    match outlet {
-        Some(outlet) => {
-            // The request stays set, so a close asked for between two loop turns is kept.
-            outlet.request_close();
-            StatusCode::NO_CONTENT.into_response()
-        }
-        _ => gone(&id),
-    }
-}
-
-/// Lambda's `Invoke`: the runbook's Step 6 (`lambda_client.invoke(...)`) with the Lambda
-/// endpoint pointed here.
-async fn invoke_function(
-    State(gw): State<Arc<Gateway>>,
-    Path(_name): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let started = Instant::now();
-    let payload: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(e) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                [("x-amzn-ErrorType", "InvalidRequestContentException"), ("Content-Type", "application/json")],
-                json!({"Type": "User", "message": format!("Could not parse request body into json: {e}")}).to_string(),
-            )
-                .into_response()
-        }
-    };
-    let kind = headers
-        .get("x-amz-invocation-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("RequestResponse")
-        .to_owned();
-    let action = payload
-        .get("action")
-        .and_then(Value::as_str)
-        .unwrap_or("?")
-        .to_owned();
-    let label = format!("invoke:{action}");
-    let run = {
-        let gw = gw.clone();
-        async move {
-            let result = match gw.invoke(payload).await {
-                Ok(outcome) => Ok(serde_json::to_value(outcome).unwrap_or(Value::Null)),
-                Err(e) => Err(e),
-            };
-            match &result {
-                Ok(v) => gw.log(&label, "-", v.to_string(), started),
-                Err(e) => gw.log(&label, "-", format!("error ({e})"), started),
-            }
-            result
-        }
-    };
-    match kind.as_str() {
-        "DryRun" => StatusCode::NO_CONTENT.into_response(),
-        "Event" => {
-            tokio::spawn(run);
-            StatusCode::ACCEPTED.into_response()
-        }
-        _ => match run.await {
-            Ok(v) => ([("Content-Type", "application/json")], v.to_string()).into_response(),
-            Err(e) => {
-                let kind = e.split(':').next().unwrap_or("Error").to_owned();
-                let mut resp = (
-                    [("Content-Type", "application/json")],
-                    json!({"errorType": kind, "errorMessage": e}).to_string(),
-                )
-                    .into_response();
-                resp.headers_mut().insert(
-                    "X-Amz-Function-Error",
-                    HeaderValue::from_static("Unhandled"),
-                );
-                resp
-            }
-        },
-    }
-}
-
 /// Runs the gateway until Ctrl-C / SIGTERM; then closes every client with 1001 and runs
 /// `$disconnect` for each. `ready` receives the bound address.
 pub async fn run(opts: DevOptions, ready: impl FnOnce(SocketAddr)) -> Result<()> {
@@ -736,19 +598,19 @@ pub async fn run(opts: DevOptions, ready: impl FnOnce(SocketAddr)) -> Result<()>
         .route(&opts.path, get(upgrade))
         .route(
             "/@connections/{id}",
-            post(post_connection)
-                .get(get_connection)
-                .delete(delete_connection),
+            post(management::post_connection)
+                .get(management::get_connection)
+                .delete(management::delete_connection),
         )
         .route(
             "/{stage}/@connections/{id}",
-            post(post_connection)
-                .get(get_connection)
-                .delete(delete_connection),
+            post(management::post_connection)
+                .get(management::get_connection)
+                .delete(management::delete_connection),
         )
         .route(
             "/2015-03-31/functions/{name}/invocations",
-            post(invoke_function),
+            post(invoke::invoke_function),
         );
     let stage_path = format!("/{}", opts.stage);
     if stage_path != opts.path {

@@ -1,0 +1,83 @@
+//! Lambda's invoke API on `wsctl dev`: `POST /2015-03-31/functions/{name}/invocations`
+//! (RequestResponse, Event, DryRun), running the bundled handler in process.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+use super::Gateway;
+
+/// Lambda's `Invoke`: the runbook's Step 6 (`lambda_client.invoke(...)`) with the Lambda
+/// endpoint pointed here.
+pub(super) async fn invoke_function(
+    State(gw): State<Arc<Gateway>>,
+    Path(_name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let started = Instant::now();
+    let payload: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                [("x-amzn-ErrorType", "InvalidRequestContentException"), ("Content-Type", "application/json")],
+                json!({"Type": "User", "message": format!("Could not parse request body into json: {e}")}).to_string(),
+            )
+                .into_response()
+        }
+    };
+    let kind = headers
+        .get("x-amz-invocation-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("RequestResponse")
+        .to_owned();
+    let action = payload
+        .get("action")
+        .and_then(Value::as_str)
+        .unwrap_or("?")
+        .to_owned();
+    let label = format!("invoke:{action}");
+    let run = {
+        let gw = gw.clone();
+        async move {
+            let result = match gw.invoke(payload).await {
+                Ok(outcome) => Ok(serde_json::to_value(outcome).unwrap_or(Value::Null)),
+                Err(e) => Err(e),
+            };
+            match &result {
+                Ok(v) => gw.log(&label, "-", v.to_string(), started),
+                Err(e) => gw.log(&label, "-", format!("error ({e})"), started),
+            }
+            result
+        }
+    };
+    match kind.as_str() {
+        "DryRun" => StatusCode::NO_CONTENT.into_response(),
+        "Event" => {
+            tokio::spawn(run);
+            StatusCode::ACCEPTED.into_response()
+        }
+        _ => match run.await {
+            Ok(v) => ([("Content-Type", "application/json")], v.to_string()).into_response(),
+            Err(e) => {
+                let kind = e.split(':').next().unwrap_or("Error").to_owned();
+                let mut resp = (
+                    [("Content-Type", "application/json")],
+                    json!({"errorType": kind, "errorMessage": e}).to_string(),
+                )
+                    .into_response();
+                resp.headers_mut().insert(
+                    "X-Amz-Function-Error",
+                    HeaderValue::from_static("Unhandled"),
+                );
+                resp
+            }
+        },
+    }
+}
