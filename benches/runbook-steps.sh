@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The runbook's Steps 1, 3 and 4 (../shared/reference/runbook.md), command for command with
+# The runbook's Steps 1, 3 and 4 (docs/runbook.md), command for command with
 # the aws CLI, minus its `sleep 10`. Used by the adoption test (a runbook-made stack that
 # `wsctl up` must converge) and by benches/up.sh (the baseline wsctl is timed against).
 #

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite. Installs the AWS emulator (moto 5.2.5, in server mode) and the aws CLI
 # into a virtualenv when missing, and the npm packages of tests/runbook-react and
-# clients/react (Node.js 20+); the tests start and stop moto and `wsctl dev` themselves.
-# The React client's browser test needs Chromium (Debian: apt-get install chromium).
+# clients/react (Node.js 20+), and Debian's Chromium for the React client's browser test
+# (through apt-get when it is missing and this user is root or has sudo; otherwise it stops
+# and names the package). The tests start and stop moto and `wsctl dev` themselves.
 #
 #   scripts/test.sh                 # everything: cargo test, then the React client's tests
 #   scripts/test.sh --test up       # extra arguments go to cargo test, and only it runs
@@ -25,6 +26,31 @@ if [ ! -d clients/react/node_modules/react ]; then
     echo "installing the React client's packages (npm ci)" >&2
     (cd clients/react && npm ci --no-audit --no-fund --loglevel=error)
 fi
+# The browser test's Chromium, checked (and installed) before the long cargo test run.
+if [ $# -eq 0 ] && [ "${WSCTL_SKIP_BROWSER:-}" != 1 ]; then
+    chromium=${CHROMIUM:-/usr/bin/chromium}
+    if [ ! -x "$chromium" ]; then
+        if [ "$chromium" = /usr/bin/chromium ] && command -v apt-get >/dev/null; then
+            sudo_=""
+            if [ "$(id -u)" != 0 ]; then
+                if sudo -n true 2>/dev/null; then sudo_="sudo -n"; else sudo_=none; fi
+            fi
+            if [ "$sudo_" != none ]; then
+                echo "installing Debian's chromium for the browser test (apt-get install chromium)" >&2
+                DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -q chromium >/dev/null 2>&1 \
+                    || { $sudo_ apt-get update -q >/dev/null \
+                        && DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -q chromium >/dev/null; } || true
+            fi
+        fi
+        if [ ! -x "$chromium" ]; then
+            echo "error: the browser test needs Chromium at $chromium: install Debian's package" \
+                "'chromium' (apt-get install chromium, as root), or set CHROMIUM to a Chromium binary," \
+                "or WSCTL_SKIP_BROWSER=1 to skip this test" >&2
+            exit 1
+        fi
+    fi
+fi
+chromium=${CHROMIUM:-/usr/bin/chromium}
 export MOTO_PYTHON="$venv/bin/python"
 export PATH="$venv/bin:$PATH"
 cargo test --workspace --all-targets --locked "$@"
@@ -40,11 +66,5 @@ npx vitest run
 if [ "${WSCTL_SKIP_BROWSER:-}" = 1 ]; then
     echo "WSCTL_SKIP_BROWSER=1: the browser test of clients/react was skipped" >&2
     exit 0
-fi
-chromium=${CHROMIUM:-/usr/bin/chromium}
-if [ ! -x "$chromium" ]; then
-    echo "error: the browser test needs Chromium at $chromium (Debian: apt-get install chromium;" \
-        "or set CHROMIUM, or WSCTL_SKIP_BROWSER=1 to skip it)" >&2
-    exit 1
 fi
 CHROMIUM="$chromium" node e2e/browser.test.mjs
