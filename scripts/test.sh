@@ -27,8 +27,8 @@ if [ ! -d clients/react/node_modules/react ]; then
     (cd clients/react && npm ci --no-audit --no-fund --loglevel=error)
 fi
 # The browser test's Chromium, checked (and installed) before the long cargo test run.
+chromium=${CHROMIUM:-/usr/bin/chromium}
 if [ $# -eq 0 ] && [ "${WSCTL_SKIP_BROWSER:-}" != 1 ]; then
-    chromium=${CHROMIUM:-/usr/bin/chromium}
     if [ ! -x "$chromium" ]; then
         if [ "$chromium" = /usr/bin/chromium ] && command -v apt-get >/dev/null; then
             sudo_=""
@@ -50,7 +50,6 @@ if [ $# -eq 0 ] && [ "${WSCTL_SKIP_BROWSER:-}" != 1 ]; then
         fi
     fi
 fi
-chromium=${CHROMIUM:-/usr/bin/chromium}
 export MOTO_PYTHON="$venv/bin/python"
 export PATH="$venv/bin:$PATH"
 cargo test --workspace --all-targets --locked "$@"
