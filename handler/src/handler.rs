@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -16,6 +17,9 @@ use crate::inbound::{
 use crate::report::DeliveryReport;
 use crate::settings::Settings;
 use crate::{auth, Connection, ConnectionStore, Filter, PushError, Pusher};
+
+/// Lambda's longest invocation: the time a delivery gets when its caller names no deadline.
+pub const MAX_INVOCATION: Duration = Duration::from_secs(15 * 60);
 
 /// The function's answer.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -92,7 +96,19 @@ where
         &self.pusher
     }
 
+    /// Handles `event` with Lambda's longest time, [`MAX_INVOCATION`], to answer in.
     pub async fn handle(&self, event: Event) -> Result<Outcome, HandlerError> {
+        self.handle_until(event, Instant::now() + MAX_INVOCATION)
+            .await
+    }
+
+    /// Handles `event`, answering by `deadline` (the invocation's, from the Lambda context):
+    /// a delivery still going then stops and reports what it did not deliver.
+    pub async fn handle_until(
+        &self,
+        event: Event,
+        deadline: Instant,
+    ) -> Result<Outcome, HandlerError> {
         match event {
             Event::Connect {
                 ctx,
@@ -100,8 +116,11 @@ where
                 query,
             } => self.connect(&ctx, &headers, &query).await,
             Event::Disconnect { ctx } => self.disconnect(&ctx).await,
-            Event::Message { ctx, body } => self.message(&ctx, body.as_deref()).await,
-            Event::Invoke(payload) => self.invoke(&payload).await.map(Outcome::Report),
+            Event::Message { ctx, body } => self.message(&ctx, body.as_deref(), deadline).await,
+            Event::Invoke(payload) => self
+                .invoke_until(&payload, deadline)
+                .await
+                .map(Outcome::Report),
         }
     }
 
@@ -212,6 +231,7 @@ where
         &self,
         ctx: &RequestContext,
         body: Option<&str>,
+        deadline: Instant,
     ) -> Result<Outcome, HandlerError> {
         let endpoint = self.endpoint(Some(ctx))?;
         let id = ctx.connection_id.as_str();
@@ -254,7 +274,10 @@ where
                 )
             }
             Ok(ClientMessage::Broadcast { message, topic }) => {
-                match self.broadcast(&endpoint, &message, topic.as_deref()).await {
+                match self
+                    .broadcast(&endpoint, &message, topic.as_deref(), deadline)
+                    .await
+                {
                     Ok(report) => json!({"type": "broadcast_report", "data": report}),
                     Err(HandlerError::MessageTooLarge { size, limit }) => error_message(
                         "bad_request",
@@ -271,11 +294,22 @@ where
 
     /// A direct invocation: `broadcast` or `send`.
     pub async fn invoke(&self, payload: &Value) -> Result<DeliveryReport, HandlerError> {
+        self.invoke_until(payload, Instant::now() + MAX_INVOCATION)
+            .await
+    }
+
+    /// A direct invocation, answered by `deadline`.
+    pub async fn invoke_until(
+        &self,
+        payload: &Value,
+        deadline: Instant,
+    ) -> Result<DeliveryReport, HandlerError> {
         let invocation = parse_invocation(payload)?;
         let endpoint = self.endpoint(None)?;
         match invocation {
             Invocation::Broadcast { message, topic } => {
-                self.broadcast(&endpoint, &message, topic.as_deref()).await
+                self.broadcast(&endpoint, &message, topic.as_deref(), deadline)
+                    .await
             }
             Invocation::Send {
                 connection_id,
@@ -283,22 +317,24 @@ where
             } => {
                 let data = encode_message(&message)?;
                 Ok(self
-                    .deliverer()
+                    .deliverer(deadline)
                     .send(&endpoint, &connection_id, &data)
                     .await)
             }
             Invocation::SendToUser { user, message } => {
-                self.deliver_to(&endpoint, &message, Filter::User(&user))
+                self.deliver_to(&endpoint, &message, Filter::User(&user), deadline)
                     .await
             }
         }
     }
 
-    fn deliverer(&self) -> Deliverer<'_, S, P> {
+    fn deliverer(&self, deadline: Instant) -> Deliverer<'_, S, P> {
         Deliverer {
             store: &*self.store,
             pusher: &*self.pusher,
             concurrency: self.settings.broadcast_concurrency,
+            attempt_timeout: self.settings.post_timeout,
+            deadline,
         }
     }
 
@@ -309,19 +345,23 @@ where
         endpoint: &str,
         message: &Value,
         topic: Option<&str>,
+        deadline: Instant,
     ) -> Result<DeliveryReport, HandlerError> {
         let filter = topic.map_or(Filter::All, Filter::Topic);
-        self.deliver_to(endpoint, message, filter).await
+        self.deliver_to(endpoint, message, filter, deadline).await
     }
 
-    /// Delivers `message` to the connections `filter` selects.
+    /// Delivers `message` to the connections `filter` selects, by `deadline`.
     pub async fn deliver_to(
         &self,
         endpoint: &str,
         message: &Value,
         filter: Filter<'_>,
+        deadline: Instant,
     ) -> Result<DeliveryReport, HandlerError> {
-        self.deliverer().deliver_to(endpoint, message, filter).await
+        self.deliverer(deadline)
+            .deliver_to(endpoint, message, filter)
+            .await
     }
 }
 

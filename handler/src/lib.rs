@@ -7,7 +7,8 @@
 //!
 //! The modules, in the order a message travels: [`settings`] (the function's environment),
 //! [`inbound`] (events, client messages, route selection, direct invocations), [`handler`]
-//! (what each event does), [`delivery`] (encoding and posting, the broadcast loop) and
+//! (what each event does), [`delivery`] (encoding, then the delivery engine: retries, pacing,
+//! read-ahead) and
 //! [`report`] (what a delivery did); the ports are [`store`] and [`push`].
 
 #[cfg(feature = "aws")]
@@ -26,7 +27,7 @@ pub mod store;
 pub use clock::now_iso8601;
 pub use delivery::encode_message;
 pub use error::{error_chain, HandlerError};
-pub use handler::{error_message, Handler, Outcome};
+pub use handler::{error_message, Handler, Outcome, MAX_INVOCATION};
 pub use inbound::{
     parse_client_message, parse_invocation, select_route, BadRequest, ClientMessage, Event,
     Invocation, RequestContext, MAX_TOPIC_CHARS,

@@ -23,6 +23,8 @@ enum InitError {
     NoTable,
     #[error("authentication is configured but cannot start: {0}")]
     Auth(String),
+    #[error(transparent)]
+    Pusher(#[from] handler::push::PusherInitError),
 }
 
 #[tokio::main]
@@ -71,7 +73,7 @@ async fn build() -> Result<Live, InitError> {
         Some(name) => Some(read_secret(&sdk, name.trim()).await?),
         None => None,
     };
-    let pusher = ManagementApiPusher::new(sdk);
+    let pusher = ManagementApiPusher::new(&sdk, settings.region.as_deref())?;
     let mut handler = Handler::new(settings, Arc::new(store), Arc::new(pusher));
     let jwks = get("AUTH_JWKS_URL").filter(|u| !u.trim().is_empty());
     match (jwks, secret) {
@@ -154,10 +156,14 @@ async fn report_init_error(message: &str) {
 async fn invoke(handler: &Live, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
     let started = Instant::now();
     let request_id = event.context.request_id.clone();
+    let event_context = event.context;
     let converted = handler::apigw::to_event(event.payload);
     let (route, connection_id) = describe(&converted);
     let result = match converted {
-        Ok(event) => handler.handle(event).await.map_err(|e| Diagnostic {
+        Ok(event) => handler
+            .handle_until(event, deadline(&event_context))
+            .await
+            .map_err(|e| Diagnostic {
             error_type: e.kind().to_owned(),
             error_message: error_chain(&e),
         }),
@@ -182,6 +188,9 @@ async fn invoke(handler: &Live, event: LambdaEvent<Value>) -> Result<Value, Diag
             delivered = r.delivered,
             gone = r.gone,
             failed = r.failed,
+            throttled = r.throttled,
+            retried = r.retried,
+            complete = r.complete,
             elapsed_ms,
             "handled"
         ),
@@ -201,6 +210,19 @@ async fn invoke(handler: &Live, event: LambdaEvent<Value>) -> Result<Value, Diag
             error_message: e.to_string(),
         })
     })
+}
+
+/// The invocation's deadline (`Lambda-Runtime-Deadline-Ms`, milliseconds since the epoch) as
+/// an instant on this process's clock. A runtime that sends none (0) gets Lambda's longest.
+fn deadline(context: &lambda_runtime::Context) -> Instant {
+    if context.deadline == 0 {
+        return Instant::now() + handler::MAX_INVOCATION;
+    }
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let left = std::time::Duration::from_millis(context.deadline.saturating_sub(now_ms));
+    Instant::now() + left.min(handler::MAX_INVOCATION)
 }
 
 fn describe(event: &Result<Event, String>) -> (String, String) {

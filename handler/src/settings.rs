@@ -11,8 +11,11 @@ pub struct Settings {
     pub allow_client_broadcast: bool,
     /// Largest client message body accepted (`MAX_CLIENT_MESSAGE_BYTES`).
     pub max_client_message_bytes: usize,
-    /// Posts in flight at once during a broadcast (`BROADCAST_CONCURRENCY`).
+    /// Upper bound of posts in flight during a broadcast (`BROADCAST_CONCURRENCY`); the
+    /// delivery engine's window finds the throttle below it.
     pub broadcast_concurrency: usize,
+    /// Hard timeout of one post to the management API (`POST_TIMEOUT_MS`).
+    pub post_timeout: std::time::Duration,
     /// `WEBSOCKET_API_ID`: used for direct invocations, which carry no domain name.
     pub api_id: Option<String>,
     /// `WEBSOCKET_STAGE`.
@@ -36,7 +39,8 @@ impl Default for Settings {
             ttl_seconds: 24 * 60 * 60,
             allow_client_broadcast: false,
             max_client_message_bytes: 32 * 1024,
-            broadcast_concurrency: 64,
+            broadcast_concurrency: 256,
+            post_timeout: std::time::Duration::from_secs(3),
             api_id: None,
             stage: "prod".to_owned(),
             region: None,
@@ -135,6 +139,13 @@ impl Settings {
                 1,
                 "a positive whole number",
             )?,
+            post_timeout: std::time::Duration::from_millis(number(
+                "POST_TIMEOUT_MS",
+                nonempty("POST_TIMEOUT_MS"),
+                defaults.post_timeout.as_millis() as u64,
+                1,
+                "a positive number of milliseconds",
+            )?),
             api_id: nonempty("WEBSOCKET_API_ID"),
             stage: nonempty("WEBSOCKET_STAGE").unwrap_or(defaults.stage),
             region: nonempty("AWS_REGION").or_else(|| nonempty("REGION_NAME")),

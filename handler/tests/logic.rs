@@ -38,7 +38,8 @@ impl Pusher for Probe {
         if self.failing.lock().unwrap().contains(id) {
             return Err(PushError::Failed {
                 connection_id: id.to_owned(),
-                source: "429 TooManyRequestsException".into(),
+                retryable: false,
+                source: "400 BadRequestException".into(),
             });
         }
         self.inner.post(endpoint, id, data).await
@@ -472,10 +473,14 @@ async fn other_failures_are_counted_without_stopping() {
     );
     assert_eq!((r.delivered, r.gone, r.failed), (8, 0, 2));
     assert_eq!(r.errors.len(), 2);
+    let mut missed = r.undelivered.clone();
+    missed.sort();
+    assert_eq!(missed, ["c03", "c07"], "the report names the connections it missed");
+    assert_eq!(r.retried, 0, "a 4xx is not retried");
     assert!(
         r.errors
             .iter()
-            .any(|e| e.contains("c03") && e.contains("TooManyRequests")),
+            .any(|e| e.contains("c03") && e.contains("BadRequest")),
         "{:?}",
         r.errors
     );

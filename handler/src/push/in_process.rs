@@ -1,0 +1,106 @@
+//! The in-process pusher of `wsctl dev` and the tests: each open connection registers an
+//! [`Outlet`], and a post hands the message to it.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use async_trait::async_trait;
+use tokio::sync::mpsc;
+
+use super::{PushError, Pusher};
+
+/// What the in-process pusher hands to a connection's writer.
+pub type Outbound = Vec<u8>;
+
+/// The connection is closing or gone: nothing more can be sent to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the connection is closed")]
+pub struct Closed;
+
+/// A connection's way out, provided by whatever holds its socket. `wsctl dev` hands the frame
+/// to a writer that serves many sockets (no task of the connection's own is woken per message,
+/// which keeps a broadcast to thousands of clients cheap); a channel sender is the outlet the
+/// tests use.
+pub trait Outlet: Send + Sync {
+    /// Hands `data` (one message) to the client, in order with earlier messages.
+    fn deliver(&self, data: &[u8]) -> Result<(), Closed>;
+}
+
+impl Outlet for mpsc::UnboundedSender<Outbound> {
+    fn deliver(&self, data: &[u8]) -> Result<(), Closed> {
+        self.send(data.to_vec()).map_err(|_| Closed)
+    }
+}
+
+type Peers = HashMap<String, std::sync::Arc<dyn Outlet>>;
+
+/// Delivers to connections held by this process: each open connection registers an
+/// [`Outlet`]. Unknown ids answer [`PushError::Gone`] exactly as API Gateway does.
+#[derive(Default)]
+pub struct InProcessPusher {
+    peers: RwLock<Peers>,
+}
+
+impl std::fmt::Debug for InProcessPusher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InProcessPusher")
+            .field("connections", &self.read().len())
+            .finish()
+    }
+}
+
+impl InProcessPusher {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a connection whose messages arrive on the returned channel.
+    pub fn register(&self, connection_id: &str) -> mpsc::UnboundedReceiver<Outbound> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.attach(connection_id, std::sync::Arc::new(tx));
+        rx
+    }
+
+    /// Registers a connection with its own outlet.
+    pub fn attach(&self, connection_id: &str, outlet: std::sync::Arc<dyn Outlet>) {
+        self.write().insert(connection_id.to_owned(), outlet);
+    }
+
+    /// Forgets a connection; later posts to it answer Gone.
+    pub fn unregister(&self, connection_id: &str) -> bool {
+        self.write().remove(connection_id).is_some()
+    }
+
+    /// Sends without the async trait machinery (the dev gateway's @connections endpoint).
+    pub fn send(&self, connection_id: &str, data: &[u8]) -> Result<(), PushError> {
+        // The outlet may write to a socket: do that outside the lock.
+        let outlet = self.read().get(connection_id).cloned();
+        match outlet {
+            Some(outlet) => outlet
+                .deliver(data)
+                .map_err(|Closed| PushError::Gone(connection_id.to_owned())),
+            None => Err(PushError::Gone(connection_id.to_owned())),
+        }
+    }
+
+    // Each critical section is one map operation, so a poisoned lock is still consistent.
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Peers> {
+        self.peers.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Peers> {
+        self.peers.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[async_trait]
+impl Pusher for InProcessPusher {
+    async fn post(
+        &self,
+        _endpoint: &str,
+        connection_id: &str,
+        data: &[u8],
+    ) -> Result<(), PushError> {
+        self.send(connection_id, data)
+    }
+}
