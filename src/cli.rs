@@ -186,6 +186,25 @@ pub struct DevArgs {
     /// Print every event the handler receives (API Gateway's JSON) on stderr.
     #[arg(long)]
     pub print_events: bool,
+    /// Emulate API Gateway's account throttle: management API calls (and the handler's own
+    /// posts) per second, shared by all; calls over it answer 429 LimitExceededException.
+    #[arg(long, value_name = "N", value_parser = positive_rate)]
+    pub management_rate: Option<f64>,
+    /// The throttle's bucket: calls allowed at once above the rate (default: one second's
+    /// worth of --management-rate).
+    #[arg(long, value_name = "N", requires = "management_rate", value_parser = positive_rate)]
+    pub management_burst: Option<f64>,
+    /// Answer every management API call (and the handler's posts) after this long, as a
+    /// remote API Gateway does (e.g. 20ms).
+    #[arg(long, value_name = "DURATION", value_parser = crate::dev::parse_duration)]
+    pub management_latency: Option<std::time::Duration>,
+}
+
+fn positive_rate(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(n) if n.is_finite() && n >= 1.0 => Ok(n),
+        _ => Err(format!("{s:?} is not a number of calls of at least 1")),
+    }
 }
 
 #[derive(Debug, Args)]

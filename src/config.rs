@@ -223,7 +223,7 @@ impl Default for FunctionConfig {
             connection_ttl_seconds: 86_400,
             allow_client_broadcast: false,
             max_client_message_bytes: 32_768,
-            broadcast_concurrency: 64,
+            broadcast_concurrency: 256,
             log_retention_days: 30,
             allowed_origins: Vec::new(),
             max_messages_per_second: 0,

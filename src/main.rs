@@ -384,9 +384,16 @@ async fn dev(cli: &Cli, args: &DevArgs) -> Result<ExitCode> {
         print_events: args.print_events,
         auth,
         quiet: cli.quiet,
+        throttle: dev::Throttle::new(
+            args.management_rate,
+            args.management_burst,
+            args.management_latency,
+        ),
+        function_timeout: std::time::Duration::from_secs(f.timeout_seconds.max(1) as u64),
     };
     let path = opts.path.clone();
     let stage = opts.stage.clone();
+    let throttle = opts.throttle.clone();
     let quiet = cli.quiet;
     dev::run(opts, |addr| {
         let host = if addr.ip().is_loopback() { "localhost".to_owned() } else { addr.ip().to_string() };
@@ -397,6 +404,9 @@ async fn dev(cli: &Cli, args: &DevArgs) -> Result<ExitCode> {
             eprintln!("wsctl dev: WebSocket {url}  (also ws://{host}:{}/{stage})", addr.port());
             eprintln!("wsctl dev: management API http://{host}:{}/{stage}/@connections/{{id}}", addr.port());
             eprintln!("wsctl dev: Lambda invoke  http://{host}:{}/2015-03-31/functions/{{name}}/invocations", addr.port());
+            if let Some(t) = &throttle {
+                eprintln!("wsctl dev: management API throttled like API Gateway's account: {t}");
+            }
             eprintln!("wsctl dev: Ctrl-C closes every client (1001) and runs $disconnect");
         }
     })
@@ -502,7 +512,7 @@ fn message_of(args: &MessageArgs) -> Result<serde_json::Value> {
 async fn deliver(cli: &Cli, payload: serde_json::Value) -> Result<ExitCode> {
     let (_, clients, names) = ops_context(cli).await?;
     let report = ops::invoke(&clients, &names.function, &payload).await?;
-    let failed = report.failed > 0;
+    let failed = report.failed > 0 || !report.complete;
     report::print(
         cli.output,
         &ops::Sent {

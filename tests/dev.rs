@@ -374,7 +374,7 @@ async fn the_lambda_invoke_api_broadcasts_like_the_runbooks_step_6() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         serde_json::from_str::<Value>(&body).unwrap(),
-        json!({"delivered":5,"gone":0,"failed":0})
+        json!({"delivered":5,"gone":0,"failed":0,"throttled":0,"retried":0,"complete":true})
     );
     for ws in &mut clients {
         assert_eq!(

@@ -1,6 +1,7 @@
 //! The management API of `wsctl dev`: `POST|GET|DELETE /@connections/{id}` (also under the
 //! stage path), answering as API Gateway does (410 GoneException for unknown ids, 413 for a
-//! message over 128 KB).
+//! message over 128 KB, and, under the emulated account throttle, 429 LimitExceededException
+//! `{"message":"Rate exceeded"}`, every answer after the emulated latency).
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -13,6 +14,27 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::{iso, lock, Gateway};
+
+/// API Gateway's answer over the account throttle.
+fn rate_exceeded() -> Response {
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [
+            ("x-amzn-ErrorType", "LimitExceededException"),
+            ("Content-Type", "application/json"),
+        ],
+        json!({"message": "Rate exceeded"}).to_string(),
+    )
+        .into_response()
+}
+
+/// The emulated throttle's verdict on a call, after its latency: `Some(429)` when refused.
+async fn throttled(gw: &Gateway) -> Option<Response> {
+    match &gw.opts.throttle {
+        Some(t) if !t.pass().await => Some(rate_exceeded()),
+        _ => None,
+    }
+}
 
 fn gone(id: &str) -> Response {
     (
@@ -32,6 +54,9 @@ pub(super) async fn post_connection(
     body: Bytes,
 ) -> Response {
     let id = params.get("id").cloned().unwrap_or_default();
+    if let Some(refused) = throttled(&gw).await {
+        return refused;
+    }
     if body.len() > handler::MAX_MESSAGE_BYTES {
         return (
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -51,6 +76,9 @@ pub(super) async fn get_connection(
     Path(params): Path<HashMap<String, String>>,
 ) -> Response {
     let id = params.get("id").cloned().unwrap_or_default();
+    if let Some(refused) = throttled(&gw).await {
+        return refused;
+    }
     let conns = lock(&gw.conns);
     match conns.get(&id) {
         Some(c) => (
@@ -72,6 +100,9 @@ pub(super) async fn delete_connection(
     Path(params): Path<HashMap<String, String>>,
 ) -> Response {
     let id = params.get("id").cloned().unwrap_or_default();
+    if let Some(refused) = throttled(&gw).await {
+        return refused;
+    }
     let outlet = lock(&gw.conns).get(&id).map(|c| c.outlet.clone());
     match outlet {
         Some(outlet) => {

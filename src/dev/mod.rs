@@ -17,7 +17,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use base64::Engine as _;
 use futures::{SinkExt, StreamExt};
-use handler::{Handler, InProcessPusher, MemoryStore, Outcome, Settings};
+use handler::{Handler, MemoryStore, Outcome, Settings};
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch, Notify};
@@ -29,7 +29,10 @@ use tokio_tungstenite::WebSocketStream;
 mod invoke;
 mod management;
 mod socket;
+mod throttle;
 use socket::{Outlet, Upgrade};
+pub use throttle::Throttle;
+use throttle::DevPusher;
 
 /// Close codes API Gateway uses.
 const GOING_AWAY: u16 = 1001;
@@ -56,9 +59,14 @@ pub struct DevOptions {
     /// Token verification on $connect.
     pub auth: Option<Arc<handler::auth::Auth>>,
     pub quiet: bool,
+    /// API Gateway's account throttle and latency on the management API and the handler's
+    /// posts (`None`: neither).
+    pub throttle: Option<Arc<Throttle>>,
+    /// The function's timeout: how long a direct invocation may run before it must answer.
+    pub function_timeout: Duration,
 }
 
-type DevHandler = Handler<MemoryStore, InProcessPusher>;
+type DevHandler = Handler<MemoryStore, DevPusher>;
 
 struct Conn {
     connected_at_ms: u64,
@@ -264,8 +272,9 @@ impl Gateway {
             self.logger.line(format!("event: {shown}"));
         }
         let event = handler::apigw::to_event(event)?;
+        // As in Lambda, every invocation answers within the function's timeout.
         self.handler
-            .handle(event)
+            .handle_until(event, Instant::now() + self.opts.function_timeout)
             .await
             .map_err(|e| handler::error_chain(&e))
     }
@@ -575,7 +584,7 @@ pub async fn run(opts: DevOptions, ready: impl FnOnce(SocketAddr)) -> Result<()>
     let mut dev_handler = Handler::new(
         settings,
         Arc::new(MemoryStore::new()),
-        Arc::new(InProcessPusher::new()),
+        Arc::new(DevPusher::new(opts.throttle.clone())),
     );
     if let Some(auth) = opts.auth.clone() {
         dev_handler = dev_handler.with_auth(auth);

@@ -98,14 +98,40 @@ pub struct Sent {
     pub report: DeliveryReport,
 }
 
+/// Undelivered ids printed in text; `--output json` has the report's whole list.
+const SHOWN_IDS: usize = 20;
+
 impl fmt::Display for Sent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
+        let r = &self.report;
+        write!(
             f,
             "delivered {}, gone {} (rows removed), failed {}",
-            self.report.delivered, self.report.gone, self.report.failed
+            r.delivered, r.gone, r.failed
         )?;
-        for e in &self.report.errors {
+        if r.throttled > 0 || r.retried > 0 {
+            write!(f, "; {} attempts throttled, {} retried", r.throttled, r.retried)?;
+        }
+        writeln!(f)?;
+        if !r.undelivered.is_empty() {
+            let listed = r.undelivered.len() as u64 + r.undelivered_more;
+            write!(f, "undelivered:")?;
+            for id in r.undelivered.iter().take(SHOWN_IDS) {
+                write!(f, " {id}")?;
+            }
+            let beyond = listed.saturating_sub(SHOWN_IDS.min(r.undelivered.len()) as u64);
+            if beyond > 0 {
+                write!(f, " and {beyond} more (--output json lists up to {})", handler::DeliveryReport::MAX_UNDELIVERED)?;
+            }
+            writeln!(f)?;
+        }
+        if !r.complete {
+            match &r.resume_after {
+                Some(cursor) => writeln!(f, "incomplete: the function's deadline came before the table was read to its end; rows after {cursor} were not sent to")?,
+                None => writeln!(f, "incomplete: the function's deadline came before the table was read; nothing was sent to the rows not read")?,
+            }
+        }
+        for e in &r.errors {
             writeln!(f, "  {e}")?;
         }
         Ok(())

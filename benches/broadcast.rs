@@ -1,0 +1,372 @@
+//! Benchmark (not a test): one broadcast by the release `bootstrap` under a Lambda Runtime API
+//! emulator, the rows in moto's DynamoDB, posting to `wsctl dev`'s management API with API
+//! Gateway's account throttle emulated, to N real WebSocket clients that count what they get.
+//!
+//!     benches/broadcast.sh          # builds the release binaries, then runs this
+//!
+//! Settings (environment): N (20000), RATE (2000), BURST (1000), LATENCY_MS (20), SCENARIOS
+//! (throttled,largest,unthrottled), SCAN_PAGE_SIZE (1000), WSCTL and BOOTSTRAP (the release
+//! binaries). Scenarios:
+//! - throttled: RATE/BURST/LATENCY_MS, the default `broadcast_concurrency` (256);
+//! - largest: the same throttle with the largest concurrency the config accepts (1000);
+//! - unthrottled: LATENCY_MS per post and no rate limit, the default concurrency.
+//!
+//! For each it prints: elapsed (invocation to response), the floor (N - burst) / rate, their
+//! ratio, delivered (counted by the clients, unique), lost, duplicates, the report's counts,
+//! posts per second, and the bootstrap's CPU time (user + system) per post attempted.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{mpsc, Notify};
+
+fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The Lambda Runtime API, enough for one function process: invocations are queued by the
+/// benchmark and handed out on `next`; responses come back on a channel.
+#[derive(Default)]
+struct Runtime {
+    queue: Mutex<VecDeque<(String, String)>>,
+    queued: Notify,
+    done: Mutex<Option<mpsc::UnboundedSender<String>>>,
+}
+
+async fn next(State(rt): State<Arc<Runtime>>) -> Response {
+    loop {
+        let notified = rt.queued.notified();
+        if let Some((id, body)) = rt.queue.lock().unwrap().pop_front() {
+            let deadline = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis()
+                + 900_000;
+            let mut h = HeaderMap::new();
+            h.insert("Lambda-Runtime-Aws-Request-Id", id.parse().unwrap());
+            h.insert("Lambda-Runtime-Deadline-Ms", deadline.to_string().parse().unwrap());
+            h.insert(
+                "Lambda-Runtime-Invoked-Function-Arn",
+                "arn:aws:lambda:us-east-1:123456789012:function:bench".parse().unwrap(),
+            );
+            return (StatusCode::OK, h, body).into_response();
+        }
+        notified.await;
+    }
+}
+
+async fn response(State(rt): State<Arc<Runtime>>, Path(_id): Path<String>, body: Bytes) -> StatusCode {
+    if let Some(tx) = rt.done.lock().unwrap().as_ref() {
+        let _ = tx.send(String::from_utf8_lossy(&body).into_owned());
+    }
+    StatusCode::ACCEPTED
+}
+
+/// user + system CPU of a process, from /proc/PID/stat (fields 14 and 15 after the command).
+fn cpu(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+    Duration::from_secs_f64(ticks as f64 / 100.0)
+}
+
+struct Killed(Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `wsctl dev` with the scenario's throttle; returns it, its address and its log lines.
+fn start_dev(wsctl: &str, args: &[String]) -> (Killed, SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let mut child = Command::new(wsctl)
+        .args(["dev", "--port", "0", "--idle-timeout", "1h"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {wsctl}: {e}"));
+    let url = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .next()
+        .expect("dev prints its URL")
+        .unwrap();
+    let port: u16 = url.rsplit(':').next().unwrap().split('/').next().unwrap().parse().unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let sink = log.clone();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("$connect ") {
+                sink.lock().unwrap().push(line);
+            }
+        }
+    });
+    (Killed(child), SocketAddr::from(([127, 0, 0, 1], port)), log)
+}
+
+/// A WebSocket client on a raw socket: the handshake, then it counts the text frames it gets.
+async fn client(addr: SocketAddr, count: Arc<AtomicU32>, handshake: tokio::sync::OwnedSemaphorePermit) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.set_nodelay(true).unwrap();
+    let req = format!(
+        "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::with_capacity(512);
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        let n = s.read(&mut chunk).await.expect("read");
+        assert!(n > 0, "closed during the handshake");
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    assert!(buf.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&buf));
+    drop(handshake);
+    buf.drain(..head_end);
+    loop {
+        // Frames from the server are unmasked: opcode, then a 7-bit, 16-bit or 64-bit length.
+        while buf.len() >= 2 {
+            let opcode = buf[0] & 0x0f;
+            let (len, header) = match buf[1] & 0x7f {
+                126 if buf.len() >= 4 => (u16::from_be_bytes([buf[2], buf[3]]) as usize, 4),
+                127 if buf.len() >= 10 => (u64::from_be_bytes(buf[2..10].try_into().unwrap()) as usize, 10),
+                126 | 127 => break,
+                n => (n as usize, 2),
+            };
+            if buf.len() < header + len {
+                break;
+            }
+            if opcode == 1 {
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+            buf.drain(..header + len);
+        }
+        match s.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+async fn write_rows(sdk: &aws_config::SdkConfig, table: &str, ids: &[String]) {
+    let client = aws_sdk_dynamodb::Client::new(sdk);
+    support::create_connections_table(&client, table).await;
+    let batches: Vec<Vec<WriteRequest>> = ids
+        .chunks(25)
+        .map(|chunk| {
+            chunk
+                .iter()
+                .map(|id| {
+                    WriteRequest::builder()
+                        .put_request(
+                            PutRequest::builder()
+                                .item("connection_id", AttributeValue::S(id.clone()))
+                                .item("connected_at", AttributeValue::S("2026-12-02T00:00:00.000Z".into()))
+                                .item("ttl", AttributeValue::N("4102444800".into()))
+                                .build()
+                                .unwrap(),
+                        )
+                        .build()
+                })
+                .collect()
+        })
+        .collect();
+    let queue = Arc::new(Mutex::new(batches));
+    let workers = (0..8).map(|_| {
+        let (client, queue, table) = (client.clone(), queue.clone(), table.to_owned());
+        tokio::spawn(async move {
+            loop {
+                let Some(batch) = queue.lock().unwrap().pop() else { return };
+                let mut pending = batch;
+                while !pending.is_empty() {
+                    let out = client
+                        .batch_write_item()
+                        .request_items(&table, pending)
+                        .send()
+                        .await
+                        .expect("BatchWriteItem");
+                    pending = out
+                        .unprocessed_items
+                        .and_then(|mut m| m.remove(&table))
+                        .unwrap_or_default();
+                }
+            }
+        })
+    });
+    for w in workers {
+        w.await.unwrap();
+    }
+}
+
+struct Scenario {
+    name: &'static str,
+    throttled: bool,
+    concurrency: usize,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run(
+    s: &Scenario,
+    wsctl: &str,
+    bootstrap: &str,
+    sdk: &aws_config::SdkConfig,
+    moto_url: &str,
+    n: usize,
+    (rate, burst, latency_ms): (f64, f64, u64),
+    round: usize,
+) {
+    let mut args = vec!["--management-latency".to_owned(), format!("{latency_ms}ms")];
+    if s.throttled {
+        args.extend(["--management-rate".into(), rate.to_string(), "--management-burst".into(), burst.to_string()]);
+    }
+    let (_dev, addr, log) = start_dev(wsctl, &args);
+
+    let opened = Instant::now();
+    let counts: Vec<Arc<AtomicU32>> = (0..n).map(|_| Arc::new(AtomicU32::new(0))).collect();
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(256));
+    for c in &counts {
+        let permit = in_flight.clone().acquire_owned().await.unwrap();
+        let c = c.clone();
+        tokio::spawn(client(addr, c, permit));
+    }
+    while log.lock().unwrap().len() < n {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(opened.elapsed() < Duration::from_secs(300), "clients did not all connect");
+    }
+    let ids: Vec<String> = log
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|l| l.split_whitespace().nth(2).unwrap().to_owned())
+        .collect();
+    eprintln!("  {n} clients connected in {:.1} s; writing {n} rows to moto", opened.elapsed().as_secs_f64());
+    let table = format!("bench{round}_ws_connections");
+    write_rows(sdk, &table, &ids).await;
+
+    let rt = Arc::new(Runtime::default());
+    let runtime = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let runtime_addr = runtime.local_addr().unwrap();
+    let app = Router::new()
+        .route("/2018-06-01/runtime/invocation/next", get(next))
+        .route("/2018-06-01/runtime/invocation/{id}/response", post(response))
+        .route("/2018-06-01/runtime/invocation/{id}/error", post(response))
+        .with_state(rt.clone());
+    tokio::spawn(async move { axum::serve(runtime, app).await.unwrap() });
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    *rt.done.lock().unwrap() = Some(tx);
+    let function = Killed(
+        Command::new(bootstrap)
+            .env("AWS_LAMBDA_RUNTIME_API", runtime_addr.to_string())
+            .env("AWS_LAMBDA_FUNCTION_NAME", "bench")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "bench")
+            .env("AWS_SECRET_ACCESS_KEY", "bench")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_ENDPOINT_URL_DYNAMODB", moto_url)
+            .env("CONNECTIONS_TABLE", &table)
+            .env("SCAN_PAGE_SIZE", env("SCAN_PAGE_SIZE", 1000usize).to_string())
+            .env("BROADCAST_CONCURRENCY", s.concurrency.to_string())
+            .env("WEBSOCKET_MANAGEMENT_ENDPOINT", format!("http://{addr}/prod"))
+            .env("AWS_LAMBDA_LOG_LEVEL", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {bootstrap}: {e}")),
+    );
+    let pid = function.0.id();
+    // Let it start (its cold start is not what is measured), then broadcast.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let cpu_before = cpu(pid);
+    let started = Instant::now();
+    let event = serde_json::json!({"action": "broadcast", "message": {"type": "bench", "data": round}});
+    rt.queue.lock().unwrap().push_back(("b1".into(), event.to_string()));
+    rt.queued.notify_waiters();
+    let body = tokio::time::timeout(Duration::from_secs(900), rx.recv())
+        .await
+        .expect("the broadcast answered within 15 minutes")
+        .unwrap();
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu_used = cpu(pid) - cpu_before;
+    let report: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    // Let the last messages reach their clients.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let got: Vec<u32> = counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+    let unique = got.iter().filter(|c| **c > 0).count();
+    let lost = got.iter().filter(|c| **c == 0).count();
+    let duplicates: u32 = got.iter().map(|c| c.saturating_sub(1)).sum();
+    let attempts = report["delivered"].as_u64().unwrap_or(0)
+        + report["gone"].as_u64().unwrap_or(0)
+        + report["failed"].as_u64().unwrap_or(0)
+        + report["retried"].as_u64().unwrap_or(0);
+    let floor = if s.throttled { (n as f64 - burst).max(0.0) / rate } else { 0.0 };
+    println!(
+        "{name}: N {n}, concurrency {conc}, {throttle}: elapsed {elapsed:.2} s, floor {floor:.2} s, ratio {ratio}; \
+         delivered {unique} (clients, unique), lost {lost}, duplicates {duplicates}; \
+         report delivered {d} failed {f} throttled {t} retried {r}; {pps:.0} posts/s; \
+         bootstrap CPU {cpu:.2} s, {per:.1} us per post attempted",
+        name = s.name,
+        conc = s.concurrency,
+        throttle = if s.throttled { format!("throttle {rate}/s burst {burst}, {latency_ms} ms per post") } else { format!("no throttle, {latency_ms} ms per post") },
+        ratio = if floor > 0.0 { format!("{:.3}x", elapsed / floor) } else { "-".into() },
+        d = report["delivered"], f = report["failed"], t = report["throttled"], r = report["retried"],
+        pps = unique as f64 / elapsed,
+        cpu = cpu_used.as_secs_f64(),
+        per = cpu_used.as_secs_f64() * 1e6 / attempts.max(1) as f64,
+    );
+    drop(function);
+}
+
+#[tokio::main]
+async fn main() {
+    let root = support::workspace_root();
+    let target = std::env::var("CARGO_TARGET_DIR").map_or(root.join("target"), Into::into);
+    let wsctl = std::env::var("WSCTL").unwrap_or_else(|_| target.join("release/wsctl").display().to_string());
+    let bootstrap = std::env::var("BOOTSTRAP").unwrap_or_else(|_| target.join("release/bootstrap").display().to_string());
+    let n: usize = env("N", 20_000);
+    let rate: f64 = env("RATE", 2000.0);
+    let burst: f64 = env("BURST", 1000.0);
+    let latency_ms: u64 = env("LATENCY_MS", 20);
+    let wanted = std::env::var("SCENARIOS").unwrap_or_else(|_| "throttled,largest,unthrottled".into());
+    let scenarios = [
+        Scenario { name: "throttled", throttled: true, concurrency: 256 },
+        Scenario { name: "largest", throttled: true, concurrency: 1000 },
+        Scenario { name: "unthrottled", throttled: false, concurrency: 256 },
+    ];
+    let moto = support::Moto::start(false);
+    let sdk = moto.sdk_config().await;
+    println!("bootstrap {bootstrap}, wsctl {wsctl}");
+    for (round, s) in scenarios.iter().enumerate() {
+        if wanted.split(',').any(|w| w.trim() == s.name) {
+            eprintln!("{}:", s.name);
+            run(s, &wsctl, &bootstrap, &sdk, &moto.url(), n, (rate, burst, latency_ms), round).await;
+        }
+    }
+}

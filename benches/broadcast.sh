@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Benchmark of one broadcast by the release `bootstrap` through `wsctl dev`'s throttled
+# management API (see benches/broadcast.rs): builds both release binaries, then runs it.
+# Needs moto's venv (scripts/test.sh makes it; MOTO_PYTHON or .venv). N=20000 clients need more
+# open files than the default limit on both sides.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+hard=$(ulimit -Hn)
+if [ "$hard" = unlimited ] || [ "$hard" -gt 200000 ]; then hard=200000; fi
+ulimit -n "$hard"
+cargo build --release --locked --bin wsctl
+cargo build --release --locked -p wsctl-handler --bin bootstrap
+exec cargo bench --locked --bench broadcast "$@"
