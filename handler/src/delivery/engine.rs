@@ -190,7 +190,7 @@ where
                 let timeout = plan.attempt_timeout.min(stop_at - now);
                 in_flight.push(attempt(store, pusher, plan, pending, timeout));
             }
-            let page_due = page_retry_at.is_none_or(|at| at <= now);
+            let page_due = read_error.is_none() && page_retry_at.is_none_or(|at| at <= now);
             if let Reading::Next(cursor) = &reading {
                 if page_due && ready.len() < PREFETCH_BELOW {
                     let cursor = cursor.clone();
