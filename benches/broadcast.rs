@@ -63,10 +63,15 @@ async fn next(State(rt): State<Arc<Runtime>>) -> Response {
                 + 900_000;
             let mut h = HeaderMap::new();
             h.insert("Lambda-Runtime-Aws-Request-Id", id.parse().unwrap());
-            h.insert("Lambda-Runtime-Deadline-Ms", deadline.to_string().parse().unwrap());
+            h.insert(
+                "Lambda-Runtime-Deadline-Ms",
+                deadline.to_string().parse().unwrap(),
+            );
             h.insert(
                 "Lambda-Runtime-Invoked-Function-Arn",
-                "arn:aws:lambda:us-east-1:123456789012:function:bench".parse().unwrap(),
+                "arn:aws:lambda:us-east-1:123456789012:function:bench"
+                    .parse()
+                    .unwrap(),
             );
             return (StatusCode::OK, h, body).into_response();
         }
@@ -74,7 +79,11 @@ async fn next(State(rt): State<Arc<Runtime>>) -> Response {
     }
 }
 
-async fn response(State(rt): State<Arc<Runtime>>, Path(_id): Path<String>, body: Bytes) -> StatusCode {
+async fn response(
+    State(rt): State<Arc<Runtime>>,
+    Path(_id): Path<String>,
+    body: Bytes,
+) -> StatusCode {
     if let Some(tx) = rt.done.lock().unwrap().as_ref() {
         let _ = tx.send(String::from_utf8_lossy(&body).into_owned());
     }
@@ -114,7 +123,15 @@ fn start_dev(wsctl: &str, args: &[String]) -> (Killed, SocketAddr, Arc<Mutex<Vec
         .next()
         .expect("dev prints its URL")
         .unwrap();
-    let port: u16 = url.rsplit(':').next().unwrap().split('/').next().unwrap().parse().unwrap();
+    let port: u16 = url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     let log = Arc::new(Mutex::new(Vec::new()));
     let sink = log.clone();
     let stderr = child.stderr.take().unwrap();
@@ -129,7 +146,11 @@ fn start_dev(wsctl: &str, args: &[String]) -> (Killed, SocketAddr, Arc<Mutex<Vec
 }
 
 /// A WebSocket client on a raw socket: the handshake, then it counts the text frames it gets.
-async fn client(addr: SocketAddr, count: Arc<AtomicU32>, handshake: tokio::sync::OwnedSemaphorePermit) {
+async fn client(
+    addr: SocketAddr,
+    count: Arc<AtomicU32>,
+    handshake: tokio::sync::OwnedSemaphorePermit,
+) {
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
     s.set_nodelay(true).unwrap();
     let req = format!(
@@ -146,7 +167,11 @@ async fn client(addr: SocketAddr, count: Arc<AtomicU32>, handshake: tokio::sync:
             break i + 4;
         }
     };
-    assert!(buf.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&buf));
+    assert!(
+        buf.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&buf)
+    );
     drop(handshake);
     buf.drain(..head_end);
     loop {
@@ -155,7 +180,10 @@ async fn client(addr: SocketAddr, count: Arc<AtomicU32>, handshake: tokio::sync:
             let opcode = buf[0] & 0x0f;
             let (len, header) = match buf[1] & 0x7f {
                 126 if buf.len() >= 4 => (u16::from_be_bytes([buf[2], buf[3]]) as usize, 4),
-                127 if buf.len() >= 10 => (u64::from_be_bytes(buf[2..10].try_into().unwrap()) as usize, 10),
+                127 if buf.len() >= 10 => (
+                    u64::from_be_bytes(buf[2..10].try_into().unwrap()) as usize,
+                    10,
+                ),
                 126 | 127 => break,
                 n => (n as usize, 2),
             };
@@ -187,7 +215,10 @@ async fn write_rows(sdk: &aws_config::SdkConfig, table: &str, ids: &[String]) {
                         .put_request(
                             PutRequest::builder()
                                 .item("connection_id", AttributeValue::S(id.clone()))
-                                .item("connected_at", AttributeValue::S("2026-12-02T00:00:00.000Z".into()))
+                                .item(
+                                    "connected_at",
+                                    AttributeValue::S("2026-12-02T00:00:00.000Z".into()),
+                                )
                                 .item("ttl", AttributeValue::N("4102444800".into()))
                                 .build()
                                 .unwrap(),
@@ -202,7 +233,9 @@ async fn write_rows(sdk: &aws_config::SdkConfig, table: &str, ids: &[String]) {
         let (client, queue, table) = (client.clone(), queue.clone(), table.to_owned());
         tokio::spawn(async move {
             loop {
-                let Some(batch) = queue.lock().unwrap().pop() else { return };
+                let Some(batch) = queue.lock().unwrap().pop() else {
+                    return;
+                };
                 let mut pending = batch;
                 while !pending.is_empty() {
                     let out = client
@@ -243,7 +276,12 @@ async fn run(
 ) {
     let mut args = vec!["--management-latency".to_owned(), format!("{latency_ms}ms")];
     if s.throttled {
-        args.extend(["--management-rate".into(), rate.to_string(), "--management-burst".into(), burst.to_string()]);
+        args.extend([
+            "--management-rate".into(),
+            rate.to_string(),
+            "--management-burst".into(),
+            burst.to_string(),
+        ]);
     }
     let (_dev, addr, log) = start_dev(wsctl, &args);
 
@@ -257,7 +295,10 @@ async fn run(
     }
     while log.lock().unwrap().len() < n {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(opened.elapsed() < Duration::from_secs(300), "clients did not all connect");
+        assert!(
+            opened.elapsed() < Duration::from_secs(300),
+            "clients did not all connect"
+        );
     }
     let ids: Vec<String> = log
         .lock()
@@ -265,7 +306,10 @@ async fn run(
         .iter()
         .map(|l| l.split_whitespace().nth(2).unwrap().to_owned())
         .collect();
-    eprintln!("  {n} clients connected in {:.1} s; writing {n} rows to moto", opened.elapsed().as_secs_f64());
+    eprintln!(
+        "  {n} clients connected in {:.1} s; writing {n} rows to moto",
+        opened.elapsed().as_secs_f64()
+    );
     let table = format!("bench{round}_ws_connections");
     write_rows(sdk, &table, &ids).await;
 
@@ -274,7 +318,10 @@ async fn run(
     let runtime_addr = runtime.local_addr().unwrap();
     let app = Router::new()
         .route("/2018-06-01/runtime/invocation/next", get(next))
-        .route("/2018-06-01/runtime/invocation/{id}/response", post(response))
+        .route(
+            "/2018-06-01/runtime/invocation/{id}/response",
+            post(response),
+        )
         .route("/2018-06-01/runtime/invocation/{id}/error", post(response))
         .with_state(rt.clone());
     tokio::spawn(async move { axum::serve(runtime, app).await.unwrap() });
@@ -292,9 +339,15 @@ async fn run(
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("AWS_ENDPOINT_URL_DYNAMODB", moto_url)
             .env("CONNECTIONS_TABLE", &table)
-            .env("SCAN_PAGE_SIZE", env("SCAN_PAGE_SIZE", 1000usize).to_string())
+            .env(
+                "SCAN_PAGE_SIZE",
+                env("SCAN_PAGE_SIZE", 1000usize).to_string(),
+            )
             .env("BROADCAST_CONCURRENCY", s.concurrency.to_string())
-            .env("WEBSOCKET_MANAGEMENT_ENDPOINT", format!("http://{addr}/prod"))
+            .env(
+                "WEBSOCKET_MANAGEMENT_ENDPOINT",
+                format!("http://{addr}/prod"),
+            )
             .env("AWS_LAMBDA_LOG_LEVEL", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -306,8 +359,12 @@ async fn run(
     tokio::time::sleep(Duration::from_millis(500)).await;
     let cpu_before = cpu(pid);
     let started = Instant::now();
-    let event = serde_json::json!({"action": "broadcast", "message": {"type": "bench", "data": round}});
-    rt.queue.lock().unwrap().push_back(("b1".into(), event.to_string()));
+    let event =
+        serde_json::json!({"action": "broadcast", "message": {"type": "bench", "data": round}});
+    rt.queue
+        .lock()
+        .unwrap()
+        .push_back(("b1".into(), event.to_string()));
     rt.queued.notify_waiters();
     let body = tokio::time::timeout(Duration::from_secs(900), rx.recv())
         .await
@@ -326,7 +383,11 @@ async fn run(
         + report["gone"].as_u64().unwrap_or(0)
         + report["failed"].as_u64().unwrap_or(0)
         + report["retried"].as_u64().unwrap_or(0);
-    let floor = if s.throttled { (n as f64 - burst).max(0.0) / rate } else { 0.0 };
+    let floor = if s.throttled {
+        (n as f64 - burst).max(0.0) / rate
+    } else {
+        0.0
+    };
     println!(
         "{name}: N {n}, concurrency {conc}, {throttle}: elapsed {elapsed:.2} s, floor {floor:.2} s, ratio {ratio}; \
          delivered {unique} (clients, unique), lost {lost}, duplicates {duplicates}; \
@@ -348,17 +409,32 @@ async fn run(
 async fn main() {
     let root = support::workspace_root();
     let target = std::env::var("CARGO_TARGET_DIR").map_or(root.join("target"), Into::into);
-    let wsctl = std::env::var("WSCTL").unwrap_or_else(|_| target.join("release/wsctl").display().to_string());
-    let bootstrap = std::env::var("BOOTSTRAP").unwrap_or_else(|_| target.join("release/bootstrap").display().to_string());
+    let wsctl = std::env::var("WSCTL")
+        .unwrap_or_else(|_| target.join("release/wsctl").display().to_string());
+    let bootstrap = std::env::var("BOOTSTRAP")
+        .unwrap_or_else(|_| target.join("release/bootstrap").display().to_string());
     let n: usize = env("N", 20_000);
     let rate: f64 = env("RATE", 2000.0);
     let burst: f64 = env("BURST", 1000.0);
     let latency_ms: u64 = env("LATENCY_MS", 20);
-    let wanted = std::env::var("SCENARIOS").unwrap_or_else(|_| "throttled,largest,unthrottled".into());
+    let wanted =
+        std::env::var("SCENARIOS").unwrap_or_else(|_| "throttled,largest,unthrottled".into());
     let scenarios = [
-        Scenario { name: "throttled", throttled: true, concurrency: 256 },
-        Scenario { name: "largest", throttled: true, concurrency: 1000 },
-        Scenario { name: "unthrottled", throttled: false, concurrency: 256 },
+        Scenario {
+            name: "throttled",
+            throttled: true,
+            concurrency: 256,
+        },
+        Scenario {
+            name: "largest",
+            throttled: true,
+            concurrency: 1000,
+        },
+        Scenario {
+            name: "unthrottled",
+            throttled: false,
+            concurrency: 256,
+        },
     ];
     let moto = support::Moto::start(false);
     let sdk = moto.sdk_config().await;
@@ -366,7 +442,17 @@ async fn main() {
     for (round, s) in scenarios.iter().enumerate() {
         if wanted.split(',').any(|w| w.trim() == s.name) {
             eprintln!("{}:", s.name);
-            run(s, &wsctl, &bootstrap, &sdk, &moto.url(), n, (rate, burst, latency_ms), round).await;
+            run(
+                s,
+                &wsctl,
+                &bootstrap,
+                &sdk,
+                &moto.url(),
+                n,
+                (rate, burst, latency_ms),
+                round,
+            )
+            .await;
         }
     }
 }

@@ -88,7 +88,11 @@ async fn a_throttled_broadcast_through_dev_loses_nothing() {
     let counts = received(&mut clients, Duration::from_millis(500)).await;
     let missing = counts.iter().filter(|c| **c == 0).count();
     let doubled = counts.iter().filter(|c| **c > 1).count();
-    assert_eq!((missing, doubled), (0, 0), "each client got the message once");
+    assert_eq!(
+        (missing, doubled),
+        (0, 0),
+        "each client got the message once"
+    );
 }
 
 #[test]
@@ -117,14 +121,26 @@ fn the_management_api_answers_429_like_aws_over_the_throttle() {
             .collect();
         calls.into_iter().map(|c| c.join().unwrap()).collect()
     });
-    let throttled: Vec<&String> = answers.iter().filter(|a| a.starts_with("HTTP/1.1 429")).collect();
-    let gone = answers.iter().filter(|a| a.starts_with("HTTP/1.1 410")).count();
+    let throttled: Vec<&String> = answers
+        .iter()
+        .filter(|a| a.starts_with("HTTP/1.1 429"))
+        .collect();
+    let gone = answers
+        .iter()
+        .filter(|a| a.starts_with("HTTP/1.1 410"))
+        .count();
     // The bucket holds 3 and refills at 2/s: 3 or 4 calls pass within the first half second.
     assert!((3..=4).contains(&gone), "{answers:#?}");
     assert_eq!(throttled.len(), 10 - gone, "{answers:#?}");
     let sample = throttled[0].to_ascii_lowercase();
-    assert!(sample.contains("x-amzn-errortype: limitexceededexception"), "{sample}");
-    assert!(sample.ends_with(r#"{"message":"rate exceeded"}"#), "{sample}");
+    assert!(
+        sample.contains("x-amzn-errortype: limitexceededexception"),
+        "{sample}"
+    );
+    assert!(
+        sample.ends_with(r#"{"message":"rate exceeded"}"#),
+        "{sample}"
+    );
     assert!(
         started.elapsed() >= Duration::from_millis(50),
         "every answer comes after the emulated latency"
@@ -147,7 +163,15 @@ async fn a_deadline_that_leaves_connections_undelivered_reports_them_by_id() {
     let out = Command::new(env!("CARGO_BIN_EXE_wsctl"))
         .args(["--config"])
         .arg(&file)
-        .args(["--output", "json", "broadcast", "--type", "late", "--data", "1"])
+        .args([
+            "--output",
+            "json",
+            "broadcast",
+            "--type",
+            "late",
+            "--data",
+            "1",
+        ])
         .env("AWS_ENDPOINT_URL_LAMBDA", &dev.base)
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "dev")
@@ -173,11 +197,21 @@ async fn a_deadline_that_leaves_connections_undelivered_reports_them_by_id() {
         .iter()
         .map(|v| v.as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(undelivered.len() as u64, failed, "every missed id is named: {report}");
-    assert!(undelivered.is_subset(&ids), "the ids are the gateway's connections");
+    assert_eq!(
+        undelivered.len() as u64,
+        failed,
+        "every missed id is named: {report}"
+    );
+    assert!(
+        undelivered.is_subset(&ids),
+        "the ids are the gateway's connections"
+    );
     let counts = received(&mut clients, Duration::from_millis(500)).await;
     let reached = counts.iter().filter(|c| **c > 0).count() as u64;
-    assert_eq!(reached, delivered, "the clients that got it are those reported delivered");
+    assert_eq!(
+        reached, delivered,
+        "the clients that got it are those reported delivered"
+    );
 
     // The text report names them too.
     let out = Command::new(env!("CARGO_BIN_EXE_wsctl"))

@@ -164,9 +164,9 @@ async fn invoke(handler: &Live, event: LambdaEvent<Value>) -> Result<Value, Diag
             .handle_until(event, deadline(&event_context))
             .await
             .map_err(|e| Diagnostic {
-            error_type: e.kind().to_owned(),
-            error_message: error_chain(&e),
-        }),
+                error_type: e.kind().to_owned(),
+                error_message: error_chain(&e),
+            }),
         Err(e) => Err(Diagnostic {
             error_type: "BadEvent".to_owned(),
             error_message: e,

@@ -432,7 +432,10 @@ async fn bootstrap_serves_connect_message_broadcast_and_disconnect() {
             .invoke(json!({"action":"broadcast","message":{"type":"claim_status_update","data":{"claim":42}}}))
             .await,
     );
-    assert_eq!(answer, json!({"delivered": 2, "gone": 1, "failed": 0}));
+    assert_eq!(
+        answer,
+        json!({"delivered": 2, "gone": 1, "failed": 0, "throttled": 0, "retried": 0, "complete": true})
+    );
     for id in ["AAAA1111=", "BBBB2222="] {
         let last = gateway.received_by(id).pop().unwrap();
         assert_eq!(

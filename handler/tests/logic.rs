@@ -475,7 +475,11 @@ async fn other_failures_are_counted_without_stopping() {
     assert_eq!(r.errors.len(), 2);
     let mut missed = r.undelivered.clone();
     missed.sort();
-    assert_eq!(missed, ["c03", "c07"], "the report names the connections it missed");
+    assert_eq!(
+        missed,
+        ["c03", "c07"],
+        "the report names the connections it missed"
+    );
     assert_eq!(r.retried, 0, "a 4xx is not retried");
     assert!(
         r.errors

@@ -96,9 +96,11 @@ async fn serve(script: HashMap<String, Vec<Answer>>) -> (Arc<Endpoint>, String) 
 
 fn sdk() -> aws_config::SdkConfig {
     aws_config::SdkConfig::builder()
-        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(
-            aws_credential_types::Credentials::new("AKIDTEST", "secret", None, None, "test"),
-        ))
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(
+                aws_credential_types::Credentials::new("AKIDTEST", "secret", None, None, "test"),
+            ),
+        )
         .build()
 }
 
@@ -140,7 +142,10 @@ async fn a_post_that_hangs_is_abandoned_at_its_timeout_and_retried() {
     assert_eq!(ep.attempts.lock().unwrap()["slow="], 2);
     // The id is one path segment, percent-encoded as the SDK encodes it.
     assert!(
-        ep.paths.lock().unwrap().contains(&"/prod/@connections/slow%3D".to_owned()),
+        ep.paths
+            .lock()
+            .unwrap()
+            .contains(&"/prod/@connections/slow%3D".to_owned()),
         "{:?}",
         ep.paths.lock().unwrap()
     );
@@ -160,14 +165,22 @@ async fn a_post_that_hangs_is_abandoned_at_its_timeout_and_retried() {
 #[tokio::test]
 async fn throttled_and_failing_posts_are_retried_and_refusals_are_not() {
     let script = HashMap::from([
-        ("t".to_owned(), vec![Answer::Throttle, Answer::Throttle, Answer::Ok]),
+        (
+            "t".to_owned(),
+            vec![Answer::Throttle, Answer::Throttle, Answer::Ok],
+        ),
         ("e".to_owned(), vec![Answer::ServerError, Answer::Ok]),
         ("f".to_owned(), vec![Answer::Forbidden]),
         ("big".to_owned(), vec![Answer::TooLarge]),
         ("g".to_owned(), vec![Answer::Gone]),
     ]);
     let (ep, url) = serve(script).await;
-    let h = handler_for(&url, &["ok", "t", "e", "f", "big", "g"], Duration::from_secs(2)).await;
+    let h = handler_for(
+        &url,
+        &["ok", "t", "e", "f", "big", "g"],
+        Duration::from_secs(2),
+    )
+    .await;
     let r = h
         .invoke(&json!({"action":"broadcast","message":{"type":"t"}}))
         .await
@@ -178,8 +191,15 @@ async fn throttled_and_failing_posts_are_retried_and_refusals_are_not() {
     missed.sort();
     assert_eq!(missed, ["big", "f"]);
     let attempts = ep.attempts.lock().unwrap();
-    assert_eq!((attempts["f"], attempts["big"]), (1, 1), "403 and 413 are not retried");
-    assert!(h.store().get("g").await.unwrap().is_none(), "410 deletes the row");
+    assert_eq!(
+        (attempts["f"], attempts["big"]),
+        (1, 1),
+        "403 and 413 are not retried"
+    );
+    assert!(
+        h.store().get("g").await.unwrap().is_none(),
+        "410 deletes the row"
+    );
 }
 
 #[tokio::test]
@@ -198,7 +218,10 @@ async fn posts_still_failing_at_the_deadline_are_reported_by_id() {
         )
         .await
         .unwrap();
-    assert!(started.elapsed() < Duration::from_secs(2), "answered before the deadline");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "answered before the deadline"
+    );
     assert_eq!((r.delivered, r.failed), (1, 2), "{r:?}");
     let mut missed = r.undelivered.clone();
     missed.sort();

@@ -31,8 +31,8 @@ mod management;
 mod socket;
 mod throttle;
 use socket::{Outlet, Upgrade};
-pub use throttle::Throttle;
 use throttle::DevPusher;
+pub use throttle::Throttle;
 
 /// Close codes API Gateway uses.
 const GOING_AWAY: u16 = 1001;

@@ -22,7 +22,11 @@ pub struct Throttle {
 impl Throttle {
     /// A throttle of `rate` calls per second with a bucket of `burst` (default: one second's
     /// worth), answering after `latency`; `None` when neither is asked for.
-    pub fn new(rate: Option<f64>, burst: Option<f64>, latency: Option<Duration>) -> Option<Arc<Throttle>> {
+    pub fn new(
+        rate: Option<f64>,
+        burst: Option<f64>,
+        latency: Option<Duration>,
+    ) -> Option<Arc<Throttle>> {
         if rate.is_none() && latency.is_none() {
             return None;
         }
@@ -104,7 +108,12 @@ impl std::ops::Deref for DevPusher {
 
 #[async_trait]
 impl Pusher for DevPusher {
-    async fn post(&self, _endpoint: &str, connection_id: &str, data: &[u8]) -> Result<(), PushError> {
+    async fn post(
+        &self,
+        _endpoint: &str,
+        connection_id: &str,
+        data: &[u8],
+    ) -> Result<(), PushError> {
         if let Some(throttle) = &self.throttle {
             if !throttle.pass().await {
                 return Err(PushError::Throttled {
@@ -124,16 +133,25 @@ mod tests {
     fn the_bucket_holds_its_burst_then_refills_at_the_rate() {
         let t = Throttle::new(Some(100.0), Some(10.0), None).unwrap();
         let admitted = (0..50).filter(|_| t.admit()).count();
-        assert!((10..=11).contains(&admitted), "burst of 10, {admitted} admitted");
+        assert!(
+            (10..=11).contains(&admitted),
+            "burst of 10, {admitted} admitted"
+        );
         std::thread::sleep(Duration::from_millis(100));
         let admitted = (0..50).filter(|_| t.admit()).count();
-        assert!((9..=12).contains(&admitted), "about 10 after 0.1 s at 100/s: {admitted}");
+        assert!(
+            (9..=12).contains(&admitted),
+            "about 10 after 0.1 s at 100/s: {admitted}"
+        );
     }
 
     #[test]
     fn off_unless_asked() {
         assert!(Throttle::new(None, None, None).is_none());
         let t = Throttle::new(None, None, Some(Duration::from_millis(5))).unwrap();
-        assert!((0..1000).all(|_| t.admit()), "latency alone throttles nothing");
+        assert!(
+            (0..1000).all(|_| t.admit()),
+            "latency alone throttles nothing"
+        );
     }
 }

@@ -110,7 +110,11 @@ impl fmt::Display for Sent {
             r.delivered, r.gone, r.failed
         )?;
         if r.throttled > 0 || r.retried > 0 {
-            write!(f, "; {} attempts throttled, {} retried", r.throttled, r.retried)?;
+            write!(
+                f,
+                "; {} attempts throttled, {} retried",
+                r.throttled, r.retried
+            )?;
         }
         writeln!(f)?;
         if !r.undelivered.is_empty() {
@@ -121,7 +125,11 @@ impl fmt::Display for Sent {
             }
             let beyond = listed.saturating_sub(SHOWN_IDS.min(r.undelivered.len()) as u64);
             if beyond > 0 {
-                write!(f, " and {beyond} more (--output json lists up to {})", handler::DeliveryReport::MAX_UNDELIVERED)?;
+                write!(
+                    f,
+                    " and {beyond} more (--output json lists up to {})",
+                    handler::DeliveryReport::MAX_UNDELIVERED
+                )?;
             }
             writeln!(f)?;
         }

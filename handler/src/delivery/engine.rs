@@ -202,7 +202,8 @@ where
             // Not waiting for a page that could no longer be sent to.
             reading = Reading::Next(cursor);
         }
-        let idle = ready.is_empty() && later.is_empty() && !matches!(reading, Reading::InFlight { .. });
+        let idle =
+            ready.is_empty() && later.is_empty() && !matches!(reading, Reading::InFlight { .. });
         let nothing_to_read = matches!(reading, Reading::Done) || read_error.is_some();
         if in_flight.is_empty() && (stopping || (idle && nothing_to_read)) {
             break;

@@ -168,9 +168,13 @@ mod tests {
     fn a_throttled_delivery_runs_at_the_throttle() {
         // 2,000/s, burst 1,000, 20 ms a post, up to 1,000 in flight: the floor for 20,000
         // posts is (20,000 - 1,000) / 2,000 = 9.5 s.
-        let (elapsed, throttled) = simulate(2000.0, 1000.0, Duration::from_millis(20), 1000, 20_000);
+        let (elapsed, throttled) =
+            simulate(2000.0, 1000.0, Duration::from_millis(20), 1000, 20_000);
         assert!(elapsed < 9.5 * 1.1, "took {elapsed:.2} s, floor 9.5 s");
-        assert!(throttled < 20_000 / 10, "{throttled} throttled attempts for 20,000 posts");
+        assert!(
+            throttled < 20_000 / 10,
+            "{throttled} throttled attempts for 20,000 posts"
+        );
     }
 
     #[test]
@@ -195,6 +199,11 @@ mod tests {
         pacer.on_congestion(t1);
         pacer.on_congestion(t1 + Duration::from_millis(1));
         assert_eq!(pacer.cuts(), 1);
-        assert!(pacer.window() < before, "{} then {}", before, pacer.window());
+        assert!(
+            pacer.window() < before,
+            "{} then {}",
+            before,
+            pacer.window()
+        );
     }
 }

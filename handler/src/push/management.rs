@@ -68,10 +68,7 @@ pub struct PusherInitError(String);
 impl ManagementApiPusher {
     /// A pusher signing with `sdk`'s credentials provider for `region` (the stack's region;
     /// `us-east-1` when none is known, as for a local endpoint).
-    pub fn new(
-        sdk: &aws_config::SdkConfig,
-        region: Option<&str>,
-    ) -> Result<Self, PusherInitError> {
+    pub fn new(sdk: &aws_config::SdkConfig, region: Option<&str>) -> Result<Self, PusherInitError> {
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_native_roots()
             .map_err(|e| PusherInitError(e.to_string()))?
