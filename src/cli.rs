@@ -51,7 +51,7 @@ pub enum Command {
     /// Delete everything `up` created (what carries the ManagedBy=wsctl tag).
     Down(DownArgs),
     /// Run the handler locally behind a gateway that behaves like API Gateway (no AWS needed).
-    Dev(DevArgs),
+    Dev(Box<DevArgs>),
     /// List the connections in the table (every page); `prune` removes the ones that are gone.
     Connections(ConnectionsArgs),
     /// Send a message to every connection (or a topic's) by invoking the function.

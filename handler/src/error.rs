@@ -26,7 +26,7 @@ pub enum HandlerError {
     NoEndpoint,
     #[error("broadcast stopped after {} delivered, {} gone, {} failed", report.delivered, report.gone, report.failed)]
     BroadcastIncomplete {
-        report: DeliveryReport,
+        report: Box<DeliveryReport>,
         #[source]
         source: StoreError,
     },

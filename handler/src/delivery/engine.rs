@@ -313,7 +313,10 @@ where
         report.resume_after = cursor;
     }
     match read_error {
-        Some(source) => Err(HandlerError::BroadcastIncomplete { report, source }),
+        Some(source) => Err(HandlerError::BroadcastIncomplete {
+            report: Box::new(report),
+            source,
+        }),
         None => Ok(report),
     }
 }

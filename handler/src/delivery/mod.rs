@@ -60,7 +60,8 @@ where
     pub async fn send(&self, endpoint: &str, connection_id: &str, data: &[u8]) -> DeliveryReport {
         let source = Source::Ids(vec![connection_id.to_owned()]);
         match engine::deliver(self.store, self.pusher, &self.plan(endpoint, data), source).await {
-            Ok(report) | Err(HandlerError::BroadcastIncomplete { report, .. }) => report,
+            Ok(report) => report,
+            Err(HandlerError::BroadcastIncomplete { report, .. }) => *report,
             // Only reading the table can fail, and a send reads none; counted all the same.
             Err(e) => {
                 let mut report = DeliveryReport::default();
