@@ -4,9 +4,11 @@
 //!
 //!     benches/broadcast.sh          # builds the release binaries, then runs this
 //!
-//! Settings (environment): N (20000), RATE (2000), BURST (1000), LATENCY_MS (20), SCENARIOS
-//! (throttled,largest,unthrottled), SCAN_PAGE_SIZE (1000), WSCTL and BOOTSTRAP (the release
-//! binaries). Scenarios:
+//! Settings (environment): N (19000: a process here may open 20,000 files), RATE (2000), BURST
+//! (1000), LATENCY_MS (20), SCENARIOS (throttled,largest,unthrottled), SCAN_PAGE_SIZE (1000),
+//! WSCTL and BOOTSTRAP (the binaries of the bench's own profile). Run by `cargo test` (without
+//! `--bench`), it is a quick check instead: 2,000 clients, the throttled scenario, the debug
+//! binaries. Either way it fails if a client got the message twice or not at all. Scenarios:
 //! - throttled: RATE/BURST/LATENCY_MS, the default `broadcast_concurrency` (256);
 //! - largest: the same throttle with the largest concurrency the config accepts (1000);
 //! - unthrottled: LATENCY_MS per post and no rate limit, the default concurrency.
@@ -388,6 +390,12 @@ async fn run(
     } else {
         0.0
     };
+    assert_eq!(
+        (lost, duplicates),
+        (0, 0),
+        "{}: every client gets the broadcast once ({report})",
+        s.name
+    );
     println!(
         "{name}: N {n}, concurrency {conc}, {throttle}: elapsed {elapsed:.2} s, floor {floor:.2} s, ratio {ratio}; \
          delivered {unique} (clients, unique), lost {lost}, duplicates {duplicates}; \
