@@ -415,18 +415,26 @@ async fn run(
 
 #[tokio::main]
 async fn main() {
-    let root = support::workspace_root();
-    let target = std::env::var("CARGO_TARGET_DIR").map_or(root.join("target"), Into::into);
-    let wsctl = std::env::var("WSCTL")
-        .unwrap_or_else(|_| target.join("release/wsctl").display().to_string());
+    let benchmarking = std::env::args().any(|a| a == "--bench");
+    // This executable is target/<profile>/deps/broadcast-<hash>: the binaries are two up.
+    let profile_dir = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent()?.parent().map(|d| d.to_path_buf()))
+        .expect("the benchmark's profile directory");
+    let wsctl =
+        std::env::var("WSCTL").unwrap_or_else(|_| profile_dir.join("wsctl").display().to_string());
     let bootstrap = std::env::var("BOOTSTRAP")
-        .unwrap_or_else(|_| target.join("release/bootstrap").display().to_string());
-    let n: usize = env("N", 20_000);
-    let rate: f64 = env("RATE", 2000.0);
-    let burst: f64 = env("BURST", 1000.0);
+        .unwrap_or_else(|_| profile_dir.join("bootstrap").display().to_string());
+    let n: usize = env("N", if benchmarking { 19_000 } else { 2_000 });
+    let rate: f64 = env("RATE", if benchmarking { 2000.0 } else { 1000.0 });
+    let burst: f64 = env("BURST", if benchmarking { 1000.0 } else { 200.0 });
     let latency_ms: u64 = env("LATENCY_MS", 20);
-    let wanted =
-        std::env::var("SCENARIOS").unwrap_or_else(|_| "throttled,largest,unthrottled".into());
+    let all = if benchmarking {
+        "throttled,largest,unthrottled"
+    } else {
+        "throttled"
+    };
+    let wanted = std::env::var("SCENARIOS").unwrap_or_else(|_| all.into());
     let scenarios = [
         Scenario {
             name: "throttled",
