@@ -52,6 +52,21 @@ async fn received(clients: &mut [Ws], quiet: Duration) -> Vec<usize> {
     futures::future::join_all(reads).await
 }
 
+/// `wsctl --config FILE ARGS...` with its Lambda endpoint at `dev`, as a backend would run it.
+fn wsctl(dev: &Dev, file: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_wsctl"))
+        .arg("--config")
+        .arg(file)
+        .args(args)
+        .env("AWS_ENDPOINT_URL_LAMBDA", &dev.base)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "dev")
+        .env("AWS_SECRET_ACCESS_KEY", "dev")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap()
+}
+
 fn invoke(dev: &Dev, payload: &Value) -> Value {
     let (status, body) = dev.http(
         "POST",
@@ -160,10 +175,10 @@ async fn a_deadline_that_leaves_connections_undelivered_reports_them_by_id() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("wsctl.toml");
     std::fs::write(&file, config).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_wsctl"))
-        .args(["--config"])
-        .arg(&file)
-        .args([
+    let out = wsctl(
+        &dev,
+        &file,
+        &[
             "--output",
             "json",
             "broadcast",
@@ -171,14 +186,8 @@ async fn a_deadline_that_leaves_connections_undelivered_reports_them_by_id() {
             "late",
             "--data",
             "1",
-        ])
-        .env("AWS_ENDPOINT_URL_LAMBDA", &dev.base)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "dev")
-        .env("AWS_SECRET_ACCESS_KEY", "dev")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .output()
-        .unwrap();
+        ],
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -214,17 +223,7 @@ async fn a_deadline_that_leaves_connections_undelivered_reports_them_by_id() {
     );
 
     // The text report names them too.
-    let out = Command::new(env!("CARGO_BIN_EXE_wsctl"))
-        .args(["--config"])
-        .arg(&file)
-        .args(["broadcast", "--type", "late", "--data", "2"])
-        .env("AWS_ENDPOINT_URL_LAMBDA", &dev.base)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "dev")
-        .env("AWS_SECRET_ACCESS_KEY", "dev")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .output()
-        .unwrap();
+    let out = wsctl(&dev, &file, &["broadcast", "--type", "late", "--data", "2"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("undelivered: "), "{text}");
