@@ -1,6 +1,8 @@
 //! Benchmark (not a test): one broadcast by the release `bootstrap` under a Lambda Runtime API
-//! emulator, the rows in moto's DynamoDB, posting to `wsctl dev`'s management API with API
-//! Gateway's account throttle emulated, to N real WebSocket clients that count what they get.
+//! emulator, the rows in an in-memory DynamoDB table served on DynamoDB's wire protocol (moto's
+//! Scan would set the pace, see tests/support/scan_table.rs), posting to `wsctl dev`'s
+//! management API with API Gateway's account throttle emulated, to N real WebSocket clients
+//! that count what they get.
 //!
 //!     benches/broadcast.sh          # builds the release binaries, then runs this
 //!
@@ -17,10 +19,11 @@
 //! ratio, delivered (counted by the clients, unique), lost, duplicates, the report's counts,
 //! posts per second, and the bootstrap's CPU time (user + system) per post attempted.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+#[path = "../tests/support/runtime_api.rs"]
+mod runtime_api;
+#[path = "../tests/support/scan_table.rs"]
+mod scan_table;
 
-use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -28,68 +31,16 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{mpsc, Notify};
+
+use runtime_api::RuntimeApi;
+use scan_table::ScanTable;
 
 fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// The Lambda Runtime API, enough for one function process: invocations are queued by the
-/// benchmark and handed out on `next`; responses come back on a channel.
-#[derive(Default)]
-struct Runtime {
-    queue: Mutex<VecDeque<(String, String)>>,
-    queued: Notify,
-    done: Mutex<Option<mpsc::UnboundedSender<String>>>,
-}
-
-async fn next(State(rt): State<Arc<Runtime>>) -> Response {
-    loop {
-        let notified = rt.queued.notified();
-        if let Some((id, body)) = rt.queue.lock().unwrap().pop_front() {
-            let deadline = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_millis()
-                + 900_000;
-            let mut h = HeaderMap::new();
-            h.insert("Lambda-Runtime-Aws-Request-Id", id.parse().unwrap());
-            h.insert(
-                "Lambda-Runtime-Deadline-Ms",
-                deadline.to_string().parse().unwrap(),
-            );
-            h.insert(
-                "Lambda-Runtime-Invoked-Function-Arn",
-                "arn:aws:lambda:us-east-1:123456789012:function:bench"
-                    .parse()
-                    .unwrap(),
-            );
-            return (StatusCode::OK, h, body).into_response();
-        }
-        notified.await;
-    }
-}
-
-async fn response(
-    State(rt): State<Arc<Runtime>>,
-    Path(_id): Path<String>,
-    body: Bytes,
-) -> StatusCode {
-    if let Some(tx) = rt.done.lock().unwrap().as_ref() {
-        let _ = tx.send(String::from_utf8_lossy(&body).into_owned());
-    }
-    StatusCode::ACCEPTED
 }
 
 /// user + system CPU of a process, from /proc/PID/stat (fields 14 and 15 after the command).
@@ -204,61 +155,6 @@ async fn client(
     }
 }
 
-async fn write_rows(sdk: &aws_config::SdkConfig, table: &str, ids: &[String]) {
-    let client = aws_sdk_dynamodb::Client::new(sdk);
-    support::create_connections_table(&client, table).await;
-    let batches: Vec<Vec<WriteRequest>> = ids
-        .chunks(25)
-        .map(|chunk| {
-            chunk
-                .iter()
-                .map(|id| {
-                    WriteRequest::builder()
-                        .put_request(
-                            PutRequest::builder()
-                                .item("connection_id", AttributeValue::S(id.clone()))
-                                .item(
-                                    "connected_at",
-                                    AttributeValue::S("2026-12-02T00:00:00.000Z".into()),
-                                )
-                                .item("ttl", AttributeValue::N("4102444800".into()))
-                                .build()
-                                .unwrap(),
-                        )
-                        .build()
-                })
-                .collect()
-        })
-        .collect();
-    let queue = Arc::new(Mutex::new(batches));
-    let workers = (0..8).map(|_| {
-        let (client, queue, table) = (client.clone(), queue.clone(), table.to_owned());
-        tokio::spawn(async move {
-            loop {
-                let Some(batch) = queue.lock().unwrap().pop() else {
-                    return;
-                };
-                let mut pending = batch;
-                while !pending.is_empty() {
-                    let out = client
-                        .batch_write_item()
-                        .request_items(&table, pending)
-                        .send()
-                        .await
-                        .expect("BatchWriteItem");
-                    pending = out
-                        .unprocessed_items
-                        .and_then(|mut m| m.remove(&table))
-                        .unwrap_or_default();
-                }
-            }
-        })
-    });
-    for w in workers {
-        w.await.unwrap();
-    }
-}
-
 struct Scenario {
     name: &'static str,
     throttled: bool,
@@ -270,8 +166,7 @@ async fn run(
     s: &Scenario,
     wsctl: &str,
     bootstrap: &str,
-    sdk: &aws_config::SdkConfig,
-    moto_url: &str,
+    table: &ScanTable,
     n: usize,
     (rate, burst, latency_ms): (f64, f64, u64),
     round: usize,
@@ -309,29 +204,14 @@ async fn run(
         .map(|l| l.split_whitespace().nth(2).unwrap().to_owned())
         .collect();
     eprintln!(
-        "  {n} clients connected in {:.1} s; writing {n} rows to moto",
+        "  {n} clients connected in {:.1} s; their {n} rows are in the table",
         opened.elapsed().as_secs_f64()
     );
-    let table = format!("bench{round}_ws_connections");
-    write_rows(sdk, &table, &ids).await;
-
-    let rt = Arc::new(Runtime::default());
-    let runtime = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let runtime_addr = runtime.local_addr().unwrap();
-    let app = Router::new()
-        .route("/2018-06-01/runtime/invocation/next", get(next))
-        .route(
-            "/2018-06-01/runtime/invocation/{id}/response",
-            post(response),
-        )
-        .route("/2018-06-01/runtime/invocation/{id}/error", post(response))
-        .with_state(rt.clone());
-    tokio::spawn(async move { axum::serve(runtime, app).await.unwrap() });
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    *rt.done.lock().unwrap() = Some(tx);
+    table.fill(&ids);
+    let mut rt = RuntimeApi::start().await;
     let function = Killed(
         Command::new(bootstrap)
-            .env("AWS_LAMBDA_RUNTIME_API", runtime_addr.to_string())
+            .env("AWS_LAMBDA_RUNTIME_API", rt.addr.to_string())
             .env("AWS_LAMBDA_FUNCTION_NAME", "bench")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
@@ -339,8 +219,8 @@ async fn run(
             .env("AWS_ACCESS_KEY_ID", "bench")
             .env("AWS_SECRET_ACCESS_KEY", "bench")
             .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_ENDPOINT_URL_DYNAMODB", moto_url)
-            .env("CONNECTIONS_TABLE", &table)
+            .env("AWS_ENDPOINT_URL_DYNAMODB", table.url())
+            .env("CONNECTIONS_TABLE", "bench_ws_connections")
             .env(
                 "SCAN_PAGE_SIZE",
                 env("SCAN_PAGE_SIZE", 1000usize).to_string(),
@@ -363,15 +243,11 @@ async fn run(
     let started = Instant::now();
     let event =
         serde_json::json!({"action": "broadcast", "message": {"type": "bench", "data": round}});
-    rt.queue
-        .lock()
-        .unwrap()
-        .push_back(("b1".into(), event.to_string()));
-    rt.queued.notify_waiters();
-    let body = tokio::time::timeout(Duration::from_secs(900), rx.recv())
+    rt.invoke("b1", event.to_string(), Duration::from_secs(900));
+    let answer = tokio::time::timeout(Duration::from_secs(900), rt.answer())
         .await
-        .expect("the broadcast answered within 15 minutes")
-        .unwrap();
+        .expect("the broadcast answered within 15 minutes");
+    let body = answer.body;
     let elapsed = started.elapsed().as_secs_f64();
     let cpu_used = cpu(pid) - cpu_before;
     let report: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
@@ -452,8 +328,7 @@ async fn main() {
             concurrency: 256,
         },
     ];
-    let moto = support::Moto::start(false);
-    let sdk = moto.sdk_config().await;
+    let table = ScanTable::start().await;
     println!("bootstrap {bootstrap}, wsctl {wsctl}");
     for (round, s) in scenarios.iter().enumerate() {
         if wanted.split(',').any(|w| w.trim() == s.name) {
@@ -462,8 +337,7 @@ async fn main() {
                 s,
                 &wsctl,
                 &bootstrap,
-                &sdk,
-                &moto.url(),
+                &table,
                 n,
                 (rate, burst, latency_ms),
                 round,

@@ -7,64 +7,21 @@
 //! spawn -> the function's POST of its response. Warm invocations then run back to back in one
 //! process. The ping's pong goes to a local @connections stand-in, so no AWS is involved.
 
-use std::collections::VecDeque;
+#[path = "../../tests/support/runtime_api.rs"]
+mod runtime_api;
+
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::http::StatusCode;
+use axum::routing::post;
 use axum::Router;
-use tokio::sync::{mpsc, Notify};
 
-#[derive(Default)]
-struct Runtime {
-    queue: Mutex<VecDeque<(String, String)>>,
-    queued: Notify,
-    done: Mutex<Option<mpsc::UnboundedSender<(String, Instant)>>>,
-}
+use runtime_api::RuntimeApi;
 
-async fn next(State(rt): State<Arc<Runtime>>) -> Response {
-    loop {
-        let notified = rt.queued.notified();
-        if let Some((id, body)) = rt.queue.lock().unwrap().pop_front() {
-            let mut h = HeaderMap::new();
-            h.insert("Lambda-Runtime-Aws-Request-Id", id.parse().unwrap());
-            h.insert(
-                "Lambda-Runtime-Deadline-Ms",
-                "4102444800000".parse().unwrap(),
-            );
-            h.insert(
-                "Lambda-Runtime-Invoked-Function-Arn",
-                "arn:aws:lambda:us-east-1:123456789012:function:bench"
-                    .parse()
-                    .unwrap(),
-            );
-            h.insert(
-                "Lambda-Runtime-Trace-Id",
-                "Root=1-00000000-000000000000000000000000".parse().unwrap(),
-            );
-            return (StatusCode::OK, h, body).into_response();
-        }
-        notified.await;
-    }
-}
-
-async fn response(
-    State(rt): State<Arc<Runtime>>,
-    Path(id): Path<String>,
-    _body: Bytes,
-) -> StatusCode {
-    let now = Instant::now();
-    if let Some(tx) = rt.done.lock().unwrap().as_ref() {
-        let _ = tx.send((id, now));
-    }
-    StatusCode::ACCEPTED
-}
+/// Lambda's longest timeout: the deadline each invocation is given.
+const TIMEOUT: Duration = Duration::from_secs(900);
 
 async fn serve(app: Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -103,18 +60,8 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2000);
-    let rt = Arc::new(Runtime::default());
-    let runtime_addr = serve(
-        Router::new()
-            .route("/2018-06-01/runtime/invocation/next", get(next))
-            .route(
-                "/2018-06-01/runtime/invocation/{id}/response",
-                post(response),
-            )
-            .route("/2018-06-01/runtime/invocation/{id}/error", post(response))
-            .with_state(rt.clone()),
-    )
-    .await;
+    let mut rt = RuntimeApi::start().await;
+    let runtime_addr = rt.addr;
     let gateway =
         serve(Router::new().route("/prod/@connections/{id}", post(|| async { StatusCode::OK })))
             .await;
@@ -144,39 +91,26 @@ async fn main() {
     let mut cold = Vec::new();
     let mut counter = 0u64;
     for _ in 0..cold_runs {
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        *rt.done.lock().unwrap() = Some(tx);
         counter += 1;
-        rt.queue
-            .lock()
-            .unwrap()
-            .push_back((format!("c{counter}"), ping_event(counter)));
+        rt.invoke(&format!("c{counter}"), ping_event(counter), TIMEOUT);
         let start = Instant::now();
         let mut child = spawn();
-        rt.queued.notify_waiters();
-        let (_, at) = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        let answer = tokio::time::timeout(Duration::from_secs(10), rt.answer())
             .await
-            .expect("answered")
-            .unwrap();
-        cold.push((at - start).as_secs_f64() * 1000.0);
+            .expect("answered");
+        cold.push((answer.at - start).as_secs_f64() * 1000.0);
         let _ = child.kill();
         let _ = child.wait();
     }
 
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    *rt.done.lock().unwrap() = Some(tx);
     let mut child = spawn();
     let mut warm = Vec::new();
     for _ in 0..warm_runs {
         counter += 1;
         let start = Instant::now();
-        rt.queue
-            .lock()
-            .unwrap()
-            .push_back((format!("w{counter}"), ping_event(counter)));
-        rt.queued.notify_waiters();
-        let (_, at) = rx.recv().await.unwrap();
-        warm.push((at - start).as_secs_f64() * 1000.0);
+        rt.invoke(&format!("w{counter}"), ping_event(counter), TIMEOUT);
+        let answer = rt.answer().await;
+        warm.push((answer.at - start).as_secs_f64() * 1000.0);
     }
     let _ = child.kill();
     let _ = child.wait();
