@@ -27,7 +27,10 @@ enum InitError {
     Pusher(#[from] handler::push::PusherInitError),
 }
 
-#[tokio::main]
+// One thread: Lambda hands a function one event at a time, and below 1,769 MB it gets less
+// than one vCPU, so worker threads would only add cross-thread wake-ups to every post of a
+// broadcast (measured in docs/BENCHMARKS.md).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     init_logging();
     let handler = match build().await {
