@@ -1,6 +1,6 @@
 //! The API Gateway management API (`POST {endpoint}/@connections/{id}`) through a lean client:
-//! each post is signed with SigV4 (`aws-sigv4`, the SDK's own signer) and sent on a pooled
-//! HTTP/1.1 connection (hyper). No SDK retry layer: the delivery engine owns retries, pacing and
+//! each post is signed with SigV4 ([`super::sigv4`], on `aws-sigv4`, the SDK's own signer) and
+//! sent on a pooled HTTP/1.1 connection (hyper). No SDK retry layer: the delivery engine owns retries, pacing and
 //! timeouts, so a broadcast is never cut short by the SDK's client-side retry quota, and a post
 //! costs a fraction of the CPU of an SDK call. Answers are classified by status code and the
 //! `x-amzn-ErrorType` header, never by message text.
@@ -10,8 +10,6 @@ use std::time::{Duration, Instant, SystemTime};
 use async_trait::async_trait;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
-use aws_sigv4::sign::v4;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -19,10 +17,11 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
+use super::sigv4::Signer;
 use super::{PushError, Pusher};
 
 /// Characters left as they are in a path segment (RFC 3986's unreserved set).
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+pub(super) const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'_')
     .remove(b'.')
@@ -48,6 +47,7 @@ pub struct ManagementApiPusher {
     client: Client<Https, Full<Bytes>>,
     credentials: Option<SharedCredentialsProvider>,
     region: String,
+    signer: Signer,
     cached: std::sync::RwLock<Option<Cached>>,
     refreshing: tokio::sync::Mutex<()>,
 }
@@ -86,6 +86,7 @@ impl ManagementApiPusher {
         Ok(ManagementApiPusher {
             client,
             credentials: sdk.credentials_provider(),
+            signer: Signer::new(&region),
             region,
             cached: std::sync::RwLock::new(None),
             refreshing: tokio::sync::Mutex::new(()),
@@ -132,37 +133,25 @@ impl ManagementApiPusher {
     fn request(
         &self,
         uri: &str,
-        credentials: Credentials,
+        credentials: &Credentials,
         data: &[u8],
     ) -> Result<hyper::Request<Full<Bytes>>, String> {
-        let identity = credentials.into();
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region(&self.region)
-            .name("execute-api")
-            .time(SystemTime::now())
-            .settings(SigningSettings::default())
-            .build()
-            .map_err(|e| format!("signing parameters: {e}"))?
-            .into();
-        let length = data.len().to_string();
-        let headers = [("content-length", length.as_str())];
-        let signable = SignableRequest::new(
-            "POST",
-            uri,
-            headers.iter().copied(),
-            SignableBody::Bytes(data),
-        )
-        .map_err(|e| format!("signing {uri}: {e}"))?;
-        let (instructions, _) = sign(signable, &params)
-            .map_err(|e| format!("signing {uri}: {e}"))?
-            .into_parts();
-        let mut request = hyper::Request::post(uri)
-            .header("content-length", length)
+        let parsed: hyper::Uri = uri
+            .parse()
+            .map_err(|e| format!("the management endpoint URL {uri}: {e}"))?;
+        let signed = self
+            .signer
+            .sign(&parsed, credentials, data, SystemTime::now())?;
+        let mut request = hyper::Request::post(parsed)
+            .header("content-length", data.len())
+            .header("x-amz-date", signed.x_amz_date)
+            .header("authorization", signed.authorization);
+        if let Some(token) = signed.x_amz_security_token {
+            request = request.header("x-amz-security-token", token);
+        }
+        request
             .body(Full::new(Bytes::copy_from_slice(data)))
-            .map_err(|e| format!("building the request to {uri}: {e}"))?;
-        instructions.apply_to_request_http1x(&mut request);
-        Ok(request)
+            .map_err(|e| format!("building the request to {uri}: {e}"))
     }
 }
 
@@ -187,7 +176,7 @@ impl Pusher for ManagementApiPusher {
         // A provider that cannot answer now (the metadata endpoint, say) may answer later.
         let credentials = self.credentials().await.map_err(|e| failed(true, e))?;
         let request = self
-            .request(&uri, credentials, data)
+            .request(&uri, &credentials, data)
             .map_err(|e| failed(false, e))?;
         let response = self
             .client
