@@ -6,7 +6,8 @@
 //!
 //!     benches/broadcast.sh          # builds the release binaries, then runs this
 //!
-//! Settings (environment): N (19000: a process here may open 20,000 files), RATE (2000), BURST
+//! Settings (environment): N (18000: a process here may open 20,000 files, and `wsctl dev` holds
+//! the N client sockets plus up to 1,000 of the function's management connections), RATE (2000), BURST
 //! (1000), LATENCY_MS (20), SCENARIOS (throttled,largest,unthrottled), SCAN_PAGE_SIZE (1000),
 //! WSCTL and BOOTSTRAP (the binaries of the bench's own profile). Run by `cargo test` (without
 //! `--bench`), it is a quick check instead: 2,000 clients, the throttled scenario, the debug
@@ -301,7 +302,7 @@ async fn main() {
         std::env::var("WSCTL").unwrap_or_else(|_| profile_dir.join("wsctl").display().to_string());
     let bootstrap = std::env::var("BOOTSTRAP")
         .unwrap_or_else(|_| profile_dir.join("bootstrap").display().to_string());
-    let n: usize = env("N", if benchmarking { 19_000 } else { 2_000 });
+    let n: usize = env("N", if benchmarking { 18_000 } else { 2_000 });
     let rate: f64 = env("RATE", if benchmarking { 2000.0 } else { 1000.0 });
     let burst: f64 = env("BURST", if benchmarking { 1000.0 } else { 200.0 });
     let latency_ms: u64 = env("LATENCY_MS", 20);

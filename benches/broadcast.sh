@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark of one broadcast by the release `bootstrap` through `wsctl dev`'s throttled
 # management API (see benches/broadcast.rs): builds both release binaries, then runs it.
-# Needs moto's venv (scripts/test.sh makes it; MOTO_PYTHON or .venv). N=20000 clients need more
-# open files than the default limit on both sides.
+# N clients need N open files on both sides (and `wsctl dev` also holds the function's
+# management connections): the limit is raised as far as the hard limit allows.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 hard=$(ulimit -Hn)
