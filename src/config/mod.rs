@@ -1,0 +1,236 @@
+//! The project file (`wsctl.toml`): what a validated configuration is ([`Config`] and its
+//! sections, with the defaults `config.example.toml` documents) and how it is loaded. Reading
+//! the TOML is in [`raw`], validating it into a `Config` in [`check`], the file `wsctl init`
+//! writes in [`starter`]. Errors name the file, the key and the line.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+mod check;
+mod raw;
+mod starter;
+
+pub use starter::starter;
+
+/// Longest project name: `{project}-websocket-lambda-role` must fit IAM's 64 characters.
+pub const MAX_PROJECT_LEN: usize = 64 - "-websocket-lambda-role".len();
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// TOML syntax, unknown keys and wrong types; `message` already names line and key.
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    /// A value that parsed but is not allowed.
+    #[error("{path}:{line}: {key}: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        key: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Architecture {
+    #[serde(rename = "x86_64")]
+    X86_64,
+    #[serde(rename = "arm64")]
+    Arm64,
+}
+
+impl Architecture {
+    /// Lambda's name for it.
+    pub fn as_lambda(&self) -> &'static str {
+        match self {
+            Architecture::X86_64 => "x86_64",
+            Architecture::Arm64 => "arm64",
+        }
+    }
+
+    /// The Rust target triple that builds for it.
+    pub fn rust_target(&self) -> &'static str {
+        match self {
+            Architecture::X86_64 => "x86_64-unknown-linux-gnu",
+            Architecture::Arm64 => "aarch64-unknown-linux-gnu",
+        }
+    }
+}
+
+impl fmt::Display for Architecture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_lambda())
+    }
+}
+
+impl std::str::FromStr for Architecture {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "x86_64" | "amd64" => Ok(Architecture::X86_64),
+            "arm64" | "aarch64" => Ok(Architecture::Arm64),
+            other => Err(format!(
+                "unknown architecture {other:?}: expected x86_64 or arm64"
+            )),
+        }
+    }
+}
+
+/// A validated project configuration. Defaults are those `config.example.toml` documents.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Config {
+    pub project: String,
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub function: FunctionConfig,
+    pub api: ApiConfig,
+    pub auth: Option<AuthConfig>,
+    pub alarm: Option<AlarmConfig>,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// `[auth]`: a JWT required on `$connect`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AuthConfig {
+    pub keys: AuthKeys,
+    pub issuer: Option<String>,
+    pub audience: Vec<String>,
+    pub token_query_param: String,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthKeys {
+    /// RS256/ES256 against a JWKS URL.
+    Jwks { url: String },
+    /// HS256 with the secret in an SSM SecureString parameter, read by the function at cold
+    /// start. `kms_key_arn`: the customer-managed key encrypting it, if not `aws/ssm`.
+    SsmSecret {
+        parameter: String,
+        kms_key_arn: Option<String>,
+    },
+}
+
+/// `[alarm]`: a CloudWatch alarm on the function's Errors metric.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AlarmConfig {
+    pub sns_topic_arn: String,
+    pub errors_threshold: i64,
+    pub period_seconds: i64,
+    pub evaluation_periods: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FunctionConfig {
+    pub architecture: Architecture,
+    pub memory_mb: i32,
+    pub timeout_seconds: i32,
+    pub connection_ttl_seconds: i64,
+    pub allow_client_broadcast: bool,
+    pub max_client_message_bytes: i64,
+    pub broadcast_concurrency: i64,
+    pub log_retention_days: i32,
+    pub allowed_origins: Vec<String>,
+    pub max_messages_per_second: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ApiConfig {
+    pub stage: String,
+    pub route_selection_expression: String,
+    pub throttling_burst_limit: i32,
+    pub throttling_rate_limit: f64,
+}
+
+impl Default for FunctionConfig {
+    fn default() -> Self {
+        FunctionConfig {
+            architecture: Architecture::X86_64,
+            memory_mb: 256,
+            timeout_seconds: 30,
+            connection_ttl_seconds: 86_400,
+            allow_client_broadcast: false,
+            max_client_message_bytes: 32_768,
+            broadcast_concurrency: 256,
+            log_retention_days: 30,
+            allowed_origins: Vec::new(),
+            max_messages_per_second: 0,
+        }
+    }
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            stage: "prod".into(),
+            route_selection_expression: "$request.body.action".into(),
+            throttling_burst_limit: 500,
+            throttling_rate_limit: 1000.0,
+        }
+    }
+}
+
+/// CloudWatch Logs' accepted retention periods.
+pub const RETENTION_DAYS: &[i64] = &[
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
+];
+
+/// Tag keys wsctl sets itself; the `[tags]` table may not override them.
+pub const RESERVED_TAGS: &[&str] = &["Project", "Component", "ManagedBy"];
+
+impl Config {
+    /// Reads and validates a project file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(path, &text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// config.example.toml is valid, gives the documented defaults, and its commented-out
+    /// keys are valid too once uncommented.
+    #[test]
+    fn the_example_file_parses_to_the_defaults_and_documents_valid_keys() {
+        let text = include_str!("../../config.example.toml");
+        let c = Config::parse(Path::new("config.example.toml"), text).unwrap();
+        assert_eq!(c.project, "demo");
+        assert_eq!(c.function, FunctionConfig::default());
+        assert_eq!(c.api, ApiConfig::default());
+        assert_eq!((c.auth, c.alarm), (None, None));
+        // Uncomment every `# key = value` line (keeping one of the two [auth] key sources).
+        let uncommented: String = text
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(kv)
+                    if kv.contains(" = ")
+                        && toml::from_str::<toml::Table>(kv).is_ok()
+                        && !kv.starts_with("jwks_url") =>
+                {
+                    kv.to_owned()
+                }
+                _ => l.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c = Config::parse(Path::new("uncommented"), &uncommented).unwrap();
+        assert!(c.auth.is_some() && c.alarm.is_some(), "{c:?}");
+        assert_eq!(c.region.as_deref(), Some("us-east-1"));
+        assert_eq!(c.tags.get("Team").map(String::as_str), Some("platform"));
+    }
+}

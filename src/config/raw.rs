@@ -1,0 +1,122 @@
+//! The project file as TOML gives it: serde structs with every key optional and spanned (so
+//! that a later check can name the line), unknown keys refused; and toml's parse errors turned
+//! into one line that names the line and the key.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::Architecture;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    pub(super) project: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) aws: RawAws,
+    #[serde(default)]
+    pub(super) function: RawFunction,
+    #[serde(default)]
+    pub(super) api: RawApi,
+    #[serde(default)]
+    pub(super) auth: RawAuth,
+    #[serde(default)]
+    pub(super) alarm: RawAlarm,
+    #[serde(default)]
+    pub(super) tags: BTreeMap<String, Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAuth {
+    pub(super) jwks_url: Option<Spanned<String>>,
+    pub(super) secret_parameter: Option<Spanned<String>>,
+    pub(super) secret_kms_key_arn: Option<Spanned<String>>,
+    pub(super) issuer: Option<Spanned<String>>,
+    pub(super) audience: Option<Spanned<Vec<String>>>,
+    pub(super) token_query_param: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAlarm {
+    pub(super) sns_topic_arn: Option<Spanned<String>>,
+    pub(super) errors_threshold: Option<Spanned<i64>>,
+    pub(super) period_seconds: Option<Spanned<i64>>,
+    pub(super) evaluation_periods: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAws {
+    pub(super) region: Option<Spanned<String>>,
+    pub(super) profile: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFunction {
+    pub(super) architecture: Option<Spanned<Architecture>>,
+    pub(super) memory_mb: Option<Spanned<i64>>,
+    pub(super) timeout_seconds: Option<Spanned<i64>>,
+    pub(super) connection_ttl_seconds: Option<Spanned<i64>>,
+    pub(super) allow_client_broadcast: Option<bool>,
+    pub(super) max_client_message_bytes: Option<Spanned<i64>>,
+    pub(super) broadcast_concurrency: Option<Spanned<i64>>,
+    pub(super) log_retention_days: Option<Spanned<i64>>,
+    pub(super) allowed_origins: Option<Spanned<Vec<String>>>,
+    pub(super) max_messages_per_second: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawApi {
+    pub(super) stage: Option<Spanned<String>>,
+    pub(super) route_selection_expression: Option<Spanned<String>>,
+    pub(super) throttling_burst_limit: Option<Spanned<i64>>,
+    pub(super) throttling_rate_limit: Option<Spanned<f64>>,
+}
+
+/// toml's message, reduced to one line that starts with the line number and names the key.
+pub(super) fn parse_message(text: &str, e: &toml::de::Error) -> String {
+    let detail = e.message().trim().to_owned();
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            let snippet = text.lines().nth(line - 1).unwrap_or("").trim();
+            match key_at(text, line) {
+                Some(key) => format!("line {line}: {key}: {detail} (at `{snippet}`)"),
+                None => format!("line {line}: {detail} (at `{snippet}`)"),
+            }
+        }
+        None => detail,
+    }
+}
+
+/// The dotted key assigned on `line` (1-based), qualified by the table header above it.
+fn key_at(text: &str, line: usize) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let this = lines.get(line - 1)?.trim();
+    if this.starts_with('[') {
+        return Some(
+            this.trim_matches(|c| c == '[' || c == ']')
+                .trim()
+                .to_owned(),
+        );
+    }
+    let key = this.split_once('=')?.0.trim().trim_matches('"');
+    if key.is_empty() {
+        return None;
+    }
+    let section = lines[..line - 1]
+        .iter()
+        .rev()
+        .map(|l| l.trim())
+        .find(|l| l.starts_with('[') && !l.starts_with("[["))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
+    Some(match section {
+        Some(s) => format!("{s}.{key}"),
+        None => key.to_owned(),
+    })
+}
