@@ -50,6 +50,9 @@ pub enum Command {
     Status,
     /// Delete everything `up` created (what carries the ManagedBy=wsctl tag).
     Down(DownArgs),
+    /// Show who holds the stack's lock (in DynamoDB) and remove it when its lease has ended
+    /// (or with --force), as `terraform force-unlock` does.
+    Unlock(UnlockArgs),
     /// Run the handler locally behind a gateway that behaves like API Gateway (no AWS needed).
     Dev(Box<DevArgs>),
     /// List the connections in the table (every page); `prune` removes the ones that are gone.
@@ -93,6 +96,9 @@ pub struct UpArgs {
     /// Do not ask for confirmation on a terminal.
     #[arg(long, short = 'y')]
     pub yes: bool,
+    /// How long to wait for another run's stack lock before giving up (exit 1).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = crate::dev::parse_duration)]
+    pub lock_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Args)]
@@ -119,6 +125,16 @@ pub struct DownArgs {
     /// Also delete resources with the stack's names that lack wsctl's tag (a runbook-made stack).
     #[arg(long)]
     pub adopt: bool,
+    /// How long to wait for another run's stack lock before giving up (exit 1).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = crate::dev::parse_duration)]
+    pub lock_timeout: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// Remove the lock even though its holder's lease is still being renewed.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

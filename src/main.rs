@@ -25,7 +25,7 @@ use clap::Parser;
 
 use cli::{
     BroadcastArgs, BuildArgs, Cli, Command, ConnectionsAction, ConnectionsArgs, DevArgs, DownArgs,
-    EnvArgs, InitArgs, LogsArgs, MessageArgs, SendArgs, SmokeArgs, UpArgs,
+    EnvArgs, InitArgs, LogsArgs, MessageArgs, SendArgs, SmokeArgs, UnlockArgs, UpArgs,
 };
 use config::Config;
 use report::{Output, Progress};
@@ -98,6 +98,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Up(args) => up(&cli, args, &progress).await,
         Command::Status => status(&cli).await,
         Command::Down(args) => down(&cli, args, &progress).await,
+        Command::Unlock(args) => unlock(&cli, args).await,
         Command::Dev(args) => dev(&cli, args).await,
         Command::Connections(args) => connections(&cli, args).await,
         Command::Broadcast(args) => broadcast(&cli, args).await,
@@ -224,7 +225,7 @@ async fn up(cli: &Cli, args: &UpArgs, progress: &Progress) -> Result<ExitCode> {
         }
     };
     let stack = connect_stack(cli, config).await?;
-    let _lock = stack_lock(&stack, args.dry_run, progress)?;
+    let lock = stack_lock(&stack, "up", args.dry_run, args.lock_timeout, progress).await?;
     let confirm = |plan: &engine::Plan| -> bool {
         if args.yes || args.dry_run || !interactive() {
             return true;
@@ -244,21 +245,59 @@ async fn up(cli: &Cli, args: &UpArgs, progress: &Progress) -> Result<ExitCode> {
         },
         progress,
     )
-    .await?;
+    .await;
+    let report = release(lock, report, |_| false).await?;
     report::print(cli.output, &report);
     Ok(ExitCode::SUCCESS)
 }
 
-/// The stack's lock for a run that writes (none for a dry run), held until dropped.
-fn stack_lock(
+/// The stack's locks for a run that writes (none for a dry run).
+async fn stack_lock(
     stack: &engine::Stack,
+    command: &str,
     dry_run: bool,
+    timeout: std::time::Duration,
     progress: &Progress,
 ) -> Result<Option<lock::StackLock>> {
     if dry_run {
         return Ok(None);
     }
-    lock::acquire(&stack.names, &|m| progress.note(m)).map(Some)
+    lock::acquire(stack, command, timeout, &|m| progress.note(m))
+        .await
+        .map(Some)
+}
+
+/// Releases the locks after a run, whatever its outcome (`remove_table` says, from the run's
+/// result, whether the lock's table goes too), and says so when another run took the lock
+/// over meanwhile.
+async fn release<T>(
+    lock: Option<lock::StackLock>,
+    result: Result<T>,
+    remove_table: impl Fn(&T) -> bool,
+) -> Result<T> {
+    let Some(lock) = lock else {
+        return result;
+    };
+    if lock.lost() {
+        let e = anyhow::anyhow!(
+            "another run took the stack lock over while this one was writing (this run stalled longer than the lease): run `wsctl status` to see what the stack is now"
+        );
+        return Err(match result {
+            Ok(_) => e,
+            Err(first) => first.context(e),
+        });
+    }
+    let released = match &result {
+        Ok(value) if remove_table(value) => lock.remove_table().await,
+        _ => lock.release().await,
+    };
+    match (result, released) {
+        (Ok(value), Ok(())) => Ok(value),
+        (Ok(_), Err(e)) => Err(e.context(
+            "the run succeeded, but its stack lock could not be removed: its lease ends by itself",
+        )),
+        (Err(e), _) => Err(e),
+    }
 }
 
 /// Loads the config and connects: the start of every command that talks to AWS.
@@ -304,7 +343,7 @@ async fn status(cli: &Cli) -> Result<ExitCode> {
 
 async fn down(cli: &Cli, args: &DownArgs, progress: &Progress) -> Result<ExitCode> {
     let stack = stack(cli).await?;
-    let _lock = stack_lock(&stack, args.dry_run, progress)?;
+    let lock = stack_lock(&stack, "down", args.dry_run, args.lock_timeout, progress).await?;
     let confirm = |items: &[engine::DownItem]| -> Result<()> {
         if args.yes {
             return Ok(());
@@ -323,9 +362,28 @@ async fn down(cli: &Cli, args: &DownArgs, progress: &Progress) -> Result<ExitCod
             Err(UsageError("cancelled: nothing was deleted".into()).into())
         }
     };
-    let report = engine::down(&stack, args.adopt, args.dry_run, &confirm, progress).await?;
+    let report = engine::down(&stack, args.adopt, args.dry_run, &confirm, progress).await;
+    // The stack is gone: its lock's table goes too.
+    let report = release(lock, report, |_| true).await?;
+    if !args.dry_run {
+        progress.note(format!(
+            "removed the stack lock table {}",
+            stack.names.lock_table
+        ));
+    }
     report::print(cli.output, &report);
     Ok(ExitCode::SUCCESS)
+}
+
+async fn unlock(cli: &Cli, args: &UnlockArgs) -> Result<ExitCode> {
+    let stack = stack(cli).await?;
+    let report = lock::remote::unlock(&stack, args.force).await?;
+    report::print(cli.output, &report);
+    Ok(if report.holder.is_some() && !report.removed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 async fn dev(cli: &Cli, args: &DevArgs) -> Result<ExitCode> {

@@ -30,6 +30,8 @@ pub struct Names {
     pub log_group: String,
     /// The CloudWatch alarm on the function's errors (`[alarm]`).
     pub alarm: String,
+    /// The DynamoDB table of the stack's lock (src/lock/remote.rs).
+    pub lock_table: String,
 }
 
 impl Names {
@@ -48,6 +50,7 @@ impl Names {
             function,
             api: format!("{p}-websocket"),
             alarm: format!("{p}-websocket-errors"),
+            lock_table: format!("{p}_wsctl_lock"),
             stage: config.api.stage.clone(),
         }
     }

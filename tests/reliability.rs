@@ -56,6 +56,8 @@ struct Census {
     inline_policies: usize,
     attached_policies: usize,
     tables: usize,
+    /// The stack lock's table: made by the first `up`, removed by `down`.
+    lock_tables: usize,
     log_groups: usize,
     alarms: usize,
 }
@@ -136,6 +138,15 @@ async fn census(p: &Project, project: &str) -> Census {
         .iter()
         .filter(|t| **t == format!("{project}_ws_connections"))
         .count();
+    c.lock_tables = dynamo
+        .list_tables()
+        .send()
+        .await
+        .unwrap()
+        .table_names()
+        .iter()
+        .filter(|t| **t == format!("{project}_wsctl_lock"))
+        .count();
     c.log_groups = aws_sdk_cloudwatchlogs::Client::new(&sdk)
         .describe_log_groups()
         .log_group_name_prefix(format!("/aws/lambda/{function}"))
@@ -170,6 +181,7 @@ fn one_of_each() -> Census {
         inline_policies: 1,
         attached_policies: 1,
         tables: 1,
+        lock_tables: 1,
         log_groups: 1,
         alarms: 1,
     }

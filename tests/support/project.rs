@@ -115,6 +115,9 @@ impl Project {
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("AWS_REGION", "us-east-1")
             .env("AWS_EC2_METADATA_DISABLED", "true")
+            // A run killed by a test leaves its stack lock behind; the next run takes it over
+            // once its lease (2 s here, 30 s by default) has run out.
+            .env("WSCTL_LOCK_LEASE", "2")
             .stdin(Stdio::null());
         cmd
     }

@@ -29,6 +29,12 @@ impl Call {
     pub fn is_write(&self) -> bool {
         is_write(&self.method, &self.operation)
     }
+
+    /// Whether the call is on a stack lock's table (`{project}_wsctl_lock`): every `up` and
+    /// `down` takes and releases the lock, which is not a change to the stack.
+    pub fn on_lock_table(&self) -> bool {
+        self.body.contains("_wsctl_lock\"")
+    }
 }
 
 impl std::fmt::Display for Call {
@@ -200,8 +206,12 @@ impl Proxy {
         self.state.calls.lock().unwrap().clone()
     }
 
+    /// The calls that changed the stack (the lock's own calls left out).
     pub fn writes(&self) -> Vec<Call> {
-        self.calls().into_iter().filter(Call::is_write).collect()
+        self.calls()
+            .into_iter()
+            .filter(|c| c.is_write() && !c.on_lock_table())
+            .collect()
     }
 
     pub fn clear(&self) {

@@ -3,8 +3,8 @@
 //! checkouts of the same project share it). The operating system releases it when the process
 //! ends, however it ends (kill -9 included), so there is never a stale lock to break.
 //!
-//! Runs on different machines are not serialised by this; see docs/RELIABILITY.md for what
-//! then happens (the second `up` converges, or refuses to pick between two APIs).
+//! This is the fast path for two runs on one machine; runs on different machines are
+//! serialised by the lock in DynamoDB ([`super::remote`]), taken after this one.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 
 use crate::naming::Names;
 
-pub struct StackLock {
+pub struct MachineLock {
     _file: File,
 }
 
@@ -27,7 +27,7 @@ fn path(names: &Names) -> PathBuf {
 
 /// Takes the stack's lock, waiting (and saying so on stderr through `note`) while another
 /// wsctl holds it.
-pub fn acquire(names: &Names, note: &dyn Fn(String)) -> Result<StackLock> {
+pub fn acquire(names: &Names, note: &dyn Fn(String)) -> Result<MachineLock> {
     let path = path(names);
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
@@ -67,5 +67,5 @@ pub fn acquire(names: &Names, note: &dyn Fn(String)) -> Result<StackLock> {
         handler::now_iso8601()
     );
     let _ = file.flush();
-    Ok(StackLock { _file: file })
+    Ok(MachineLock { _file: file })
 }
