@@ -306,6 +306,10 @@ pub async fn acquire(
         let Some(holder) = holder(stack).await? else {
             continue; // released between our write and our read
         };
+        // Our own write, whose answer was lost and whose retry found it there.
+        if holder.token == token {
+            break;
+        }
         let waited = started.elapsed();
         if waited >= timeout {
             return Err(LockHeld {
@@ -514,13 +518,16 @@ pub async fn unlock(stack: &Stack, force: bool) -> Result<UnlockReport> {
         .await;
     match out {
         Ok(_) => {}
+        // Gone already (a retry of our own delete whose answer was lost), or taken since.
         Err(e)
             if e.as_service_error()
                 .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
         {
-            anyhow::bail!(
-                "the lock changed hands while it was being removed; run `wsctl unlock` again to see the new holder"
-            )
+            if let Some(now) = self::holder(stack).await? {
+                anyhow::bail!(
+                    "the lock changed hands while it was being removed: it is now held by {now}; run `wsctl unlock` again"
+                )
+            }
         }
         Err(e) => return Err(e).aws(format!("DeleteItem on the lock table {table}")),
     }
