@@ -466,9 +466,10 @@ fn up_converges_a_stack_made_by_the_runbook() {
             "no second API"
         );
         let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+        // The runbook's table, adopted, and the stack lock's own (src/lock/remote.rs).
         assert_eq!(
             ddb.list_tables().send().await.unwrap().table_names(),
-            ["legacy_ws_connections"]
+            ["legacy_ws_connections", "legacy_wsctl_lock"]
         );
         let iam = aws_sdk_iam::Client::new(&sdk);
         let attached = iam
