@@ -129,7 +129,7 @@ try {
       action: 'broadcast',
       message: { type: 'notification', data: { n: 1 } },
     });
-    assert.deepEqual(report, { delivered: 1, gone: 0, failed: 0 });
+    assert.deepEqual(report, { delivered: 1, gone: 0, failed: 0, throttled: 0, retried: 0, complete: true });
     await waitFor('the broadcast', async () => (await events()).some((e) => e.type === 'notification'));
     await sleep(300);
     assert.equal((await events()).filter((e) => e.type === 'notification' && e.data.n === 1).length, 1);
@@ -151,7 +151,7 @@ try {
       topic: 'news',
       message: { type: 'notification', data: { n: 2 } },
     });
-    assert.deepEqual(report, { delivered: 1, gone: 0, failed: 0 });
+    assert.deepEqual(report, { delivered: 1, gone: 0, failed: 0, throttled: 0, retried: 0, complete: true });
     await waitFor('the topic broadcast', async () =>
       (await events()).some((e) => e.type === 'notification' && e.data.n === 2),
     );
