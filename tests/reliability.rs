@@ -128,25 +128,14 @@ async fn census(p: &Project, project: &str) -> Census {
             .attached_policies()
             .len();
     }
-    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
-    c.tables = dynamo
+    let tables = aws_sdk_dynamodb::Client::new(&sdk)
         .list_tables()
         .send()
         .await
-        .unwrap()
-        .table_names()
-        .iter()
-        .filter(|t| **t == format!("{project}_ws_connections"))
-        .count();
-    c.lock_tables = dynamo
-        .list_tables()
-        .send()
-        .await
-        .unwrap()
-        .table_names()
-        .iter()
-        .filter(|t| **t == format!("{project}_wsctl_lock"))
-        .count();
+        .unwrap();
+    let count = |name: String| tables.table_names().iter().filter(|t| **t == name).count();
+    c.tables = count(format!("{project}_ws_connections"));
+    c.lock_tables = count(format!("{project}_wsctl_lock"));
     c.log_groups = aws_sdk_cloudwatchlogs::Client::new(&sdk)
         .describe_log_groups()
         .log_group_name_prefix(format!("/aws/lambda/{function}"))

@@ -27,10 +27,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType, TableStatus, Tag,
-};
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::delete_item::{DeleteItemError, DeleteItemOutput};
+use aws_sdk_dynamodb::types::{AttributeValue, TableStatus};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use serde::Serialize;
 
 use crate::engine::Stack;
@@ -119,6 +119,24 @@ fn key_value(stack: &Stack) -> AttributeValue {
     s(&stack.names.project)
 }
 
+/// Deletes the lock item if it still carries `token` (so a run that took the lock since keeps
+/// it).
+async fn delete_if_token(
+    db: &aws_sdk_dynamodb::Client,
+    table: &str,
+    key: AttributeValue,
+    token: &str,
+) -> Result<DeleteItemOutput, SdkError<DeleteItemError, HttpResponse>> {
+    db.delete_item()
+        .table_name(table)
+        .key(KEY, key)
+        .condition_expression("#t = :t")
+        .expression_attribute_names("#t", "token")
+        .expression_attribute_values(":t", s(token))
+        .send()
+        .await
+}
+
 fn read_holder(item: &HashMap<String, AttributeValue>) -> Holder {
     let text = |k: &str| {
         item.get(k)
@@ -181,28 +199,7 @@ pub async fn holder(stack: &Stack) -> Result<Option<Holder>> {
 async fn ensure_table(stack: &Stack, note: &dyn Fn(String)) -> Result<()> {
     let table = &stack.names.lock_table;
     let db = &stack.clients.dynamodb;
-    let tags = stack
-        .tags
-        .iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build())
-        .collect::<Result<Vec<_>, _>>()?;
-    let created = db
-        .create_table()
-        .table_name(table)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name(KEY)
-                .attribute_type(ScalarAttributeType::S)
-                .build()?,
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name(KEY)
-                .key_type(KeyType::Hash)
-                .build()?,
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .set_tags(Some(tags))
+    let created = crate::resources::table::create_request(db, table, KEY, &stack.tags)?
         .send()
         .await;
     match created {
@@ -213,6 +210,9 @@ async fn ensure_table(stack: &Stack, note: &dyn Fn(String)) -> Result<()> {
                 .is_some_and(|s| s.is_resource_in_use_exception()) => {}
         Err(e) => return Err(e).aws(format!("CreateTable {table} (the stack lock)")),
     }
+    // Polled rather than through the SDK's table waiter (as the connections table is): the
+    // waiter's first retry comes after 20 s, and every other step of the first run waits on
+    // this one.
     let since = Instant::now();
     loop {
         let out = db.describe_table().table_name(table).send().await;
@@ -408,16 +408,7 @@ impl RemoteLock {
     /// Removes the lock (if it is still ours).
     pub async fn release(self) -> Result<()> {
         self.renewer.abort();
-        let out = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .key(KEY, self.key.clone())
-            .condition_expression("#t = :t")
-            .expression_attribute_names("#t", "token")
-            .expression_attribute_values(":t", s(&self.token))
-            .send()
-            .await;
+        let out = delete_if_token(&self.client, &self.table, self.key.clone(), &self.token).await;
         match out {
             Ok(_) => Ok(()),
             Err(e)
@@ -505,17 +496,13 @@ pub async fn unlock(stack: &Stack, force: bool) -> Result<UnlockReport> {
         });
     }
     // Only the lock that was shown: a run that took it since keeps it.
-    let out = stack
-        .clients
-        .dynamodb
-        .delete_item()
-        .table_name(&table)
-        .key(KEY, key_value(stack))
-        .condition_expression("#t = :t")
-        .expression_attribute_names("#t", "token")
-        .expression_attribute_values(":t", s(&holder.token))
-        .send()
-        .await;
+    let out = delete_if_token(
+        &stack.clients.dynamodb,
+        &table,
+        key_value(stack),
+        &holder.token,
+    )
+    .await;
     match out {
         Ok(_) => {}
         // Gone already (a retry of our own delete whose answer was lost), or taken since.

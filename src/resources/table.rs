@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 use aws_sdk_dynamodb::client::Waiters;
+use aws_sdk_dynamodb::operation::create_table::builders::CreateTableFluentBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, Tag,
     TimeToLiveSpecification,
@@ -210,30 +211,7 @@ pub async fn apply(
     let arn = match (observed, action) {
         (Some(_), Action::Delete) => bail!("internal: up never deletes the table"),
         (_, Action::Create) => {
-            let out = c
-                .dynamodb
-                .create_table()
-                .table_name(name)
-                .attribute_definitions(
-                    AttributeDefinition::builder()
-                        .attribute_name(KEY)
-                        .attribute_type(ScalarAttributeType::S)
-                        .build()?,
-                )
-                .key_schema(
-                    KeySchemaElement::builder()
-                        .attribute_name(KEY)
-                        .key_type(KeyType::Hash)
-                        .build()?,
-                )
-                .billing_mode(BillingMode::PayPerRequest)
-                .set_tags(Some(
-                    desired
-                        .tags
-                        .iter()
-                        .map(|(k, v)| Tag::builder().key(k).value(v).build())
-                        .collect::<Result<_, _>>()?,
-                ))
+            let out = create_request(&c.dynamodb, name, KEY, &desired.tags)?
                 .send()
                 .await;
             let arn = match out {
@@ -292,6 +270,37 @@ pub async fn apply(
         (None, _) => bail!("table {name} does not exist"),
     };
     Ok(arn)
+}
+
+/// CreateTable of an on-demand table with one string hash key `key`, tagged: the connections
+/// table, and the stack lock's (src/lock/remote.rs).
+pub fn create_request(
+    db: &aws_sdk_dynamodb::Client,
+    name: &str,
+    key: &str,
+    tags: &BTreeMap<String, String>,
+) -> Result<CreateTableFluentBuilder> {
+    Ok(db
+        .create_table()
+        .table_name(name)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(key)
+                .attribute_type(ScalarAttributeType::S)
+                .build()?,
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name(key)
+                .key_type(KeyType::Hash)
+                .build()?,
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .set_tags(Some(
+            tags.iter()
+                .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                .collect::<Result<_, _>>()?,
+        )))
 }
 
 async fn wait_active(c: &Clients, name: &str) -> Result<()> {
