@@ -56,10 +56,7 @@ impl DynamoStore {
         )])
     }
 
-    fn connection_id(
-        &self,
-        item: &HashMap<String, AttributeValue>,
-    ) -> Result<String, StoreError> {
+    fn connection_id(&self, item: &HashMap<String, AttributeValue>) -> Result<String, StoreError> {
         match item.get("connection_id") {
             Some(AttributeValue::S(s)) => Ok(s.clone()),
             other => Err(StoreError::Malformed {
@@ -194,11 +191,7 @@ impl ConnectionStore for DynamoStore {
         .await
     }
 
-    async fn scan(
-        &self,
-        filter: Filter<'_>,
-        cursor: Option<String>,
-    ) -> Result<Page, StoreError> {
+    async fn scan(&self, filter: Filter<'_>, cursor: Option<String>) -> Result<Page, StoreError> {
         self.scan_page(filter, cursor, None, Self::parse).await
     }
 

@@ -165,4 +165,3 @@ impl ConnectionStore for MemoryStore {
         Ok(true)
     }
 }
-

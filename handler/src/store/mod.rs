@@ -110,7 +110,6 @@ pub trait ConnectionStore: Send + Sync {
     ) -> Result<bool, StoreError>;
 }
 
-
 mod memory;
 pub use memory::MemoryStore;
 
