@@ -266,12 +266,33 @@ pub struct MessageArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct BroadcastArgs {
+    #[command(subcommand)]
+    pub action: Option<BroadcastAction>,
     #[command(flatten)]
     pub message: MessageArgs,
     /// Only connections subscribed to this topic.
     #[arg(long)]
     pub topic: Option<String>,
+    /// Start the broadcast and print its id without waiting (`wsctl broadcast status ID`).
+    #[arg(long)]
+    pub no_wait: bool,
+    /// How long a broadcast split over workers may show no progress before waiting stops.
+    #[arg(long, default_value = "2m", value_parser = crate::dev::parse_duration, value_name = "DURATION")]
+    pub stall_timeout: std::time::Duration,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BroadcastAction {
+    /// A broadcast's progress or result, by the id `wsctl broadcast` printed (kept 7 days).
+    Status {
+        /// The broadcast's id.
+        id: String,
+        /// Follow it until it finishes.
+        #[arg(long)]
+        wait: bool,
+    },
 }
 
 #[derive(Debug, Args)]

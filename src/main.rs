@@ -24,8 +24,9 @@ use anyhow::{Context, Result};
 use clap::Parser;
 
 use cli::{
-    BroadcastArgs, BuildArgs, Cli, Command, ConnectionsAction, ConnectionsArgs, DevArgs, DownArgs,
-    EnvArgs, InitArgs, LogsArgs, MessageArgs, SendArgs, SmokeArgs, UnlockArgs, UpArgs,
+    BroadcastAction, BroadcastArgs, BuildArgs, Cli, Command, ConnectionsAction, ConnectionsArgs,
+    DevArgs, DownArgs, EnvArgs, InitArgs, LogsArgs, MessageArgs, SendArgs, SmokeArgs, UnlockArgs,
+    UpArgs,
 };
 use config::Config;
 use report::{Output, Progress};
@@ -416,6 +417,7 @@ async fn dev(cli: &Cli, args: &DevArgs) -> Result<ExitCode> {
         allow_client_broadcast: args.allow_client_broadcast || f.allow_client_broadcast,
         max_client_message_bytes: f.max_client_message_bytes as usize,
         broadcast_concurrency: f.broadcast_concurrency as usize,
+        broadcast_workers: f.broadcast_workers as u32,
         allowed_origins: if args.allowed_origins.is_empty() {
             f.allowed_origins.clone()
         } else {
@@ -570,28 +572,97 @@ fn message_of(args: &MessageArgs) -> Result<serde_json::Value> {
 async fn deliver(cli: &Cli, payload: serde_json::Value) -> Result<ExitCode> {
     let (_, clients, names) = ops_context(cli).await?;
     let report = ops::invoke(&clients, &names.function, &payload).await?;
+    Ok(print_sent(cli, &names.function, report))
+}
+
+/// Prints a delivery report; exit 1 when any connection was missed.
+fn print_sent(cli: &Cli, function: &str, report: handler::DeliveryReport) -> ExitCode {
     let failed = report.failed > 0 || !report.complete;
     report::print(
         cli.output,
         &ops::Sent {
-            function: names.function.clone(),
+            function: function.to_owned(),
             report,
         },
     );
-    Ok(if failed {
+    if failed {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
-    })
+    }
 }
 
+/// `wsctl broadcast`: small tables and topics are answered with the delivery report; a
+/// broadcast split over workers is followed through its status record to its end.
 async fn broadcast(cli: &Cli, args: &BroadcastArgs) -> Result<ExitCode> {
+    if let Some(BroadcastAction::Status { id, wait }) = &args.action {
+        return broadcast_status(cli, id, *wait, args.stall_timeout).await;
+    }
     let message = message_of(&args.message)?;
-    let mut payload = serde_json::json!({"action": "broadcast", "message": message});
+    // The id is ours, so a repeated invocation (an SDK retry) finds the broadcast started.
+    let id = handler::fanout::new_broadcast_id();
+    let mut payload =
+        serde_json::json!({"action": "broadcast", "message": message, "broadcast_id": id});
     if let Some(topic) = &args.topic {
         payload["topic"] = serde_json::json!(topic);
     }
-    deliver(cli, payload).await
+    let (_, clients, names) = ops_context(cli).await?;
+    if args.no_wait {
+        ops::invoke_event(&clients, &names.function, &payload).await?;
+        report::print(
+            cli.output,
+            &ops::broadcast::Started {
+                function: names.function.clone(),
+                broadcast_id: id,
+            },
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let report = ops::invoke(&clients, &names.function, &payload).await?;
+    if report.segments.is_none() {
+        return Ok(print_sent(cli, &names.function, report));
+    }
+    let status = ops::broadcast::follow(
+        &clients,
+        &names.function,
+        &id,
+        args.stall_timeout,
+        cli.quiet,
+    )
+    .await?;
+    Ok(print_followed(cli, &names.function, status))
+}
+
+async fn broadcast_status(
+    cli: &Cli,
+    id: &str,
+    wait: bool,
+    stall: std::time::Duration,
+) -> Result<ExitCode> {
+    if !handler::fanout::valid_broadcast_id(id) {
+        return Err(UsageError(format!(
+            "{id:?} is not a broadcast id (1 to 64 letters, digits, '-', '_' or '.')"
+        ))
+        .into());
+    }
+    let (_, clients, names) = ops_context(cli).await?;
+    let status = if wait {
+        ops::broadcast::follow(&clients, &names.function, id, stall, cli.quiet).await?
+    } else {
+        ops::broadcast::status(&clients, &names.function, id).await?
+    };
+    Ok(print_followed(cli, &names.function, status))
+}
+
+/// Prints a broadcast's record; exit 1 when it finished with anything failed.
+fn print_followed(cli: &Cli, function: &str, status: handler::BroadcastStatus) -> ExitCode {
+    let followed = ops::Followed::new(function, status);
+    report::print(cli.output, &followed);
+    if followed.finished && !followed.complete {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 async fn send(cli: &Cli, args: &SendArgs) -> Result<ExitCode> {

@@ -229,3 +229,131 @@ async fn a_deadline_that_leaves_connections_undelivered_reports_them_by_id() {
     assert!(text.contains("undelivered: "), "{text}");
     assert!(text.contains(" more (--output json lists"), "{text}");
 }
+
+/// Opens `n` clients in batches of 500 (the gateway's accept queue and this process's files
+/// stay comfortable) and waits for every `$connect`.
+async fn open_many(dev: &Dev, n: usize) -> Vec<Ws> {
+    let mut clients = Vec::with_capacity(n);
+    for start in (0..n).step_by(500) {
+        let batch =
+            (start..n.min(start + 500)).map(|_| tokio_tungstenite::connect_async(dev.url.clone()));
+        for r in futures::future::join_all(batch).await {
+            clients.push(r.expect("connect").0);
+        }
+    }
+    let logged = dev
+        .wait_log_lines("$connect ", n, Duration::from_secs(60))
+        .await;
+    assert_eq!(logged, n, "every client connected");
+    clients
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broadcast_to_ten_thousand_clients_is_split_over_workers_and_each_gets_it_once() {
+    const CLIENTS: usize = 10_000;
+    // API Gateway's throttle scaled down: 5,000 posts/s after a burst of 1,000, 2 ms a post.
+    let dev = Dev::start(&[
+        "--management-rate",
+        "5000",
+        "--management-burst",
+        "1000",
+        "--management-latency",
+        "2ms",
+    ]);
+    let mut clients = open_many(&dev, CLIENTS).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("wsctl.toml");
+    std::fs::write(&file, "project = \"demo\"\n").unwrap();
+    let out = wsctl(
+        &dev,
+        &file,
+        &[
+            "--output",
+            "json",
+            "broadcast",
+            "--type",
+            "tick",
+            "--data",
+            "1",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    // More than one worker, each segment done, every client reached.
+    assert_eq!(report["segments"], 2, "{report}");
+    assert_eq!(
+        (&report["segments_done"], &report["segments_failed"]),
+        (&json!(2), &json!(0)),
+        "{report}"
+    );
+    assert_eq!(report["delivered"], CLIENTS, "{report}");
+    assert_eq!(
+        (&report["failed"], &report["complete"]),
+        (&json!(0), &json!(true))
+    );
+    let id = report["broadcast_id"].as_str().unwrap().to_owned();
+    // The coordinator and one worker per segment ran as invocations of the function.
+    assert_eq!(
+        dev.wait_log_lines("invoke:broadcast_part ", 2, Duration::from_secs(5))
+            .await,
+        2
+    );
+    let counts = received(&mut clients, Duration::from_millis(500)).await;
+    let missing = counts.iter().filter(|c| **c == 0).count();
+    let doubled = counts.iter().filter(|c| **c > 1).count();
+    assert_eq!(
+        (missing, doubled),
+        (0, 0),
+        "each client got the message once"
+    );
+
+    // The record answers later, by id, in text and JSON.
+    let text = wsctl(&dev, &file, &["broadcast", "status", &id]);
+    let text_out = String::from_utf8_lossy(&text.stdout);
+    assert!(text.status.success(), "{text:?}");
+    assert!(text_out.contains(&format!("broadcast {id}")), "{text_out}");
+    assert!(
+        text_out.contains("delivered 10000, gone 0 (rows removed), failed 0"),
+        "{text_out}"
+    );
+    assert!(
+        text_out.contains("segments: 2 done, 0 failed, of 2"),
+        "{text_out}"
+    );
+
+    // --no-wait prints the id at once; `status --wait` follows it to its end.
+    let started = wsctl(&dev, &file, &["broadcast", "--no-wait", "--type", "tock"]);
+    assert!(started.status.success(), "{started:?}");
+    let second = String::from_utf8_lossy(&started.stdout).trim().to_owned();
+    assert_ne!(second, id);
+    let waited = wsctl(
+        &dev,
+        &file,
+        &["--output", "json", "broadcast", "status", &second, "--wait"],
+    );
+    assert!(waited.status.success(), "{waited:?}");
+    let record: Value = serde_json::from_slice(&waited.stdout).unwrap();
+    assert_eq!(
+        (&record["delivered"], &record["complete"]),
+        (&json!(CLIENTS), &json!(true)),
+        "{record}"
+    );
+    let counts = received(&mut clients, Duration::from_millis(500)).await;
+    assert!(
+        counts.iter().all(|c| *c == 1),
+        "each client got the second message once"
+    );
+
+    // An id that names nothing is an error that says so.
+    let none = wsctl(
+        &dev,
+        &file,
+        &["broadcast", "status", "20990101T000000Z-00000000"],
+    );
+    assert_eq!(none.status.code(), Some(1), "{none:?}");
+    assert!(
+        String::from_utf8_lossy(&none.stderr).contains("no broadcast with id"),
+        "{none:?}"
+    );
+}

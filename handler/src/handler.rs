@@ -11,11 +11,13 @@ use serde_json::{json, Value};
 use crate::clock::{iso8601, now_iso8601};
 use crate::delivery::{encode_message, Deliverer};
 use crate::error::HandlerError;
+use crate::fanout::{BroadcastStatus, FanOut};
 use crate::inbound::{
     parse_client_message, parse_invocation, ClientMessage, Event, Invocation, RequestContext,
 };
 use crate::report::DeliveryReport;
 use crate::settings::Settings;
+use crate::store::Rows;
 use crate::{auth, Connection, ConnectionStore, Filter, PushError, Pusher};
 
 /// Lambda's longest invocation: the time a delivery gets when its caller names no deadline.
@@ -33,6 +35,8 @@ pub enum Outcome {
     },
     /// For direct invocations.
     Report(DeliveryReport),
+    /// A broadcast's status record (`{"action":"broadcast_status"}`).
+    Status(Box<BroadcastStatus>),
 }
 
 impl Outcome {
@@ -50,6 +54,7 @@ pub struct Handler<S: ?Sized, P: ?Sized> {
     pub(crate) store: Arc<S>,
     pub(crate) pusher: Arc<P>,
     pub(crate) auth: Option<Arc<auth::Auth>>,
+    pub(crate) fanout: Option<Arc<FanOut>>,
 }
 
 impl<S: ?Sized, P: ?Sized> Clone for Handler<S, P> {
@@ -59,6 +64,7 @@ impl<S: ?Sized, P: ?Sized> Clone for Handler<S, P> {
             store: self.store.clone(),
             pusher: self.pusher.clone(),
             auth: self.auth.clone(),
+            fanout: self.fanout.clone(),
         }
     }
 }
@@ -74,7 +80,15 @@ where
             store,
             pusher,
             auth: None,
+            fanout: None,
         }
+    }
+
+    /// Lets broadcasts keep a status record and split over invocations of the function (see
+    /// [`crate::fanout`]).
+    pub fn with_fanout(mut self, fanout: FanOut) -> Self {
+        self.fanout = Some(Arc::new(fanout));
+        self
     }
 
     /// Requires a valid token on `$connect` (401 otherwise); the token's `sub` is stored on
@@ -117,10 +131,15 @@ where
             } => self.connect(&ctx, &headers, &query).await,
             Event::Disconnect { ctx } => self.disconnect(&ctx).await,
             Event::Message { ctx, body } => self.message(&ctx, body.as_deref(), deadline).await,
-            Event::Invoke(payload) => self
-                .invoke_until(&payload, deadline)
-                .await
-                .map(Outcome::Report),
+            Event::Invoke(payload) => match parse_invocation(&payload)? {
+                Invocation::Status { broadcast_id } => Ok(Outcome::Status(Box::new(
+                    self.broadcast_status(&broadcast_id).await?,
+                ))),
+                invocation => self
+                    .run_invocation(invocation, deadline)
+                    .await
+                    .map(Outcome::Report),
+            },
         }
     }
 
@@ -304,13 +323,35 @@ where
         payload: &Value,
         deadline: Instant,
     ) -> Result<DeliveryReport, HandlerError> {
-        let invocation = parse_invocation(payload)?;
+        self.run_invocation(parse_invocation(payload)?, deadline)
+            .await
+    }
+
+    async fn run_invocation(
+        &self,
+        invocation: Invocation,
+        deadline: Instant,
+    ) -> Result<DeliveryReport, HandlerError> {
         let endpoint = self.endpoint(None)?;
         match invocation {
-            Invocation::Broadcast { message, topic } => {
-                self.broadcast(&endpoint, &message, topic.as_deref(), deadline)
-                    .await
+            Invocation::Broadcast {
+                message,
+                topic,
+                broadcast_id,
+            } => {
+                self.start_broadcast(
+                    &endpoint,
+                    &message,
+                    topic.as_deref(),
+                    broadcast_id,
+                    deadline,
+                )
+                .await
             }
+            Invocation::Part(part) => self.run_part(*part, deadline).await,
+            Invocation::Status { broadcast_id } => Err(HandlerError::BadInvocation(format!(
+                "broadcast_status ({broadcast_id}) answers with a status, not a delivery report"
+            ))),
             Invocation::Send {
                 connection_id,
                 message,
@@ -322,13 +363,18 @@ where
                     .await)
             }
             Invocation::SendToUser { user, message } => {
-                self.deliver_to(&endpoint, &message, Filter::User(&user), deadline)
-                    .await
+                self.deliver_to(
+                    &endpoint,
+                    &message,
+                    Rows::Scan(Filter::User(&user)),
+                    deadline,
+                )
+                .await
             }
         }
     }
 
-    fn deliverer(&self, deadline: Instant) -> Deliverer<'_, S, P> {
+    pub(crate) fn deliverer(&self, deadline: Instant) -> Deliverer<'_, S, P> {
         Deliverer {
             store: &*self.store,
             pusher: &*self.pusher,
@@ -338,8 +384,8 @@ where
         }
     }
 
-    /// Delivers `message` to every connection (or those subscribed to `topic`); see
-    /// [`Deliverer::deliver_to`].
+    /// Delivers `message` to every connection (or those subscribed to `topic`), fanning out
+    /// when the handler can; see [`Handler::start_broadcast`].
     pub async fn broadcast(
         &self,
         endpoint: &str,
@@ -347,20 +393,20 @@ where
         topic: Option<&str>,
         deadline: Instant,
     ) -> Result<DeliveryReport, HandlerError> {
-        let filter = topic.map_or(Filter::All, Filter::Topic);
-        self.deliver_to(endpoint, message, filter, deadline).await
+        self.start_broadcast(endpoint, message, topic, None, deadline)
+            .await
     }
 
-    /// Delivers `message` to the connections `filter` selects, by `deadline`.
+    /// Delivers `message` to the connections `rows` names, by `deadline`, in this invocation.
     pub async fn deliver_to(
         &self,
         endpoint: &str,
         message: &Value,
-        filter: Filter<'_>,
+        rows: Rows<'_>,
         deadline: Instant,
     ) -> Result<DeliveryReport, HandlerError> {
         self.deliverer(deadline)
-            .deliver_to(endpoint, message, filter)
+            .deliver_to(endpoint, message, rows)
             .await
     }
 }

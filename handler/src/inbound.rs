@@ -175,7 +175,13 @@ pub enum Invocation {
     Broadcast {
         message: Value,
         topic: Option<String>,
+        /// Given by the caller (`wsctl broadcast --no-wait`), or made by the coordinator.
+        broadcast_id: Option<String>,
     },
+    /// One part of a fanned-out broadcast (a worker or a hand-over).
+    Part(Box<crate::fanout::Part>),
+    /// A broadcast's status record.
+    Status { broadcast_id: String },
     Send {
         connection_id: String,
         message: Value,
@@ -206,11 +212,28 @@ pub fn parse_invocation(payload: &Value) -> Result<Invocation, HandlerError> {
                     bad("\"topic\" must be a non-empty string of at most 128 characters")
                 })?),
             };
+            let broadcast_id = match obj.get("broadcast_id") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(id)) if crate::fanout::valid_broadcast_id(id) => Some(id.clone()),
+                Some(_) => return Err(bad("\"broadcast_id\" must be 1 to 64 letters, digits, '-', '_' or '.'")),
+            };
             Ok(Invocation::Broadcast {
                 message: message(obj)?,
                 topic,
+                broadcast_id,
             })
         }
+        Some("broadcast_part") => serde_json::from_value::<crate::fanout::Part>(payload.clone())
+            .map(|p| Invocation::Part(Box::new(p)))
+            .map_err(|e| HandlerError::BadInvocation(format!("a broadcast_part payload: {e}"))),
+        Some("broadcast_status") => match obj.get("broadcast_id") {
+            Some(Value::String(id)) if crate::fanout::valid_broadcast_id(id) => {
+                Ok(Invocation::Status {
+                    broadcast_id: id.clone(),
+                })
+            }
+            _ => Err(bad("\"broadcast_status\" needs a \"broadcast_id\"")),
+        },
         Some("send") => match (obj.get("connection_id"), obj.get("user")) {
             (Some(Value::String(id)), None) if !id.is_empty() => Ok(Invocation::Send {
                 connection_id: id.clone(),
@@ -225,7 +248,7 @@ pub fn parse_invocation(payload: &Value) -> Result<Invocation, HandlerError> {
             )),
         },
         Some(other) => Err(HandlerError::BadInvocation(format!(
-            "unknown action {other:?}; expected \"broadcast\" or \"send\""
+            "unknown action {other:?}; expected \"broadcast\", \"send\" or \"broadcast_status\""
         ))),
         None => Err(bad(
             "\"action\" is missing; expected \"broadcast\" or \"send\"",
@@ -283,7 +306,8 @@ mod tests {
                 .unwrap(),
             Invocation::Broadcast {
                 message: json!({"type":"t","data":1}),
-                topic: None
+                topic: None,
+                broadcast_id: None
             }
         );
         assert!(matches!(

@@ -17,6 +17,7 @@ pub mod auth;
 mod clock;
 pub mod delivery;
 mod error;
+pub mod fanout;
 pub mod handler;
 pub mod inbound;
 pub mod push;
@@ -27,6 +28,7 @@ pub mod store;
 pub use clock::now_iso8601;
 pub use delivery::encode_message;
 pub use error::{error_chain, HandlerError};
+pub use fanout::{BroadcastLog, BroadcastStatus, FanOut, Invoker, MemoryBroadcastLog};
 pub use handler::{error_message, Handler, Outcome, MAX_INVOCATION};
 pub use inbound::{
     parse_client_message, parse_invocation, select_route, BadRequest, ClientMessage, Event,
@@ -35,7 +37,9 @@ pub use inbound::{
 pub use push::{Closed, InProcessPusher, Outlet, PushError, Pusher};
 pub use report::DeliveryReport;
 pub use settings::{Settings, SettingsError};
-pub use store::{Connection, ConnectionStore, Filter, IdPage, MemoryStore, Page, StoreError};
+pub use store::{
+    Connection, ConnectionStore, Filter, IdPage, MemoryStore, Page, Rows, Segment, StoreError,
+};
 
 /// API Gateway's limit for one message (and so for one `post_to_connection`).
 pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;

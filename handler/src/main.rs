@@ -7,9 +7,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use handler::fanout::{DynamoBroadcastLog, LambdaInvoker};
 use handler::push::ManagementApiPusher;
 use handler::store::DynamoStore;
-use handler::{error_chain, Event, Handler, Outcome, Settings};
+use handler::{error_chain, Event, FanOut, Handler, Outcome, Settings};
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use serde_json::Value;
 
@@ -25,6 +26,8 @@ enum InitError {
     Auth(String),
     #[error(transparent)]
     Pusher(#[from] handler::push::PusherInitError),
+    #[error("broadcast fan-out cannot start: {0}")]
+    FanOut(String),
 }
 
 // One thread: Lambda hands a function one event at a time, and below 1,769 MB it gets less
@@ -70,14 +73,23 @@ async fn build() -> Result<Live, InitError> {
         loader = loader.region(aws_config::Region::new(region.clone()));
     }
     let sdk = loader.load().await;
-    let store =
-        DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table).with_page_size(page_size);
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let store = DynamoStore::new(dynamodb.clone(), table)
+        .with_page_size(page_size)
+        .with_subscriptions(get("SUBSCRIPTIONS_TABLE"));
     let secret = match get("AUTH_SECRET_PARAMETER").filter(|p| !p.trim().is_empty()) {
         Some(name) => Some(read_secret(&sdk, name.trim()).await?),
         None => None,
     };
     let pusher = ManagementApiPusher::new(&sdk, settings.region.as_deref())?;
+    let fanout = match get("BROADCASTS_TABLE").filter(|t| !t.trim().is_empty()) {
+        Some(broadcasts) => Some(fan_out(&sdk, &settings, dynamodb, broadcasts, &get)?),
+        None => None,
+    };
     let mut handler = Handler::new(settings, Arc::new(store), Arc::new(pusher));
+    if let Some(fanout) = fanout {
+        handler = handler.with_fanout(fanout);
+    }
     let jwks = get("AUTH_JWKS_URL").filter(|u| !u.trim().is_empty());
     match (jwks, secret) {
         (Some(_), Some(_)) => {
@@ -97,6 +109,41 @@ async fn build() -> Result<Live, InitError> {
         (None, None) => {}
     }
     Ok(handler)
+}
+
+/// Broadcast records in `table`, and invocations of this function (`AWS_LAMBDA_FUNCTION_NAME`,
+/// set by Lambda) for the workers of a broadcast and their hand-overs.
+fn fan_out(
+    sdk: &aws_config::SdkConfig,
+    settings: &Settings,
+    dynamodb: aws_sdk_dynamodb::Client,
+    table: String,
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<FanOut, InitError> {
+    let function = get("AWS_LAMBDA_FUNCTION_NAME")
+        .filter(|f| !f.trim().is_empty())
+        .ok_or(InitError::FanOut(
+            "AWS_LAMBDA_FUNCTION_NAME is not set: a broadcast's workers are invocations of this function".into(),
+        ))?;
+    let region = settings
+        .region
+        .clone()
+        .or_else(|| sdk.region().map(|r| r.to_string()))
+        .ok_or(InitError::FanOut(
+            "no region (AWS_REGION): the function cannot invoke itself".into(),
+        ))?;
+    let invoker = LambdaInvoker::new(
+        sdk,
+        &region,
+        &function,
+        LambdaInvoker::endpoint_from_env(get).as_deref(),
+    )
+    .map_err(InitError::FanOut)?;
+    Ok(FanOut::new(
+        Arc::new(invoker),
+        Arc::new(DynamoBroadcastLog::new(dynamodb, table)),
+        settings.broadcast_workers,
+    ))
 }
 
 /// The HS256 secret, from an SSM parameter (a SecureString, decrypted), once per cold start.
@@ -194,6 +241,15 @@ async fn invoke(handler: &Live, event: LambdaEvent<Value>) -> Result<Value, Diag
             throttled = r.throttled,
             retried = r.retried,
             complete = r.complete,
+            broadcast_id = r.broadcast_id.as_deref().unwrap_or(""),
+            segments = r.segments.unwrap_or(1),
+            elapsed_ms,
+            "handled"
+        ),
+        Ok(Outcome::Status(s)) => tracing::info!(
+            request_id,
+            route,
+            broadcast_id = s.broadcast_id,
             elapsed_ms,
             "handled"
         ),

@@ -37,6 +37,14 @@ pub struct DeliveryReport {
     /// Up to [`DeliveryReport::MAX_ERRORS`] descriptions of the failures.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
+    /// The broadcast's id (`wsctl broadcast status ID`), for broadcasts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broadcast_id: Option<String>,
+    /// Set when the broadcast was split over this many workers (parallel-scan segments): the
+    /// counts above are then this invocation's own (none), and the broadcast's totals are in
+    /// its status record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segments: Option<u32>,
 }
 
 fn yes() -> bool {
@@ -60,6 +68,8 @@ impl Default for DeliveryReport {
             complete: true,
             resume_after: None,
             errors: Vec::new(),
+            broadcast_id: None,
+            segments: None,
         }
     }
 }

@@ -31,6 +31,9 @@ pub struct Settings {
     /// `MAX_MESSAGES_PER_SECOND`: messages one connection may send per second; more are
     /// answered `rate_limited` and not processed. 0 turns the limit off.
     pub max_messages_per_second: u32,
+    /// `BROADCAST_WORKERS`: the most invocations one broadcast is split over (see
+    /// [`crate::fanout`]), 1 to [`crate::fanout::MAX_WORKERS`].
+    pub broadcast_workers: u32,
 }
 
 impl Default for Settings {
@@ -47,6 +50,7 @@ impl Default for Settings {
             endpoint_override: None,
             allowed_origins: Vec::new(),
             max_messages_per_second: 0,
+            broadcast_workers: crate::fanout::DEFAULT_WORKERS,
         }
     }
 }
@@ -122,7 +126,22 @@ impl Settings {
                 expected: "at most 131072 (API Gateway's message limit)",
             });
         }
+        let broadcast_workers = number(
+            "BROADCAST_WORKERS",
+            nonempty("BROADCAST_WORKERS"),
+            defaults.broadcast_workers,
+            1,
+            "a whole number from 1 to 100",
+        )?;
+        if broadcast_workers > crate::fanout::MAX_WORKERS {
+            return Err(SettingsError {
+                name: "BROADCAST_WORKERS",
+                value: broadcast_workers.to_string(),
+                expected: "a whole number from 1 to 100",
+            });
+        }
         Ok(Settings {
+            broadcast_workers,
             ttl_seconds: number(
                 "CONNECTION_TTL_SECONDS",
                 nonempty("CONNECTION_TTL_SECONDS"),

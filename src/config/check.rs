@@ -231,6 +231,13 @@ impl Config {
                 1..=1000,
                 "posts in flight",
             )?,
+            broadcast_workers: c.int_in(
+                "function.broadcast_workers",
+                &f.broadcast_workers,
+                d.broadcast_workers,
+                1..=100,
+                "worker invocations per broadcast",
+            )?,
             log_retention_days: log_retention_days as i32,
             max_messages_per_second: c.int_in(
                 "function.max_messages_per_second",

@@ -138,6 +138,8 @@ pub struct FunctionConfig {
     pub allow_client_broadcast: bool,
     pub max_client_message_bytes: i64,
     pub broadcast_concurrency: i64,
+    /// The most invocations one broadcast is split over (`BROADCAST_WORKERS`).
+    pub broadcast_workers: i64,
     pub log_retention_days: i32,
     pub allowed_origins: Vec<String>,
     pub max_messages_per_second: i64,
@@ -161,6 +163,7 @@ impl Default for FunctionConfig {
             allow_client_broadcast: false,
             max_client_message_bytes: 32_768,
             broadcast_concurrency: 256,
+            broadcast_workers: 10,
             log_retention_days: 30,
             allowed_origins: Vec::new(),
             max_messages_per_second: 0,

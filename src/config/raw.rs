@@ -64,6 +64,7 @@ pub(super) struct RawFunction {
     pub(super) allow_client_broadcast: Option<bool>,
     pub(super) max_client_message_bytes: Option<Spanned<i64>>,
     pub(super) broadcast_concurrency: Option<Spanned<i64>>,
+    pub(super) broadcast_workers: Option<Spanned<i64>>,
     pub(super) log_retention_days: Option<Spanned<i64>>,
     pub(super) allowed_origins: Option<Spanned<Vec<String>>>,
     pub(super) max_messages_per_second: Option<Spanned<i64>>,

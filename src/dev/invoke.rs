@@ -1,8 +1,13 @@
 //! Lambda's invoke API on `wsctl dev`: `POST /2015-03-31/functions/{name}/invocations`
-//! (RequestResponse, Event, DryRun), running the bundled handler in process.
+//! (RequestResponse, Event, DryRun), running the bundled handler in process; and the function's
+//! own asynchronous invocations of itself (a broadcast's workers and hand-overs, [`DevInvoker`]),
+//! which run the same way as an `Event` invocation sent to that API.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Instant;
+
+use async_trait::async_trait;
+use handler::fanout::{InvokeError, Invoker};
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -42,21 +47,7 @@ pub(super) async fn invoke_function(
         .and_then(Value::as_str)
         .unwrap_or("?")
         .to_owned();
-    let label = format!("invoke:{action}");
-    let run = {
-        let gw = gw.clone();
-        async move {
-            let result = match gw.invoke(payload).await {
-                Ok(outcome) => Ok(serde_json::to_value(outcome).unwrap_or(Value::Null)),
-                Err(e) => Err(e),
-            };
-            match &result {
-                Ok(v) => gw.log(&label, "-", v.to_string(), started),
-                Err(e) => gw.log(&label, "-", format!("error ({e})"), started),
-            }
-            result
-        }
-    };
+    let run = run(gw, payload, format!("invoke:{action}"), started);
     match kind.as_str() {
         "DryRun" => StatusCode::NO_CONTENT.into_response(),
         "Event" => {
@@ -79,5 +70,62 @@ pub(super) async fn invoke_function(
                 resp
             }
         },
+    }
+}
+
+/// One invocation of the handler with a direct payload, logged as the gateway logs events.
+async fn run(
+    gw: Arc<Gateway>,
+    payload: Value,
+    label: String,
+    started: Instant,
+) -> Result<Value, String> {
+    let result = match gw.invoke(payload).await {
+        Ok(outcome) => Ok(serde_json::to_value(outcome).unwrap_or(Value::Null)),
+        Err(e) => Err(e),
+    };
+    match &result {
+        Ok(v) => gw.log(&label, "-", v.to_string(), started),
+        Err(e) => gw.log(&label, "-", format!("error ({e})"), started),
+    }
+    result
+}
+
+/// The function invoking itself with `InvocationType=Event`, as the Lambda does through
+/// Lambda's Invoke API: the invocation is queued (a task of its own, with the function's
+/// timeout) and this returns at once.
+#[derive(Default)]
+pub(super) struct DevInvoker {
+    gateway: OnceLock<Weak<Gateway>>,
+}
+
+impl DevInvoker {
+    /// Set once the gateway that runs the invocations exists.
+    pub(super) fn attach(&self, gateway: &Arc<Gateway>) {
+        let _ = self.gateway.set(Arc::downgrade(gateway));
+    }
+}
+
+#[async_trait]
+impl Invoker for DevInvoker {
+    async fn invoke_event(&self, payload: &Value) -> Result<(), InvokeError> {
+        let gw = self
+            .gateway
+            .get()
+            .and_then(Weak::upgrade)
+            .ok_or_else(|| InvokeError {
+                message: "wsctl dev is shutting down: no invocation can start".into(),
+                retryable: false,
+            })?;
+        let action = payload
+            .get("action")
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_owned();
+        let payload = payload.clone();
+        tokio::spawn(async move {
+            let _ = run(gw, payload, format!("invoke:{action}"), Instant::now()).await;
+        });
+        Ok(())
     }
 }

@@ -17,7 +17,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use base64::Engine as _;
 use futures::{SinkExt, StreamExt};
-use handler::{Handler, MemoryStore, Outcome, Settings};
+use handler::{FanOut, Handler, MemoryBroadcastLog, MemoryStore, Outcome, Settings};
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch, Notify};
@@ -355,7 +355,7 @@ async fn upgrade(
             let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             return (code, body).into_response();
         }
-        Ok(Outcome::Report(_)) => {
+        Ok(Outcome::Report(_) | Outcome::Status(_)) => {
             gw.log("$connect", &id, 500, started);
             return internal_error();
         }
@@ -542,7 +542,7 @@ impl Gateway {
         );
         match self.invoke(event).await {
             Ok(Outcome::Http { status, .. }) => self.log(&route, id, status, started),
-            Ok(Outcome::Report(_)) => self.log(&route, id, 200, started),
+            Ok(Outcome::Report(_) | Outcome::Status(_)) => self.log(&route, id, 200, started),
             Err(e) => self.log(&route, id, format!("500 ({e})"), started),
         }
     }
@@ -581,11 +581,18 @@ pub async fn run(opts: DevOptions, ready: impl FnOnce(SocketAddr)) -> Result<()>
     settings.api_id = Some("local".into());
     settings.stage = opts.stage.clone();
     let (logger, log_task) = Logger::start();
+    let invoker = Arc::new(invoke::DevInvoker::default());
+    let workers = settings.broadcast_workers;
     let mut dev_handler = Handler::new(
         settings,
         Arc::new(MemoryStore::new()),
         Arc::new(DevPusher::new(opts.throttle.clone())),
-    );
+    )
+    .with_fanout(FanOut::new(
+        invoker.clone(),
+        Arc::new(MemoryBroadcastLog::new()),
+        workers,
+    ));
     if let Some(auth) = opts.auth.clone() {
         dev_handler = dev_handler.with_auth(auth);
     }
@@ -603,6 +610,7 @@ pub async fn run(opts: DevOptions, ready: impl FnOnce(SocketAddr)) -> Result<()>
         drained: Notify::new(),
         counter: AtomicU64::new(1),
     });
+    invoker.attach(&gw);
     let mut app = Router::new()
         .route(&opts.path, get(upgrade))
         .route(

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::InvocationType;
 use handler::DeliveryReport;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -68,6 +69,28 @@ pub fn message(
 
 /// Invokes the function with `payload` and returns its delivery report.
 pub async fn invoke(c: &Clients, function: &str, payload: &Value) -> Result<DeliveryReport> {
+    let v = invoke_value(c, function, payload).await?;
+    serde_json::from_value(v.clone()).with_context(|| {
+        format!("{function} did not answer with a delivery report ({{\"delivered\",\"gone\",\"failed\"}}): {v}")
+    })
+}
+
+/// Queues an invocation of the function with `payload` (`InvocationType=Event`): Lambda
+/// answers once it has the event, and runs it (retrying twice on error) in the background.
+pub async fn invoke_event(c: &Clients, function: &str, payload: &Value) -> Result<()> {
+    c.lambda
+        .invoke()
+        .function_name(function)
+        .invocation_type(InvocationType::Event)
+        .payload(Blob::new(serde_json::to_vec(payload)?))
+        .send()
+        .await
+        .aws(format!("Invoke {function} (Event)"))?;
+    Ok(())
+}
+
+/// Invokes the function with `payload` and returns its answer; a function error is an error.
+pub async fn invoke_value(c: &Clients, function: &str, payload: &Value) -> Result<Value> {
     let out = c
         .lambda
         .invoke()
@@ -86,9 +109,8 @@ pub async fn invoke(c: &Clients, function: &str, payload: &Value) -> Result<Deli
             v["errorMessage"].as_str().unwrap_or(&text)
         );
     }
-    serde_json::from_str(&text).with_context(|| {
-        format!("{function} did not answer with a delivery report ({{\"delivered\",\"gone\",\"failed\"}}): {text}")
-    })
+    serde_json::from_str(&text)
+        .with_context(|| format!("{function} did not answer with JSON: {text}"))
 }
 
 #[derive(Debug, Serialize)]
@@ -117,6 +139,9 @@ impl fmt::Display for Sent {
             )?;
         }
         writeln!(f)?;
+        if let Some(id) = &r.broadcast_id {
+            writeln!(f, "broadcast {id}")?;
+        }
         if !r.undelivered.is_empty() {
             let listed = r.undelivered.len() as u64 + r.undelivered_more;
             write!(f, "undelivered:")?;

@@ -1,7 +1,8 @@
 //! Day-two operations on a deployed stack (or on `wsctl dev`, through endpoint overrides), one
-//! file per command: connections and prune, broadcast and send, logs, smoke test, frontend env
+//! file per command: connections and prune, broadcast and send (and a broadcast followed by id), logs, smoke test, frontend env
 //! file. What several of them need to find the stack is here.
 
+pub mod broadcast;
 pub mod connections;
 pub mod delivery;
 pub mod env;
@@ -14,8 +15,9 @@ use crate::aws::Clients;
 use crate::naming::Names;
 use crate::resources::api;
 
+pub use broadcast::Followed;
 pub use connections::{connections, prune};
-pub use delivery::{invoke, message, Sent};
+pub use delivery::{invoke, invoke_event, message, Sent};
 pub use env::write_env;
 pub use logs::logs;
 pub use smoke::{smoke, with_query};

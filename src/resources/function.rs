@@ -93,6 +93,10 @@ pub fn environment(
             "BROADCAST_CONCURRENCY".to_owned(),
             f.broadcast_concurrency.to_string(),
         ),
+        (
+            "BROADCAST_WORKERS".to_owned(),
+            f.broadcast_workers.to_string(),
+        ),
     ]);
     if !f.allowed_origins.is_empty() {
         env.insert("ALLOWED_ORIGINS".to_owned(), f.allowed_origins.join(","));

@@ -21,6 +21,14 @@ const browserPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+
+/** A broadcast's report: its id (`wsctl broadcast status ID`), then the counts, exactly. */
+function assertReport(report, expected) {
+  const { broadcast_id: id, ...counts } = report;
+  assert.match(id, /^\d{8}T\d{6}Z-[0-9a-f]{8}$/, JSON.stringify(report));
+  assert.deepEqual(counts, expected);
+}
+
 async function freePort() {
   return new Promise((resolve) => {
     const s = netServer().listen(0, '127.0.0.1', () => {
@@ -129,7 +137,7 @@ try {
       action: 'broadcast',
       message: { type: 'notification', data: { n: 1 } },
     });
-    assert.deepEqual(report, { delivered: 1, gone: 0, failed: 0, throttled: 0, retried: 0, complete: true });
+    assertReport(report, { delivered: 1, gone: 0, failed: 0, throttled: 0, retried: 0, complete: true });
     await waitFor('the broadcast', async () => (await events()).some((e) => e.type === 'notification'));
     await sleep(300);
     assert.equal((await events()).filter((e) => e.type === 'notification' && e.data.n === 1).length, 1);
@@ -151,7 +159,7 @@ try {
       topic: 'news',
       message: { type: 'notification', data: { n: 2 } },
     });
-    assert.deepEqual(report, { delivered: 1, gone: 0, failed: 0, throttled: 0, retried: 0, complete: true });
+    assertReport(report, { delivered: 1, gone: 0, failed: 0, throttled: 0, retried: 0, complete: true });
     await waitFor('the topic broadcast', async () =>
       (await events()).some((e) => e.type === 'notification' && e.data.n === 2),
     );

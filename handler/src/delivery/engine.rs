@@ -28,8 +28,8 @@ use futures::StreamExt;
 use super::pacing::Pacer;
 use crate::error::{error_chain, HandlerError};
 use crate::report::DeliveryReport;
-use crate::store::StoreError;
-use crate::{ConnectionStore, Filter, IdPage, PushError, Pusher};
+use crate::store::{Rows, StoreError};
+use crate::{ConnectionStore, IdPage, PushError, Pusher};
 
 /// Ids read ahead of posting at most (a DynamoDB page of ids holds up to about 25,000).
 pub const PREFETCH_BELOW: usize = 10_000;
@@ -45,10 +45,13 @@ const PAGE_ATTEMPTS: u32 = 5;
 /// Where the ids come from.
 #[derive(Clone, Debug)]
 pub enum Source<'f> {
-    /// The rows `filter` selects, from the start of the table or after a cursor.
+    /// The ids `rows` names (a scan, a scan segment, a topic's subscribers), from the start or
+    /// after a cursor.
     Scan {
-        filter: Filter<'f>,
+        rows: Rows<'f>,
         after: Option<String>,
+        /// Ids to post before the first page (handed over with the cursor).
+        queued: Vec<String>,
     },
     /// These ids (a single send, or ids handed over by another invocation).
     Ids(Vec<String>),
@@ -67,6 +70,39 @@ pub struct Plan<'a> {
     pub max_in_flight: usize,
     /// Hard timeout of one attempt.
     pub attempt_timeout: Duration,
+    /// The next page is read while fewer ids than this wait to be posted.
+    pub prefetch_below: usize,
+    /// Rows examined per page read (the store's page size when `None`).
+    pub page_limit: Option<u32>,
+    /// Where the running totals are published, about every [`PROGRESS_EVERY`].
+    pub progress: Option<&'a tokio::sync::watch::Sender<Snapshot>>,
+}
+
+/// Running totals are published this often at most.
+pub const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+/// A delivery's totals so far, and where reading the table stands.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub delivered: u64,
+    pub gone: u64,
+    pub failed: u64,
+    pub throttled: u64,
+    pub retried: u64,
+    /// The cursor of the next page to read (`None` before the first page and at the end).
+    pub cursor: Option<String>,
+}
+
+/// What a delivery that may be continued elsewhere came to: its report, and the ids it read
+/// but did not get to by the deadline (not counted as failed: the caller hands them on).
+#[derive(Debug)]
+pub struct PartOutcome {
+    pub report: DeliveryReport,
+    pub leftover: Vec<String>,
+    /// Reading the table failed for good (the report says how far it got).
+    pub read_error: Option<StoreError>,
+    /// The last error of a left-over id that had failed at least once.
+    pub last_error: Option<String>,
 }
 
 impl Plan<'_> {
@@ -139,13 +175,47 @@ enum Reading<'a> {
     Done,
 }
 
-/// Delivers `plan.data` to every id of `source`; see the module's documentation.
+/// Delivers `plan.data` to every id of `source`; see the module's documentation. What was
+/// not delivered by the deadline is counted as failed.
 pub async fn deliver<'a, S, P>(
     store: &'a S,
     pusher: &P,
     plan: &Plan<'_>,
     source: Source<'a>,
 ) -> Result<DeliveryReport, HandlerError>
+where
+    S: ConnectionStore + ?Sized,
+    P: Pusher + ?Sized,
+{
+    let mut part = deliver_part(store, pusher, plan, source).await;
+    let mut noted = false;
+    for id in std::mem::take(&mut part.leftover) {
+        if !noted {
+            if let Some(e) = part.last_error.take() {
+                part.report
+                    .note_error(format!("still failing at the deadline: {e}"));
+                noted = true;
+            }
+        }
+        part.report.note_undelivered(id);
+    }
+    match part.read_error {
+        Some(source) => Err(HandlerError::BroadcastIncomplete {
+            report: Box::new(part.report),
+            source,
+        }),
+        None => Ok(part.report),
+    }
+}
+
+/// Delivers as [`deliver`] does, but returns the ids left at the deadline instead of counting
+/// them as failed, so that another invocation can carry on from them and the report's cursor.
+pub async fn deliver_part<'a, S, P>(
+    store: &'a S,
+    pusher: &P,
+    plan: &Plan<'_>,
+    source: Source<'a>,
+) -> PartOutcome
 where
     S: ConnectionStore + ?Sized,
     P: Pusher + ?Sized,
@@ -159,15 +229,43 @@ where
     let mut later: BinaryHeap<Reverse<Due>> = BinaryHeap::new();
     let mut seq = 0u64;
     let mut in_flight = FuturesUnordered::new();
-    let (filter, mut reading): (Filter<'a>, Reading<'a>) = match source {
-        Source::Scan { filter, after } => (filter, Reading::Next(after)),
+    let (rows, mut reading): (Rows<'a>, Reading<'a>) = match source {
+        Source::Scan {
+            rows,
+            after,
+            queued,
+        } => {
+            ready.extend(queued.into_iter().map(|id| Pending {
+                id,
+                attempts: 0,
+                last_error: None,
+            }));
+            (rows, Reading::Next(after))
+        }
         Source::Ids(ids) => {
             ready.extend(ids.into_iter().map(|id| Pending {
                 id,
                 attempts: 0,
                 last_error: None,
             }));
-            (Filter::All, Reading::Done)
+            (Rows::Scan(crate::Filter::All), Reading::Done)
+        }
+    };
+    let mut published = started;
+    let publish = |report: &DeliveryReport, reading: &Reading<'_>| {
+        if let Some(tx) = plan.progress {
+            let cursor = match reading {
+                Reading::Next(c) | Reading::InFlight { cursor: c, .. } => c.clone(),
+                Reading::Done => None,
+            };
+            tx.send_replace(Snapshot {
+                delivered: report.delivered,
+                gone: report.gone,
+                failed: report.failed,
+                throttled: report.throttled,
+                retried: report.retried,
+                cursor,
+            });
         }
     };
     let mut page_failures = 0u32;
@@ -192,9 +290,9 @@ where
             }
             let page_due = read_error.is_none() && page_retry_at.is_none_or(|at| at <= now);
             if let Reading::Next(cursor) = &reading {
-                if page_due && ready.len() < PREFETCH_BELOW {
+                if page_due && ready.len() < plan.prefetch_below {
                     let cursor = cursor.clone();
-                    let page = Box::pin(store.scan_ids(filter, cursor.clone()));
+                    let page = Box::pin(store.ids(rows, cursor.clone(), plan.page_limit));
                     reading = Reading::InFlight { cursor, page };
                 }
             }
@@ -216,6 +314,10 @@ where
             wake = wake.min(at);
         }
         let reading_page = matches!(reading, Reading::InFlight { .. });
+        if plan.progress.is_some() && now.duration_since(published) >= PROGRESS_EVERY {
+            published = now;
+            publish(&report, &reading);
+        }
         tokio::select! {
             Some((mut pending, result)) = in_flight.next(), if !in_flight.is_empty() => {
                 let now = Instant::now();
@@ -294,30 +396,28 @@ where
         }
     }
 
-    // The deadline came (or nothing is left): whatever was read and not delivered is failed.
-    let leftovers = ready
+    // The deadline came (or nothing is left): what was read and not delivered is left over.
+    let mut leftover = Vec::with_capacity(ready.len() + later.len());
+    let mut last_error = None;
+    for pending in ready
         .into_iter()
-        .chain(later.into_iter().map(|Reverse(d)| d.pending));
-    let mut noted = false;
-    for pending in leftovers {
-        if !noted {
-            if let Some(e) = &pending.last_error {
-                report.note_error(format!("still failing at the deadline: {e}"));
-                noted = true;
-            }
+        .chain(later.into_iter().map(|Reverse(d)| d.pending))
+    {
+        if last_error.is_none() {
+            last_error = pending.last_error;
         }
-        report.note_undelivered(pending.id);
+        leftover.push(pending.id);
     }
-    if let Reading::Next(cursor) = reading {
+    if let Reading::Next(cursor) = &reading {
         report.complete = false;
-        report.resume_after = cursor;
+        report.resume_after = cursor.clone();
     }
-    match read_error {
-        Some(source) => Err(HandlerError::BroadcastIncomplete {
-            report: Box::new(report),
-            source,
-        }),
-        None => Ok(report),
+    publish(&report, &reading);
+    PartOutcome {
+        report,
+        leftover,
+        read_error,
+        last_error,
     }
 }
 
@@ -395,6 +495,9 @@ mod tests {
             deadline: now + left,
             max_in_flight: 1,
             attempt_timeout: Duration::from_secs(1),
+            prefetch_below: PREFETCH_BELOW,
+            page_limit: None,
+            progress: None,
         };
         assert_eq!(
             plan(Duration::from_secs(30)).stop_at(now),

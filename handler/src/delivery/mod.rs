@@ -8,11 +8,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-pub use engine::{Plan, Source};
+pub use engine::{deliver_part, PartOutcome, Plan, Snapshot, Source, PREFETCH_BELOW};
 
 use crate::error::HandlerError;
 use crate::report::DeliveryReport;
-use crate::{ConnectionStore, Filter, Pusher, MAX_MESSAGE_BYTES};
+use crate::store::Rows;
+use crate::{ConnectionStore, Pusher, MAX_MESSAGE_BYTES};
 
 /// Serializes a message for posting, refusing one over API Gateway's limit.
 pub fn encode_message(message: &Value) -> Result<Vec<u8>, HandlerError> {
@@ -45,13 +46,17 @@ where
     S: ConnectionStore + ?Sized,
     P: Pusher + ?Sized,
 {
-    fn plan<'p>(&self, endpoint: &'p str, data: &'p [u8]) -> Plan<'p> {
+    /// How a delivery of `data` runs: the engine's defaults, this deliverer's bounds.
+    pub fn plan<'p>(&self, endpoint: &'p str, data: &'p [u8]) -> Plan<'p> {
         Plan {
             endpoint,
             data,
             deadline: self.deadline,
             max_in_flight: self.concurrency,
             attempt_timeout: self.attempt_timeout,
+            prefetch_below: PREFETCH_BELOW,
+            page_limit: None,
+            progress: None,
         }
     }
 
@@ -72,17 +77,18 @@ where
         }
     }
 
-    /// Delivers `message` to the connections `filter` selects; see [`engine`].
+    /// Delivers `message` to the connections `rows` names; see [`engine`].
     pub async fn deliver_to(
         &self,
         endpoint: &str,
         message: &Value,
-        filter: Filter<'a>,
+        rows: Rows<'a>,
     ) -> Result<DeliveryReport, HandlerError> {
         let data = encode_message(message)?;
         let source = Source::Scan {
-            filter,
+            rows,
             after: None,
+            queued: Vec::new(),
         };
         engine::deliver(self.store, self.pusher, &self.plan(endpoint, &data), source).await
     }

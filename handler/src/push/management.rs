@@ -21,7 +21,7 @@ use super::sigv4::Signer;
 use super::{PushError, Pusher};
 
 /// Characters left as they are in a path segment (RFC 3986's unreserved set).
-pub(super) const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+pub(crate) const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'_')
     .remove(b'.')

@@ -8,9 +8,9 @@ use async_trait::async_trait;
 
 mod in_process;
 #[cfg(feature = "aws")]
-mod management;
+pub(crate) mod management;
 #[cfg(feature = "aws")]
-mod sigv4;
+pub(crate) mod sigv4;
 
 pub use in_process::{Closed, InProcessPusher, Outbound, Outlet};
 #[cfg(feature = "aws")]

@@ -192,45 +192,60 @@ impl Signer {
         data: &[u8],
         time: SystemTime,
     ) -> Result<Signed, String> {
-        let uri_text = uri.to_string();
-        let identity = credentials.clone().into();
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region(&self.region)
-            .name(SERVICE)
-            .time(time)
-            .settings(SigningSettings::default())
-            .build()
-            .map_err(|e| format!("signing parameters: {e}"))?
-            .into();
-        let length = data.len().to_string();
-        let headers = [("content-length", length.as_str())];
-        let signable = SignableRequest::new(
-            "POST",
-            &uri_text,
-            headers.iter().copied(),
-            SignableBody::Bytes(data),
-        )
-        .map_err(|e| format!("signing {uri}: {e}"))?;
-        let (instructions, _) = sign(signable, &params)
-            .map_err(|e| format!("signing {uri}: {e}"))?
-            .into_parts();
-        let (headers, _) = instructions.into_parts();
-        let mut signed = Signed {
-            x_amz_date: String::new(),
-            authorization: String::new(),
-            x_amz_security_token: None,
-        };
-        for h in headers {
-            match h.name() {
-                "x-amz-date" => signed.x_amz_date = h.value().to_owned(),
-                "authorization" => signed.authorization = h.value().to_owned(),
-                "x-amz-security-token" => signed.x_amz_security_token = Some(h.value().to_owned()),
-                _ => {}
-            }
-        }
-        Ok(signed)
+        sign_post(SERVICE, &self.region, uri, &[], credentials, data, time)
     }
+}
+
+/// The signature headers of `POST uri` for `service` in `region`, signed by `aws-sigv4`'s
+/// general signer, with `headers` (besides content-length) included in the signature.
+pub(crate) fn sign_post(
+    service: &str,
+    region: &str,
+    uri: &http::Uri,
+    headers: &[(&str, &str)],
+    credentials: &Credentials,
+    data: &[u8],
+    time: SystemTime,
+) -> Result<Signed, String> {
+    let uri_text = uri.to_string();
+    let identity = credentials.clone().into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name(service)
+        .time(time)
+        .settings(SigningSettings::default())
+        .build()
+        .map_err(|e| format!("signing parameters: {e}"))?
+        .into();
+    let length = data.len().to_string();
+    let mut all = vec![("content-length", length.as_str())];
+    all.extend_from_slice(headers);
+    let signable = SignableRequest::new(
+        "POST",
+        &uri_text,
+        all.iter().copied(),
+        SignableBody::Bytes(data),
+    )
+    .map_err(|e| format!("signing {uri}: {e}"))?;
+    let (instructions, _) = sign(signable, &params)
+        .map_err(|e| format!("signing {uri}: {e}"))?
+        .into_parts();
+    let (headers, _) = instructions.into_parts();
+    let mut signed = Signed {
+        x_amz_date: String::new(),
+        authorization: String::new(),
+        x_amz_security_token: None,
+    };
+    for h in headers {
+        match h.name() {
+            "x-amz-date" => signed.x_amz_date = h.value().to_owned(),
+            "authorization" => signed.authorization = h.value().to_owned(),
+            "x-amz-security-token" => signed.x_amz_security_token = Some(h.value().to_owned()),
+            _ => {}
+        }
+    }
+    Ok(signed)
 }
 
 #[cfg(test)]

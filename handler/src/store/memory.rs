@@ -1,11 +1,11 @@
 //! The in-memory [`ConnectionStore`]: `wsctl dev`'s and the tests'.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{Connection, ConnectionStore, Filter, IdPage, Page, StoreError};
+use super::{segment_of, Connection, ConnectionStore, Filter, IdPage, Page, Segment, StoreError};
 
 /// An in-memory store, ordered by connection id so that scans page deterministically.
 #[derive(Debug)]
@@ -13,6 +13,8 @@ pub struct MemoryStore {
     rows: Mutex<BTreeMap<String, Connection>>,
     /// Per-connection message counters: (window, count), dropped with the row.
     rates: Mutex<std::collections::HashMap<String, (i64, u32)>>,
+    /// The subscriptions index: topic to subscriber ids, kept in step with the rows' topics.
+    subscribers: Mutex<BTreeMap<String, BTreeSet<String>>>,
     page_size: usize,
 }
 
@@ -32,6 +34,7 @@ impl MemoryStore {
         MemoryStore {
             rows: Mutex::new(BTreeMap::new()),
             rates: Mutex::new(Default::default()),
+            subscribers: Mutex::new(BTreeMap::new()),
             page_size: page_size.max(1),
         }
     }
@@ -53,6 +56,23 @@ impl MemoryStore {
         // A panic while holding this lock cannot leave a half-written map (every critical
         // section is a single map operation), so a poisoned lock is still consistent.
         self.rows.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn subscribers(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, BTreeSet<String>>> {
+        self.subscribers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Drops `connection_id` from the index entries of `topics`.
+    fn unindex<'t>(&self, connection_id: &str, topics: impl IntoIterator<Item = &'t String>) {
+        let mut index = self.subscribers();
+        for topic in topics {
+            if let Some(ids) = index.get_mut(topic) {
+                ids.remove(connection_id);
+                if ids.is_empty() {
+                    index.remove(topic);
+                }
+            }
+        }
     }
 
     /// One page of a scan: `take` of each row `filter` selects among the next `page_size`
@@ -92,13 +112,26 @@ impl MemoryStore {
 #[async_trait]
 impl ConnectionStore for MemoryStore {
     async fn put(&self, connection: Connection) -> Result<(), StoreError> {
-        self.lock()
-            .insert(connection.connection_id.clone(), connection);
+        // Lock order: rows, then subscribers (as everywhere here).
+        let mut rows = self.lock();
+        let id = connection.connection_id.clone();
+        let topics = connection.topics.clone();
+        if let Some(old) = rows.insert(id.clone(), connection) {
+            self.unindex(&id, &old.topics);
+        }
+        let mut index = self.subscribers();
+        for topic in topics {
+            index.entry(topic).or_default().insert(id.clone());
+        }
         Ok(())
     }
 
     async fn delete(&self, connection_id: &str) -> Result<(), StoreError> {
-        self.lock().remove(connection_id);
+        let mut rows = self.lock();
+        if let Some(old) = rows.remove(connection_id) {
+            self.unindex(connection_id, &old.topics);
+        }
+        drop(rows);
         self.rates
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -114,6 +147,10 @@ impl ConnectionStore for MemoryStore {
         Ok(match self.lock().get_mut(connection_id) {
             Some(row) => {
                 row.topics.insert(topic.to_owned());
+                self.subscribers()
+                    .entry(topic.to_owned())
+                    .or_default()
+                    .insert(connection_id.to_owned());
                 true
             }
             None => false,
@@ -124,6 +161,7 @@ impl ConnectionStore for MemoryStore {
         Ok(match self.lock().get_mut(connection_id) {
             Some(row) => {
                 row.topics.remove(topic);
+                self.unindex(connection_id, [&topic.to_owned()]);
                 true
             }
             None => false,
@@ -140,6 +178,54 @@ impl ConnectionStore for MemoryStore {
         cursor: Option<String>,
     ) -> Result<IdPage, StoreError> {
         Ok(self.page(filter, cursor, |row| row.connection_id.clone()))
+    }
+
+    async fn scan_segment_ids(
+        &self,
+        segment: Segment,
+        cursor: Option<String>,
+        limit: Option<u32>,
+    ) -> Result<IdPage, StoreError> {
+        use std::ops::Bound;
+        let limit = limit.map_or(self.page_size, |l| l.max(1) as usize);
+        let rows = self.lock();
+        let start = cursor.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut ids = rows
+            .range((start, Bound::Unbounded))
+            .map(|(id, _)| id)
+            .filter(|id| segment_of(id, segment.total) == segment.index);
+        let items: Vec<String> = ids.by_ref().take(limit).cloned().collect();
+        let next = match ids.next() {
+            Some(_) => items.last().cloned(),
+            None => None,
+        };
+        Ok(Page { items, next })
+    }
+
+    async fn topic_ids(
+        &self,
+        topic: &str,
+        cursor: Option<String>,
+        limit: Option<u32>,
+    ) -> Result<IdPage, StoreError> {
+        use std::ops::Bound;
+        let limit = limit.map_or(self.page_size, |l| l.max(1) as usize);
+        let index = self.subscribers();
+        let Some(subscribers) = index.get(topic) else {
+            return Ok(Page::default());
+        };
+        let start = cursor.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut ids = subscribers.range::<String, _>((start, Bound::Unbounded));
+        let items: Vec<String> = ids.by_ref().take(limit).cloned().collect();
+        let next = match ids.next() {
+            Some(_) => items.last().cloned(),
+            None => None,
+        };
+        Ok(Page { items, next })
+    }
+
+    async fn approximate_count(&self) -> Result<Option<u64>, StoreError> {
+        Ok(Some(self.lock().len() as u64))
     }
 
     async fn count_message(

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::error::Error as StdError;
 
 use async_trait::async_trait;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One row of the connections table.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -43,6 +43,41 @@ impl Filter<'_> {
             Filter::User(u) => row.user.as_deref() == Some(*u),
         }
     }
+}
+
+/// One part of a parallel scan of every row: segment `index` of `total` (DynamoDB's `Segment`
+/// and `TotalSegments`). Every row is in exactly one segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Segment {
+    pub index: u32,
+    pub total: u32,
+}
+
+/// The partition keys one topic's subscriptions are spread over (by [`segment_of`] the
+/// connection id): a topic then takes subscriptions at this many times one DynamoDB
+/// partition's write rate. Fixed: changing it would lose every stored subscription.
+pub const TOPIC_SHARDS: u32 = 8;
+
+/// The segment of `total` an id falls in, for stores that split a scan themselves (DynamoDB
+/// uses its own hash): FNV-1a of the id's bytes.
+pub fn segment_of(connection_id: &str, total: u32) -> u32 {
+    let hash = connection_id
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+    (hash % u64::from(total.max(1))) as u32
+}
+
+/// Which ids a delivery reads, and from where.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rows<'a> {
+    /// A scan of the connections `filter` selects.
+    Scan(Filter<'a>),
+    /// One segment of a parallel scan of every connection.
+    Segment(Segment),
+    /// A topic's subscribers, read from the subscriptions index (not a scan of the table).
+    Topic(&'a str),
 }
 
 /// One page of a scan: rows, or whatever was read of each. `next` is the cursor to pass to the
@@ -98,6 +133,54 @@ pub trait ConnectionStore: Send + Sync {
             items: page.items.into_iter().map(|c| c.connection_id).collect(),
             next: page.next,
         })
+    }
+    /// The ids on one page of a parallel-scan segment, at most `limit` rows examined (the
+    /// store's page size when `None`). Stores that cannot split a scan filter a full one.
+    async fn scan_segment_ids(
+        &self,
+        segment: Segment,
+        cursor: Option<String>,
+        limit: Option<u32>,
+    ) -> Result<IdPage, StoreError> {
+        let _ = limit;
+        let page = self.scan_ids(Filter::All, cursor).await?;
+        Ok(Page {
+            items: page
+                .items
+                .into_iter()
+                .filter(|id| segment_of(id, segment.total) == segment.index)
+                .collect(),
+            next: page.next,
+        })
+    }
+    /// The ids of one page of `topic`'s subscribers, at most about `limit` of them. Stores
+    /// without a subscriptions index scan the table with [`Filter::Topic`].
+    async fn topic_ids(
+        &self,
+        topic: &str,
+        cursor: Option<String>,
+        limit: Option<u32>,
+    ) -> Result<IdPage, StoreError> {
+        let _ = limit;
+        self.scan_ids(Filter::Topic(topic), cursor).await
+    }
+    /// One page of the ids `rows` names.
+    async fn ids(
+        &self,
+        rows: Rows<'_>,
+        cursor: Option<String>,
+        limit: Option<u32>,
+    ) -> Result<IdPage, StoreError> {
+        match rows {
+            Rows::Scan(filter) => self.scan_ids(filter, cursor).await,
+            Rows::Segment(segment) => self.scan_segment_ids(segment, cursor, limit).await,
+            Rows::Topic(topic) => self.topic_ids(topic, cursor, limit).await,
+        }
+    }
+    /// About how many connections there are (DynamoDB's ItemCount, refreshed about every
+    /// six hours): what a broadcast sizes its fan-out by. `None` when the store cannot say.
+    async fn approximate_count(&self) -> Result<Option<u64>, StoreError> {
+        Ok(None)
     }
     /// Counts one message of `connection_id` in the fixed window `window` (e.g. the current
     /// epoch second) and answers whether it is within `limit` messages for that window. A
