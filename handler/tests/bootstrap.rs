@@ -427,10 +427,19 @@ async fn bootstrap_serves_connect_message_broadcast_and_disconnect() {
     );
 
     // The runbook's Step 6 payload, invoked directly.
-    let answer = response(
+    let mut answer = response(
         runtime
             .invoke(json!({"action":"broadcast","message":{"type":"claim_status_update","data":{"claim":42}}}))
             .await,
+    );
+    // Every broadcast gets an id (made by the function when the payload has none).
+    let id = answer
+        .as_object_mut()
+        .and_then(|o| o.remove("broadcast_id"))
+        .unwrap_or_else(|| panic!("a broadcast_id in {answer}"));
+    assert!(
+        handler::fanout::valid_broadcast_id(id.as_str().unwrap_or_default()),
+        "{id}"
     );
     assert_eq!(
         answer,

@@ -178,7 +178,7 @@ async fn broadcast_over_dynamodb_pages_removes_gone_rows() {
     };
     let h = Handler::new(settings, s.clone(), pusher);
     let r = h
-        .invoke(&json!({"action":"broadcast","message":{"type":"t","data":1}}))
+        .invoke(&json!({"action":"broadcast","broadcast_id":"b-1","message":{"type":"t","data":1}}))
         .await
         .unwrap();
     assert_eq!(
@@ -186,6 +186,7 @@ async fn broadcast_over_dynamodb_pages_removes_gone_rows() {
         DeliveryReport {
             delivered: 36,
             gone: 9,
+            broadcast_id: Some("b-1".into()),
             ..Default::default()
         }
     );
@@ -263,4 +264,115 @@ async fn message_counts_are_per_connection_and_window() {
     );
     // The row is still a connection.
     assert_eq!(s.get("a").await.unwrap().unwrap(), row("a"));
+}
+
+/// The broadcasts table's record in DynamoDB: the same conditions as the in-memory one, so a
+/// repeated or late invocation cannot post or count twice.
+#[tokio::test]
+async fn a_broadcast_record_takes_claims_and_flushes_once() {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    use handler::fanout::{DynamoBroadcastLog, End, Flush, Start, Totals};
+    use handler::BroadcastLog;
+    let moto = Moto::start(false);
+    let client = aws_sdk_dynamodb::Client::new(&moto.sdk_config().await);
+    client
+        .create_table()
+        .table_name("b_ws_broadcasts")
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("broadcast_id")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("broadcast_id")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .unwrap();
+    let log = DynamoBroadcastLog::new(client, "b_ws_broadcasts");
+    let start = Start {
+        id: "20261206T070000Z-0000abcd".into(),
+        segments: 2,
+        topic: None,
+        message_bytes: 42,
+        started_ms: 1_000,
+        expires: 1_900_000_000,
+    };
+    let id = start.id.clone();
+    assert!(log.start(&start).await.unwrap());
+    assert!(!log.start(&start).await.unwrap(), "a repeated start");
+    assert!(log.claim(&id, 0, 1).await.unwrap());
+    assert!(!log.claim(&id, 0, 1).await.unwrap(), "a duplicate worker");
+    assert!(
+        !log.claim(&id, 1, 2).await.unwrap(),
+        "a generation out of turn"
+    );
+    let delta = |delivered| Totals {
+        delivered,
+        ..Totals::default()
+    };
+    let flush = |seq, delivered, end| Flush {
+        seq,
+        delta: delta(delivered),
+        beat_ms: 2_000,
+        cursor: Some("c".into()),
+        end,
+    };
+    assert!(log.flush(&id, 0, 1, &flush(1, 100, None)).await.unwrap());
+    // The same flush again (its answer was lost): applied once.
+    assert!(log.flush(&id, 0, 1, &flush(1, 100, None)).await.unwrap());
+    assert!(
+        !log.flush(&id, 0, 1, &flush(3, 5, None)).await.unwrap(),
+        "a flush out of order"
+    );
+    assert!(log
+        .flush(&id, 0, 1, &flush(2, 50, Some(End::HandedOver)))
+        .await
+        .unwrap());
+    // Generation 2 takes over; generation 1 can no longer write.
+    assert!(log.claim(&id, 0, 2).await.unwrap());
+    assert!(!log.flush(&id, 0, 1, &flush(3, 7, None)).await.unwrap());
+    let done = End::Done {
+        undelivered: vec![],
+        error: None,
+    };
+    assert!(log
+        .flush(&id, 0, 2, &flush(1, 25, Some(done)))
+        .await
+        .unwrap());
+    assert!(log
+        .fail_unstarted(&id, 1, "could not invoke")
+        .await
+        .unwrap());
+    assert!(!log.fail_unstarted(&id, 1, "again").await.unwrap());
+    let status = log.get(&id).await.unwrap().expect("the record");
+    assert_eq!(status.totals.delivered, 175);
+    assert_eq!(
+        (
+            status.segments,
+            status.segments_done,
+            status.segments_failed,
+            status.handovers
+        ),
+        (2, 1, 1, 1)
+    );
+    assert!(status.finished() && !status.complete());
+    assert_eq!(
+        status.segment[1].failed.as_deref(),
+        Some("could not invoke")
+    );
+    assert!(log
+        .get("20990101T000000Z-00000000")
+        .await
+        .unwrap()
+        .is_none());
 }

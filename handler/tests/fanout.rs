@@ -20,6 +20,8 @@ use tokio::sync::mpsc;
 struct Counter {
     received: Mutex<HashMap<String, u32>>,
     delay: Option<Duration>,
+    /// Every post answers 500 (the management API down).
+    down: std::sync::atomic::AtomicBool,
 }
 
 #[async_trait]
@@ -27,6 +29,13 @@ impl Pusher for Counter {
     async fn post(&self, _endpoint: &str, id: &str, _data: &[u8]) -> Result<(), PushError> {
         if let Some(d) = self.delay {
             tokio::time::sleep(d).await;
+        }
+        if self.down.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(PushError::Failed {
+                connection_id: id.to_owned(),
+                retryable: true,
+                source: "500 InternalServerError".into(),
+            });
         }
         *self
             .received
@@ -293,5 +302,32 @@ async fn the_status_of_a_broadcast_is_an_invocation() {
     assert!(
         missing.to_string().contains("no broadcast with id"),
         "{missing}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_segment_that_cannot_post_fails_instead_of_handing_over_forever() {
+    let rows = 5_000;
+    let mut rig = rig(rows, 2, 1, Some(Duration::from_millis(1))).await;
+    rig.pusher
+        .down
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    rig.invocation = Duration::from_millis(150);
+    let id = rig.invoke(broadcast()).await.broadcast_id.unwrap();
+    let ran = rig.drain().await;
+    let status = rig.status(&id).await;
+    assert!(status.finished() && !status.complete(), "{status:?}");
+    assert_eq!(
+        (status.segments_failed, status.handovers),
+        (2, 0),
+        "{status:?}"
+    );
+    assert_eq!(ran, 2, "one invocation per segment, none handed over");
+    assert!(
+        status.segment.iter().all(|s| s
+            .failed
+            .as_deref()
+            .is_some_and(|e| e.contains("posted to no connection"))),
+        "{status:?}"
     );
 }

@@ -366,7 +366,7 @@ async fn direct_broadcast_reads_every_page() {
     let message = json!({"type":"claim_status_update","data":{"id":7}});
     let out = h
         .handle(Event::Invoke(
-            json!({"action":"broadcast","message":message}),
+            json!({"action":"broadcast","message":message,"broadcast_id":"b-10"}),
         ))
         .await
         .unwrap();
@@ -374,6 +374,7 @@ async fn direct_broadcast_reads_every_page() {
         report(out),
         DeliveryReport {
             delivered: 10,
+            broadcast_id: Some("b-10".into()),
             ..Default::default()
         }
     );
@@ -429,7 +430,7 @@ async fn gone_connections_are_counted_and_their_rows_deleted() {
     }
     let out = h
         .handle(Event::Invoke(
-            json!({"action":"broadcast","message":{"type":"t"}}),
+            json!({"action":"broadcast","message":{"type":"t"},"broadcast_id":"b-gone"}),
         ))
         .await
         .unwrap();
@@ -438,6 +439,7 @@ async fn gone_connections_are_counted_and_their_rows_deleted() {
         DeliveryReport {
             delivered: 1,
             gone: 2,
+            broadcast_id: Some("b-gone".into()),
             ..Default::default()
         }
     );

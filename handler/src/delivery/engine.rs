@@ -9,7 +9,8 @@
 //! - Posts in flight follow an AIMD window ([`super::pacing`]) bounded by the configured
 //!   concurrency, so the send rate settles at the account's throttle.
 //! - Table pages are read ahead: the next page is requested as soon as the previous one
-//!   arrives (while fewer than [`PREFETCH_BELOW`] ids wait), so posting never waits for one.
+//!   arrives (while fewer than [`PREFETCH_BELOW`] ids are unsettled), so posting never waits
+//!   for one, and a throttle or an outage never piles up more than that in memory.
 //! - What was not delivered by the deadline is reported by id, with the scan cursor to resume
 //!   from, so the caller (or a fresh invocation) can finish the job.
 //!
@@ -290,7 +291,10 @@ where
             }
             let page_due = read_error.is_none() && page_retry_at.is_none_or(|at| at <= now);
             if let Reading::Next(cursor) = &reading {
-                if page_due && ready.len() < plan.prefetch_below {
+                // Read ahead while fewer than prefetch_below ids are unsettled (waiting, in
+                // flight or backing off): a throttle or an outage cannot pile up the table.
+                let unsettled = ready.len() + later.len() + in_flight.len();
+                if page_due && unsettled < plan.prefetch_below {
                     let cursor = cursor.clone();
                     let page = Box::pin(store.ids(rows, cursor.clone(), plan.page_limit));
                     reading = Reading::InFlight { cursor, page };

@@ -213,6 +213,12 @@ pub fn report_of(status: &BroadcastStatus) -> DeliveryReport {
     }
 }
 
+/// Whether a part's invocation got anywhere: settled (delivered, gone or failed for good) at
+/// least one connection. One that did not would hand the same work over again and again.
+fn progressed(done: &DeliveryReport) -> bool {
+    done.delivered + done.gone + done.failed > 0
+}
+
 /// Queues one invocation, trying again after a throttle or failure.
 async fn invoke_with_retries(invoker: &dyn Invoker, payload: &Value) -> Result<(), InvokeError> {
     let mut attempt = 0;
@@ -389,7 +395,7 @@ where
         if segments == 1 {
             let mut first = part(0);
             first.ids = ids;
-            let mut report = self.run_part(first, deadline).await?;
+            let mut report = self.run_part_until(first, deadline, false).await?;
             report.broadcast_id = Some(id);
             return Ok(report);
         }
@@ -427,6 +433,17 @@ where
         part: Part,
         deadline: Instant,
     ) -> Result<DeliveryReport, HandlerError> {
+        self.run_part_until(part, deadline, true).await
+    }
+
+    /// [`Handler::run_part`]; without `hand_over` (a broadcast the coordinator delivers itself,
+    /// whose caller waits for the report) what the deadline leaves is failed and named by id.
+    async fn run_part_until(
+        &self,
+        part: Part,
+        deadline: Instant,
+        hand_over: bool,
+    ) -> Result<DeliveryReport, HandlerError> {
         let fan = self.fanout.clone().ok_or_else(|| {
             HandlerError::BadInvocation(
                 "this function has no broadcasts table (BROADCASTS_TABLE): it cannot run a part of a broadcast".into(),
@@ -455,10 +472,14 @@ where
             flushed: Totals::default(),
             lost: false,
         };
-        let work_until = deadline
-            .checked_sub(fan.handover_margin)
-            .filter(|t| *t > Instant::now())
-            .unwrap_or_else(Instant::now);
+        // The margin to flush and hand over in; at most a fifth of a short invocation, so that
+        // every generation has time to post.
+        let left = deadline.saturating_duration_since(Instant::now());
+        let margin = match hand_over {
+            true => fan.handover_margin.min(left / 5),
+            false => Duration::ZERO,
+        };
+        let work_until = Instant::now() + left.saturating_sub(margin);
         let deliverer = self.deliverer(work_until);
         let (tx, rx) = tokio::sync::watch::channel(Snapshot::default());
         let mut plan = deliverer.plan(&part.endpoint, &data);
@@ -525,8 +546,36 @@ where
                 error,
                 undelivered: done.undelivered.clone(),
             }
-        } else if !leftover.is_empty() || !done.complete {
+        } else if (!leftover.is_empty() || !done.complete) && hand_over && progressed(&done) {
             End::HandedOver
+        } else if !leftover.is_empty() || !done.complete {
+            // Nobody carries on: what is in hand is failed, by id, and so is what was not read.
+            if let Some(e) = &last_error {
+                done.note_error(format!("still failing at the deadline: {e}"));
+            }
+            for left in &leftover {
+                done.note_undelivered(left.clone());
+            }
+            let unread = match &done.resume_after {
+                Some(c) => format!("; rows after {c} were not read"),
+                None => String::new(),
+            };
+            let error = match hand_over {
+                true => format!("an invocation posted to no connection before its deadline: the segment is stopped rather than handed over again{unread}"),
+                false => format!("the deadline came before every connection was posted to{unread}"),
+            };
+            if hand_over {
+                done.note_error(error.clone());
+                End::Failed {
+                    error,
+                    undelivered: done.undelivered.clone(),
+                }
+            } else {
+                End::Done {
+                    undelivered: done.undelivered.clone(),
+                    error: Some(error),
+                }
+            }
         } else {
             End::Done {
                 undelivered: done.undelivered.clone(),
