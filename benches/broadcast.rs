@@ -14,7 +14,12 @@
 //! binaries. Either way it fails if a client got the message twice or not at all. Scenarios:
 //! - throttled: RATE/BURST/LATENCY_MS, the default `broadcast_concurrency` (256);
 //! - largest: the same throttle with the largest concurrency the config accepts (1000);
-//! - unthrottled: LATENCY_MS per post and no rate limit, the default concurrency.
+//! - unthrottled: LATENCY_MS per post and no rate limit, the default concurrency;
+//! - fanout: the throttled scenario split over WORKERS (4) `bootstrap` processes, as Lambda runs
+//!   a broadcast's workers: the broadcasts table (`BROADCASTS_TABLE`) in moto, the function's
+//!   Event invocations of itself queued by the Runtime API emulator's Invoke API, and the
+//!   elapsed time running to the last worker's answer. Under `cargo test` it runs with 6,000
+//!   clients (2 segments; the table must be over 2,000 rows to fan out).
 //!
 //! For each it prints: elapsed (invocation to response), the floor (N - burst) / rate, their
 //! ratio, delivered (counted by the clients, unique), lost, duplicates, the report's counts,
@@ -24,6 +29,8 @@
 mod runtime_api;
 #[path = "../tests/support/scan_table.rs"]
 mod scan_table;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -169,6 +176,38 @@ struct Scenario {
     name: &'static str,
     throttled: bool,
     concurrency: usize,
+    /// Worker processes of a fanned-out broadcast (0: one function, no broadcasts table).
+    workers: usize,
+}
+
+/// The broadcast records' table, in moto (created once).
+const BROADCASTS: &str = "bench_ws_broadcasts";
+
+async fn create_broadcasts_table(moto: &support::Moto) {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    aws_sdk_dynamodb::Client::new(&moto.sdk_config().await)
+        .create_table()
+        .table_name(BROADCASTS)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("broadcast_id")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("broadcast_id")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .expect("the broadcasts table in moto");
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -219,9 +258,9 @@ async fn run(
     );
     table.fill(&ids);
     let mut rt = RuntimeApi::start().await;
-    let function = Killed(
-        Command::new(bootstrap)
-            .env("AWS_LAMBDA_RUNTIME_API", rt.addr.to_string())
+    let spawn = || {
+        let mut cmd = Command::new(bootstrap);
+        cmd.env("AWS_LAMBDA_RUNTIME_API", rt.addr.to_string())
             .env("AWS_LAMBDA_FUNCTION_NAME", "bench")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
@@ -246,25 +285,54 @@ async fn run(
             )
             .env("AWS_LAMBDA_LOG_LEVEL", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {bootstrap}: {e}")),
-    );
-    let pid = function.0.id();
-    // Let it start (its cold start is not what is measured), then broadcast.
+            .stderr(Stdio::inherit());
+        if s.workers > 0 {
+            cmd.env("BROADCASTS_TABLE", BROADCASTS)
+                .env("BROADCAST_WORKERS", s.workers.to_string())
+                .env("AWS_ENDPOINT_URL_LAMBDA", format!("http://{}", rt.addr));
+        }
+        Killed(
+            cmd.spawn()
+                .unwrap_or_else(|e| panic!("cannot start {bootstrap}: {e}")),
+        )
+    };
+    // One process, or one per worker (the coordinator's then takes a segment too).
+    let functions: Vec<Killed> = (0..s.workers.max(1)).map(|_| spawn()).collect();
+    let cpu_all = || -> Duration { functions.iter().map(|f| cpu(f.0.id())).sum() };
+    // Let them start (a cold start is not what is measured), then broadcast.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let cpu_before = cpu(pid);
+    let cpu_before = cpu_all();
     let started = Instant::now();
     let event =
         serde_json::json!({"action": "broadcast", "message": {"type": "bench", "data": round}});
     rt.invoke("b1", event.to_string(), Duration::from_secs(900));
-    let answer = tokio::time::timeout(Duration::from_secs(900), rt.answer())
+    let mut answer = tokio::time::timeout(Duration::from_secs(900), rt.answer())
         .await
         .expect("the broadcast answered within 15 minutes");
-    let body = answer.body;
-    let elapsed = started.elapsed().as_secs_f64();
-    let cpu_used = cpu(pid) - cpu_before;
-    let report: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    let mut report: serde_json::Value = serde_json::from_str(&answer.body).unwrap_or_default();
+    let segments = report["segments"].as_u64().unwrap_or(0);
+    if s.workers > 0 {
+        assert!(
+            segments >= 2,
+            "{}: the broadcast fanned out: {report}",
+            s.name
+        );
+        // Each segment's worker answers when its segment is done; their counts add up.
+        let mut total = serde_json::json!({"delivered": 0, "gone": 0, "failed": 0, "throttled": 0, "retried": 0});
+        for _ in 0..segments {
+            answer = tokio::time::timeout(Duration::from_secs(900), rt.answer())
+                .await
+                .expect("every worker answered within 15 minutes");
+            assert!(!answer.error, "a worker failed: {}", answer.body);
+            let part: serde_json::Value = serde_json::from_str(&answer.body).unwrap_or_default();
+            for k in ["delivered", "gone", "failed", "throttled", "retried"] {
+                total[k] = (total[k].as_u64().unwrap_or(0) + part[k].as_u64().unwrap_or(0)).into();
+            }
+        }
+        report = total;
+    }
+    let elapsed = (answer.at - started).as_secs_f64();
+    let cpu_used = cpu_all() - cpu_before;
     // Let the last messages reach their clients.
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let got: Vec<u32> = counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
@@ -287,12 +355,13 @@ async fn run(
         s.name
     );
     println!(
-        "{name}: N {n}, concurrency {conc}, {throttle}: elapsed {elapsed:.2} s, floor {floor:.2} s, ratio {ratio}; \
+        "{name}: N {n}, concurrency {conc}, {workers}{throttle}: elapsed {elapsed:.2} s, floor {floor:.2} s, ratio {ratio}; \
          delivered {unique} (clients, unique), lost {lost}, duplicates {duplicates}; \
          report delivered {d} failed {f} throttled {t} retried {r}; {pps:.0} posts/s; \
          bootstrap CPU {cpu:.2} s, {per:.1} us per post attempted",
         name = s.name,
         conc = s.concurrency,
+        workers = if s.workers > 0 { format!("{segments} segments over {} processes, ", s.workers) } else { String::new() },
         throttle = if s.throttled { format!("throttle {rate}/s burst {burst}, {latency_ms} ms per post") } else { format!("no throttle, {latency_ms} ms per post") },
         ratio = if floor > 0.0 { format!("{:.3}x", elapsed / floor) } else { "-".into() },
         d = report["delivered"], f = report["failed"], t = report["throttled"], r = report["retried"],
@@ -300,7 +369,7 @@ async fn run(
         cpu = cpu_used.as_secs_f64(),
         per = cpu_used.as_secs_f64() * 1e6 / attempts.max(1) as f64,
     );
-    drop(function);
+    drop(functions);
 }
 
 #[tokio::main]
@@ -320,9 +389,9 @@ async fn main() {
     let burst: f64 = env("BURST", if benchmarking { 1000.0 } else { 200.0 });
     let latency_ms: u64 = env("LATENCY_MS", 20);
     let all = if benchmarking {
-        "throttled,largest,unthrottled"
+        "throttled,largest,unthrottled,fanout"
     } else {
-        "throttled"
+        "throttled,fanout"
     };
     let wanted = std::env::var("SCENARIOS").unwrap_or_else(|_| all.into());
     let scenarios = [
@@ -330,23 +399,47 @@ async fn main() {
             name: "throttled",
             throttled: true,
             concurrency: 256,
+            workers: 0,
         },
         Scenario {
             name: "largest",
             throttled: true,
             concurrency: 1000,
+            workers: 0,
         },
         Scenario {
             name: "unthrottled",
             throttled: false,
             concurrency: 256,
+            workers: 0,
+        },
+        Scenario {
+            name: "fanout",
+            throttled: true,
+            concurrency: 256,
+            workers: env("WORKERS", 4),
         },
     ];
-    let table = ScanTable::start().await;
+    let fanning = wanted.split(',').any(|w| w.trim() == "fanout");
+    // moto keeps the broadcast records: a few writes a second, off the posting path.
+    let moto = match fanning {
+        true => {
+            let moto = support::Moto::start(false);
+            create_broadcasts_table(&moto).await;
+            Some(moto)
+        }
+        false => None,
+    };
+    let table = ScanTable::start_with_upstream(moto.as_ref().map(|m| m.url())).await;
     println!("bootstrap {bootstrap}, wsctl {wsctl}");
     for (round, s) in scenarios.iter().enumerate() {
         if wanted.split(',').any(|w| w.trim() == s.name) {
             eprintln!("{}:", s.name);
+            // Under `cargo test` the fan-out needs more than the quick check's 2,000 rows.
+            let n = match (s.workers > 0, benchmarking) {
+                (true, false) => env("N", 6_000),
+                _ => n,
+            };
             run(
                 s,
                 &wsctl,

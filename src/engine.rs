@@ -40,6 +40,10 @@ impl Stack {
 #[derive(Debug, Clone, Serialize)]
 pub struct Observation {
     pub table: Option<table::Observed>,
+    /// The subscriptions index (topics keyed by topic).
+    pub subscriptions: Option<table::Observed>,
+    /// The broadcasts' status records.
+    pub broadcasts: Option<table::Observed>,
     pub role: Option<role::Observed>,
     pub function: Option<function::Observed>,
     pub api: Option<api::Observed>,
@@ -62,8 +66,10 @@ async fn observe_with(stack: &Stack, with_api: bool) -> Result<Observation> {
             false => Ok(None),
         }
     };
-    let (table, role, function, api, permission, log_group, alarm) = tokio::try_join!(
+    let (table, subscriptions, broadcasts, role, function, api, permission, log_group, alarm) = tokio::try_join!(
         table::observe(c, &n.table),
+        table::observe(c, &n.subscriptions_table),
+        table::observe(c, &n.broadcasts_table),
         role::observe(c, &n.role),
         function::observe(c, &n.function),
         api,
@@ -73,6 +79,8 @@ async fn observe_with(stack: &Stack, with_api: bool) -> Result<Observation> {
     )?;
     Ok(Observation {
         table,
+        subscriptions,
+        broadcasts,
         role,
         function,
         api,
@@ -112,8 +120,19 @@ impl Plan {
 
 impl Stack {
     pub fn desired_table(&self) -> table::Desired {
+        self.desired_table_of(table::Kind::Connections)
+    }
+
+    /// One of the stack's tables: the connections, the subscriptions index or the broadcasts.
+    pub fn desired_table_of(&self, kind: table::Kind) -> table::Desired {
+        let name = match kind {
+            table::Kind::Connections => &self.names.table,
+            table::Kind::Subscriptions => &self.names.subscriptions_table,
+            table::Kind::Broadcasts => &self.names.broadcasts_table,
+        };
         table::Desired {
-            name: self.names.table.clone(),
+            name: name.clone(),
+            kind,
             tags: self.tags.clone(),
         }
     }
@@ -164,6 +183,22 @@ pub fn plan(stack: &Stack, obs: &Observation, code: &CodeSpec) -> Result<Plan> {
             resource: "table".into(),
             name: n.table.clone(),
             action: table::diff(obs.table.as_ref(), &stack.desired_table())?,
+        },
+        PlanItem {
+            resource: "subscriptions".into(),
+            name: n.subscriptions_table.clone(),
+            action: table::diff(
+                obs.subscriptions.as_ref(),
+                &stack.desired_table_of(table::Kind::Subscriptions),
+            )?,
+        },
+        PlanItem {
+            resource: "broadcasts".into(),
+            name: n.broadcasts_table.clone(),
+            action: table::diff(
+                obs.broadcasts.as_ref(),
+                &stack.desired_table_of(table::Kind::Broadcasts),
+            )?,
         },
         PlanItem {
             resource: "role".into(),
@@ -472,25 +507,40 @@ async fn up_once(
 
     let c = &stack.clients;
     // Phase A: resources that depend on nothing.
-    let d_table = stack.desired_table();
     let d_api = stack.desired_api();
     let d_logs = stack.desired_logs();
     let base_role = stack.desired_role(ids.api_id.as_deref());
-    let (table_arn, role_arn, api_id, ()) = tokio::try_join!(
-        async {
-            let action = plan.get("table");
-            let step = progress.step(
-                "table",
-                if action.is_change() {
-                    "applying"
-                } else {
-                    "unchanged"
-                },
-            );
-            let arn = table::apply(c, obs.table.as_ref(), &d_table, action).await?;
-            step.done(describe(action));
-            Ok::<_, anyhow::Error>(arn)
-        },
+    let apply_table =
+        |resource: &'static str, kind: table::Kind, observed: Option<&table::Observed>| {
+            let desired = stack.desired_table_of(kind);
+            let action = plan.get(resource);
+            let observed = observed.cloned();
+            async move {
+                let step = progress.step(
+                    resource,
+                    if action.is_change() {
+                        "applying"
+                    } else {
+                        "unchanged"
+                    },
+                );
+                let arn = table::apply(c, observed.as_ref(), &desired, action).await?;
+                step.done(describe(action));
+                Ok::<_, anyhow::Error>(arn)
+            }
+        };
+    let (table_arn, _, _, role_arn, api_id, ()) = tokio::try_join!(
+        apply_table("table", table::Kind::Connections, obs.table.as_ref()),
+        apply_table(
+            "subscriptions",
+            table::Kind::Subscriptions,
+            obs.subscriptions.as_ref()
+        ),
+        apply_table(
+            "broadcasts",
+            table::Kind::Broadcasts,
+            obs.broadcasts.as_ref()
+        ),
         async {
             let action = plan.get("role");
             let step = progress.step("role", "applying");
@@ -739,8 +789,14 @@ pub fn down_plan(
     if let Some(r) = &obs.role {
         consider(&mut delete, "role", &r.name, &r.tags);
     }
-    if let Some(t) = &obs.table {
-        consider(&mut delete, "table", &t.name, &t.tags);
+    for (resource, t) in [
+        ("table", &obs.table),
+        ("subscriptions", &obs.subscriptions),
+        ("broadcasts", &obs.broadcasts),
+    ] {
+        if let Some(t) = t {
+            consider(&mut delete, resource, &t.name, &t.tags);
+        }
     }
     if !function_deleted
         && obs
@@ -846,13 +902,25 @@ async fn down_once(
         role::delete(c, r).await?;
         step.done("deleted (policies detached and deleted)");
     }
-    if deleting("table") {
-        let step = progress.step("table", "deleting");
-        if table::delete(c, &n.table).await? {
-            table::wait_deleted(c, &n.table).await?;
+    let delete_table = |resource: &'static str, name: &str| {
+        let name = name.to_owned();
+        let go = deleting(resource);
+        async move {
+            if go {
+                let step = progress.step(resource, "deleting");
+                if table::delete(c, &name).await? {
+                    table::wait_deleted(c, &name).await?;
+                }
+                step.done("deleted");
+            }
+            Ok::<_, anyhow::Error>(())
         }
-        step.done("deleted");
-    }
+    };
+    tokio::try_join!(
+        delete_table("table", &n.table),
+        delete_table("subscriptions", &n.subscriptions_table),
+        delete_table("broadcasts", &n.broadcasts_table),
+    )?;
 
     // Prove it: observe again and list anything we deleted that is still there.
     let after = observe_for_down(stack).await?;

@@ -32,6 +32,10 @@ pub struct Names {
     pub alarm: String,
     /// The DynamoDB table of the stack's lock (src/lock/remote.rs).
     pub lock_table: String,
+    /// Topic subscriptions keyed by topic (`SUBSCRIPTIONS_TABLE`).
+    pub subscriptions_table: String,
+    /// Broadcasts' status records (`BROADCASTS_TABLE`).
+    pub broadcasts_table: String,
 }
 
 impl Names {
@@ -51,6 +55,8 @@ impl Names {
             api: format!("{p}-websocket"),
             alarm: format!("{p}-websocket-errors"),
             lock_table: format!("{p}_wsctl_lock"),
+            subscriptions_table: format!("{p}_ws_subscriptions"),
+            broadcasts_table: format!("{p}_ws_broadcasts"),
             stage: config.api.stage.clone(),
         }
     }
@@ -67,9 +73,14 @@ impl Names {
     }
 
     pub fn table_arn(&self) -> String {
+        self.dynamodb_table_arn(&self.table)
+    }
+
+    /// The ARN of the stack's DynamoDB table `name`.
+    pub fn dynamodb_table_arn(&self, name: &str) -> String {
         format!(
-            "arn:{}:dynamodb:{}:{}:table/{}",
-            self.partition, self.region, self.account, self.table
+            "arn:{}:dynamodb:{}:{}:table/{name}",
+            self.partition, self.region, self.account
         )
     }
 

@@ -259,6 +259,7 @@ pub fn checks(stack: &Stack, obs: &Observation) -> Vec<Check> {
                 false,
                 "the role does not exist",
             ));
+            out.push(check("role_can_fan_out", false, "the role does not exist"));
         }
         Some(r) => {
             let inline: Vec<&Value> = r.inline.values().collect();
@@ -309,6 +310,36 @@ pub fn checks(stack: &Stack, obs: &Observation) -> Vec<Check> {
                     format!("not allowed on {}: {}", n.table, missing.join(", "))
                 },
             ));
+            // A broadcast's workers: invoking itself, the index and the status records.
+            let needs = role::SUBSCRIPTIONS_ACTIONS
+                .iter()
+                .map(|a| (*a, n.dynamodb_table_arn(&n.subscriptions_table)))
+                .chain(
+                    role::BROADCASTS_ACTIONS
+                        .iter()
+                        .map(|a| (*a, n.dynamodb_table_arn(&n.broadcasts_table))),
+                )
+                .chain([("lambda:InvokeFunction", n.function_arn())]);
+            let missing: Vec<String> = needs
+                .filter(|(a, arn)| {
+                    let granted = (full_access && a.starts_with("dynamodb:"))
+                        || inline.iter().any(|p| allows(p, a, arn));
+                    !granted
+                })
+                .map(|(a, arn)| format!("{a} on {}", arn.rsplit([':', '/']).next().unwrap_or(&arn)))
+                .collect();
+            out.push(check(
+                "role_can_fan_out",
+                missing.is_empty(),
+                if missing.is_empty() {
+                    format!(
+                        "invokes {} for a broadcast's workers; uses {} and {}",
+                        n.function, n.subscriptions_table, n.broadcasts_table
+                    )
+                } else {
+                    format!("not allowed: {}", missing.join(", "))
+                },
+            ));
         }
     }
 
@@ -319,6 +350,8 @@ pub fn checks(stack: &Stack, obs: &Observation) -> Vec<Check> {
             let mut wrong = Vec::new();
             let want = [
                 ("CONNECTIONS_TABLE", Some(n.table.as_str())),
+                ("SUBSCRIPTIONS_TABLE", Some(n.subscriptions_table.as_str())),
+                ("BROADCASTS_TABLE", Some(n.broadcasts_table.as_str())),
                 ("WEBSOCKET_API_ID", api_id),
                 ("WEBSOCKET_STAGE", Some(n.stage.as_str())),
             ];
@@ -336,7 +369,7 @@ pub fn checks(stack: &Stack, obs: &Observation) -> Vec<Check> {
                 "function_environment",
                 wrong.is_empty(),
                 if wrong.is_empty() {
-                    "names this table, API and stage".to_owned()
+                    "names this stack's tables, API and stage".to_owned()
                 } else {
                     wrong.join("; ")
                 },

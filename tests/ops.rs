@@ -309,7 +309,15 @@ fn broadcast_invokes_the_function_with_the_runbooks_payload() {
         .into_iter()
         .find(|c| c.operation == "POST /2015-03-31/functions/ops-websocket-handler/invocations")
         .unwrap_or_else(|| panic!("no invoke: {:#?}", p.proxy.calls()));
-    let payload: Value = serde_json::from_str(&invoke.body).unwrap();
+    let mut payload: Value = serde_json::from_str(&invoke.body).unwrap();
+    // wsctl names the broadcast, so that a retried invocation finds it started.
+    let id = payload.as_object_mut().unwrap().remove("broadcast_id");
+    assert!(
+        id.as_ref()
+            .and_then(Value::as_str)
+            .is_some_and(|id| id.len() == 25 && id.as_bytes()[8] == b'T'),
+        "{id:?}"
+    );
     assert_eq!(
         payload,
         json!({"action":"broadcast","topic":"claims","message":{"type":"claim_status_update","data":{"claim":9}}})

@@ -55,6 +55,7 @@ struct Census {
     roles: usize,
     inline_policies: usize,
     attached_policies: usize,
+    /// The stack's tables: connections, subscriptions, broadcasts.
     tables: usize,
     /// The stack lock's table: made by the first `up`, removed by `down`.
     lock_tables: usize,
@@ -134,7 +135,10 @@ async fn census(p: &Project, project: &str) -> Census {
         .await
         .unwrap();
     let count = |name: String| tables.table_names().iter().filter(|t| **t == name).count();
-    c.tables = count(format!("{project}_ws_connections"));
+    c.tables = ["connections", "subscriptions", "broadcasts"]
+        .into_iter()
+        .map(|t| count(format!("{project}_ws_{t}")))
+        .sum();
     c.lock_tables = count(format!("{project}_wsctl_lock"));
     c.log_groups = aws_sdk_cloudwatchlogs::Client::new(&sdk)
         .describe_log_groups()
@@ -169,7 +173,7 @@ fn one_of_each() -> Census {
         roles: 1,
         inline_policies: 1,
         attached_policies: 1,
-        tables: 1,
+        tables: 3,
         lock_tables: 1,
         log_groups: 1,
         alarms: 1,

@@ -158,7 +158,15 @@ fn status_finds_a_removed_permission_up_repairs_it_down_removes_everything() {
     p.proxy.clear();
     let out = p.wsctl(&["down", "--dry-run"]);
     assert_eq!(out.code, 0, "{out:?}");
-    for what in ["api", "function", "log_group", "role", "table"] {
+    for what in [
+        "api",
+        "function",
+        "log_group",
+        "role",
+        "table",
+        "subscriptions",
+        "broadcasts",
+    ] {
         assert!(out.stdout.contains(what), "{what} listed: {out:?}");
     }
     assert!(
@@ -270,4 +278,70 @@ fn down_leaves_same_named_resources_without_the_tag_unless_adopting() {
     let out = p.wsctl(&["down", "--yes", "--adopt"]);
     assert_eq!(out.code, 0, "{out:?}");
     assert!(rt().block_on(everything(&p)).is_empty());
+}
+
+/// The fan-out's wiring: a role that may no longer invoke its own function, and a missing
+/// broadcasts table, are each named by `status` (exit 3) and repaired by `up`.
+#[test]
+fn status_names_broken_fan_out_wiring_and_up_repairs_it() {
+    let p = Project::new("fanwire");
+    p.up(&[]);
+    let out = p.wsctl(&["status", "-o", "json"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(check(&out.json(), "role_can_fan_out")["ok"], true);
+
+    // Behind wsctl's back: the records' table goes, and the role's policy loses its
+    // InvokeFunction statement.
+    rt().block_on(async {
+        let sdk = p.sdk().await;
+        aws_sdk_dynamodb::Client::new(&sdk)
+            .delete_table()
+            .table_name("fanwire_ws_broadcasts")
+            .send()
+            .await
+            .unwrap();
+        let iam = aws_sdk_iam::Client::new(&sdk);
+        let policy = iam
+            .get_role_policy()
+            .role_name("fanwire-websocket-lambda-role")
+            .policy_name("fanwire-websocket-least-privilege")
+            .send()
+            .await
+            .unwrap();
+        let mut doc = project::decode_policy(&policy.policy_document);
+        doc["Statement"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|s| s["Sid"] != "FanOutToItself");
+        iam.put_role_policy()
+            .role_name("fanwire-websocket-lambda-role")
+            .policy_name("fanwire-websocket-least-privilege")
+            .policy_document(doc.to_string())
+            .send()
+            .await
+            .unwrap();
+    });
+    let out = p.wsctl(&["status", "-o", "json"]);
+    assert_eq!(out.code, 3, "{out:?}");
+    let report = out.json();
+    let fan = check(&report, "role_can_fan_out");
+    assert_eq!(fan["ok"], false, "{report}");
+    assert!(
+        fan["detail"]
+            .as_str()
+            .unwrap()
+            .contains("lambda:InvokeFunction on fanwire-websocket-handler"),
+        "{fan}"
+    );
+    let broadcasts = report["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["resource"] == "broadcasts")
+        .unwrap();
+    assert_eq!(broadcasts["state"], "missing", "{report}");
+
+    p.up(&[]);
+    let out = p.wsctl(&["status", "-o", "json"]);
+    assert_eq!(out.code, 0, "up repaired both: {out:?}");
 }

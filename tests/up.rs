@@ -172,11 +172,61 @@ async fn up_creates_the_whole_stack_then_changes_nothing() {
         string_list(&table_stmt["Action"]),
         [
             "dynamodb:DeleteItem",
+            "dynamodb:DescribeTable",
             "dynamodb:GetItem",
             "dynamodb:PutItem",
             "dynamodb:Scan",
             "dynamodb:UpdateItem"
         ]
+    );
+    // A broadcast's fan-out: the index, the records, and invoking this function only.
+    let by_sid = |sid: &str| {
+        statements
+            .iter()
+            .find(|s| s["Sid"] == sid)
+            .unwrap_or_else(|| panic!("no statement {sid}: {policy}"))
+    };
+    let grants = |sid: &str| {
+        (
+            string_list(&by_sid(sid)["Action"]),
+            string_list(&by_sid(sid)["Resource"]),
+        )
+    };
+    let arn = |what: &str| format!("arn:aws:{what}");
+    assert_eq!(
+        grants("SubscriptionsIndex"),
+        (
+            vec![
+                "dynamodb:DeleteItem".to_owned(),
+                "dynamodb:PutItem".into(),
+                "dynamodb:Query".into()
+            ],
+            vec![arn(
+                "dynamodb:us-east-1:123456789012:table/petinsure_ws_subscriptions"
+            )]
+        )
+    );
+    assert_eq!(
+        grants("BroadcastRecords"),
+        (
+            vec![
+                "dynamodb:GetItem".to_owned(),
+                "dynamodb:PutItem".into(),
+                "dynamodb:UpdateItem".into()
+            ],
+            vec![arn(
+                "dynamodb:us-east-1:123456789012:table/petinsure_ws_broadcasts"
+            )]
+        )
+    );
+    assert_eq!(
+        grants("FanOutToItself"),
+        (
+            vec!["lambda:InvokeFunction".to_owned()],
+            vec![arn(
+                "lambda:us-east-1:123456789012:function:petinsure-websocket-handler"
+            )]
+        )
     );
     assert_eq!(
         string_list(&table_stmt["Resource"]),
@@ -212,6 +262,40 @@ async fn up_creates_the_whole_stack_then_changes_nothing() {
     assert_eq!(env["WEBSOCKET_API_ID"], api_id);
     assert_eq!(env["WEBSOCKET_STAGE"], "prod");
     assert_eq!(env["CONNECTION_TTL_SECONDS"], "86400");
+    assert_eq!(env["SUBSCRIPTIONS_TABLE"], "petinsure_ws_subscriptions");
+    assert_eq!(env["BROADCASTS_TABLE"], "petinsure_ws_broadcasts");
+    assert_eq!(env["BROADCAST_WORKERS"], "10");
+    // The two tables of the fan-out: keys, on-demand, TTL, tags.
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    for (name, keys) in [
+        (
+            "petinsure_ws_subscriptions",
+            vec![("topic_shard", "HASH"), ("connection_id", "RANGE")],
+        ),
+        ("petinsure_ws_broadcasts", vec![("broadcast_id", "HASH")]),
+    ] {
+        let t = ddb.describe_table().table_name(name).send().await.unwrap();
+        let t = t.table.unwrap();
+        let got: Vec<(String, String)> = t
+            .key_schema()
+            .iter()
+            .map(|k| (k.attribute_name.clone(), k.key_type.as_str().to_owned()))
+            .collect();
+        let want: Vec<(String, String)> = keys
+            .iter()
+            .map(|(a, k)| (a.to_string(), k.to_string()))
+            .collect();
+        assert_eq!(got, want, "{name}");
+        let ttl = ddb
+            .describe_time_to_live()
+            .table_name(name)
+            .send()
+            .await
+            .unwrap()
+            .time_to_live_description
+            .unwrap();
+        assert_eq!(ttl.attribute_name.as_deref(), Some("ttl"), "{name}");
+    }
     let zip = std::fs::read(&p.zip).unwrap();
     use base64::Engine as _;
     use sha2::Digest as _;
@@ -364,6 +448,8 @@ fn dry_run_shows_the_plan_and_writes_nothing() {
     assert_eq!(out.code, 0, "{out:?}");
     for resource in [
         "table",
+        "subscriptions",
+        "broadcasts",
         "role",
         "function",
         "api",
@@ -466,10 +552,24 @@ fn up_converges_a_stack_made_by_the_runbook() {
             "no second API"
         );
         let ddb = aws_sdk_dynamodb::Client::new(&sdk);
-        // The runbook's table, adopted, and the stack lock's own (src/lock/remote.rs).
+        // The runbook's table, adopted; the subscriptions index and the broadcasts' records;
+        // and the stack lock's own (src/lock/remote.rs).
+        let mut tables = ddb
+            .list_tables()
+            .send()
+            .await
+            .unwrap()
+            .table_names()
+            .to_vec();
+        tables.sort();
         assert_eq!(
-            ddb.list_tables().send().await.unwrap().table_names(),
-            ["legacy_ws_connections", "legacy_wsctl_lock"]
+            tables,
+            [
+                "legacy_ws_broadcasts",
+                "legacy_ws_connections",
+                "legacy_ws_subscriptions",
+                "legacy_wsctl_lock"
+            ]
         );
         let iam = aws_sdk_iam::Client::new(&sdk);
         let attached = iam

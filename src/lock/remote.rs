@@ -199,7 +199,7 @@ pub async fn holder(stack: &Stack) -> Result<Option<Holder>> {
 async fn ensure_table(stack: &Stack, note: &dyn Fn(String)) -> Result<()> {
     let table = &stack.names.lock_table;
     let db = &stack.clients.dynamodb;
-    let created = crate::resources::table::create_request(db, table, KEY, &stack.tags)?
+    let created = crate::resources::table::create_request(db, table, KEY, None, &stack.tags)?
         .send()
         .await;
     match created {

@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use serde_json::json;
 
-use super::delivery::invoke_value;
+use super::delivery::invoke_text;
 use crate::aws::Clients;
 
 /// How often a broadcast under way is read.
@@ -23,9 +23,9 @@ const LINE_EVERY: Duration = Duration::from_secs(5);
 /// The status record of broadcast `id`.
 pub async fn status(c: &Clients, function: &str, id: &str) -> Result<BroadcastStatus> {
     let payload = json!({"action": "broadcast_status", "broadcast_id": id});
-    let v = invoke_value(c, function, &payload).await?;
-    serde_json::from_value(v.clone())
-        .with_context(|| format!("{function} did not answer with a broadcast's status: {v}"))
+    let text = invoke_text(c, function, &payload).await?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{function} did not answer with a broadcast's status: {text}"))
 }
 
 /// Reads broadcast `id` until every segment is done or failed. Gives up when the record has

@@ -69,9 +69,9 @@ pub fn message(
 
 /// Invokes the function with `payload` and returns its delivery report.
 pub async fn invoke(c: &Clients, function: &str, payload: &Value) -> Result<DeliveryReport> {
-    let v = invoke_value(c, function, payload).await?;
-    serde_json::from_value(v.clone()).with_context(|| {
-        format!("{function} did not answer with a delivery report ({{\"delivered\",\"gone\",\"failed\"}}): {v}")
+    let text = invoke_text(c, function, payload).await?;
+    serde_json::from_str(&text).with_context(|| {
+        format!("{function} did not answer with a delivery report ({{\"delivered\",\"gone\",\"failed\"}}): {text}")
     })
 }
 
@@ -90,7 +90,7 @@ pub async fn invoke_event(c: &Clients, function: &str, payload: &Value) -> Resul
 }
 
 /// Invokes the function with `payload` and returns its answer; a function error is an error.
-pub async fn invoke_value(c: &Clients, function: &str, payload: &Value) -> Result<Value> {
+pub async fn invoke_text(c: &Clients, function: &str, payload: &Value) -> Result<String> {
     let out = c
         .lambda
         .invoke()
@@ -109,8 +109,7 @@ pub async fn invoke_value(c: &Clients, function: &str, payload: &Value) -> Resul
             v["errorMessage"].as_str().unwrap_or(&text)
         );
     }
-    serde_json::from_str(&text)
-        .with_context(|| format!("{function} did not answer with JSON: {text}"))
+    Ok(text.into_owned())
 }
 
 #[derive(Debug, Serialize)]

@@ -97,6 +97,14 @@ pub fn environment(
             "BROADCAST_WORKERS".to_owned(),
             f.broadcast_workers.to_string(),
         ),
+        (
+            "SUBSCRIPTIONS_TABLE".to_owned(),
+            names.subscriptions_table.clone(),
+        ),
+        (
+            "BROADCASTS_TABLE".to_owned(),
+            names.broadcasts_table.clone(),
+        ),
     ]);
     if !f.allowed_origins.is_empty() {
         env.insert("ALLOWED_ORIGINS".to_owned(), f.allowed_origins.join(","));

@@ -17,12 +17,23 @@ use crate::aws::Clients;
 use crate::config::{AuthConfig, AuthKeys};
 use crate::naming::{Names, BASIC_EXECUTION_POLICY};
 
-/// The DynamoDB actions the handler calls, and no others.
+/// The DynamoDB actions the handler calls on the connections table, and no others
+/// (DescribeTable: the item count a broadcast's fan-out is sized by).
 pub const TABLE_ACTIONS: &[&str] = &[
     "dynamodb:DeleteItem",
+    "dynamodb:DescribeTable",
     "dynamodb:GetItem",
     "dynamodb:PutItem",
     "dynamodb:Scan",
+    "dynamodb:UpdateItem",
+];
+/// On the subscriptions index: a subscription written and removed, a topic's shards queried.
+pub const SUBSCRIPTIONS_ACTIONS: &[&str] =
+    &["dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:Query"];
+/// On the broadcasts table: a record created, its conditional counters, read back.
+pub const BROADCASTS_ACTIONS: &[&str] = &[
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
     "dynamodb:UpdateItem",
 ];
 
@@ -58,7 +69,8 @@ pub fn trust_policy() -> Value {
     })
 }
 
-/// The inline policy: the handler's table actions on this table, ManageConnections on this
+/// The inline policy: the handler's table actions on this table, its subscriptions index and
+/// its broadcasts table, invoking itself (a broadcast's workers), ManageConnections on this
 /// API and stage's `@connections`; with an HS256 secret in SSM, reading that one parameter
 /// (and decrypting with its customer-managed key, when the config names one).
 pub fn least_privilege_policy(names: &Names, api_id: &str, auth: Option<&AuthConfig>) -> Value {
@@ -70,6 +82,24 @@ pub fn least_privilege_policy(names: &Names, api_id: &str, auth: Option<&AuthCon
                 "Effect": "Allow",
                 "Action": TABLE_ACTIONS,
                 "Resource": names.table_arn()
+            },
+            {
+                "Sid": "SubscriptionsIndex",
+                "Effect": "Allow",
+                "Action": SUBSCRIPTIONS_ACTIONS,
+                "Resource": names.dynamodb_table_arn(&names.subscriptions_table)
+            },
+            {
+                "Sid": "BroadcastRecords",
+                "Effect": "Allow",
+                "Action": BROADCASTS_ACTIONS,
+                "Resource": names.dynamodb_table_arn(&names.broadcasts_table)
+            },
+            {
+                "Sid": "FanOutToItself",
+                "Effect": "Allow",
+                "Action": "lambda:InvokeFunction",
+                "Resource": names.function_arn()
             },
             {
                 "Sid": "PushToConnections",

@@ -1,5 +1,6 @@
-//! The DynamoDB connections table: hash key `connection_id` (S), on-demand billing, TTL on
-//! `ttl`, tagged.
+//! The stack's DynamoDB tables, on-demand, TTL on `ttl`, tagged: the connections table (hash key
+//! `connection_id`), the subscriptions index (hash key `topic_shard`, range key
+//! `connection_id`) and the broadcasts' status records (hash key `broadcast_id`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -19,6 +20,33 @@ use crate::aws::Clients;
 pub const KEY: &str = "connection_id";
 pub const TTL_ATTRIBUTE: &str = "ttl";
 
+/// Which of the stack's tables: it decides the key schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Connections,
+    Subscriptions,
+    Broadcasts,
+}
+
+impl Kind {
+    /// The hash key, and the range key if any (all strings).
+    pub fn keys(self) -> (&'static str, Option<&'static str>) {
+        match self {
+            Kind::Connections => (KEY, None),
+            Kind::Subscriptions => ("topic_shard", Some(KEY)),
+            Kind::Broadcasts => ("broadcast_id", None),
+        }
+    }
+
+    /// The key schema as [`Observed::key_schema`] shows it.
+    pub fn key_schema(self) -> String {
+        match self.keys() {
+            (hash, None) => format!("{hash} (S, HASH)"),
+            (hash, Some(range)) => format!("{hash} (S, HASH), {range} (S, RANGE)"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Observed {
     pub name: String,
@@ -34,8 +62,8 @@ pub struct Observed {
 }
 
 impl Observed {
-    pub fn key_schema_ok(&self) -> bool {
-        self.key_schema == expected_key_schema()
+    pub fn key_schema_ok(&self, kind: Kind) -> bool {
+        self.key_schema == kind.key_schema()
     }
 
     pub fn ttl_ok(&self) -> bool {
@@ -47,11 +75,8 @@ impl Observed {
 #[derive(Debug, Clone)]
 pub struct Desired {
     pub name: String,
+    pub kind: Kind,
     pub tags: BTreeMap<String, String>,
-}
-
-fn expected_key_schema() -> String {
-    format!("{KEY} (S, HASH)")
 }
 
 pub async fn observe(c: &Clients, name: &str) -> Result<Option<Observed>> {
@@ -159,12 +184,12 @@ pub fn diff(observed: Option<&Observed>, desired: &Desired) -> Result<Action> {
     let Some(o) = observed else {
         return Ok(Action::Create);
     };
-    if !o.key_schema_ok() {
+    if !o.key_schema_ok(desired.kind) {
         bail!(
             "table {} has key schema {} but wsctl needs {}; DynamoDB cannot change a key: delete or rename the table",
             o.name,
             o.key_schema,
-            expected_key_schema()
+            desired.kind.key_schema()
         );
     }
     let mut changes = Vec::new();
@@ -211,7 +236,8 @@ pub async fn apply(
     let arn = match (observed, action) {
         (Some(_), Action::Delete) => bail!("internal: up never deletes the table"),
         (_, Action::Create) => {
-            let out = create_request(&c.dynamodb, name, KEY, &desired.tags)?
+            let (hash, range) = desired.kind.keys();
+            let out = create_request(&c.dynamodb, name, hash, range, &desired.tags)?
                 .send()
                 .await;
             let arn = match out {
@@ -272,29 +298,35 @@ pub async fn apply(
     Ok(arn)
 }
 
-/// CreateTable of an on-demand table with one string hash key `key`, tagged: the connections
-/// table, and the stack lock's (src/lock/remote.rs).
+/// CreateTable of an on-demand table with a string hash key `key` (and a string range key
+/// `range`, when given), tagged: the stack's tables, and the stack lock's (src/lock/remote.rs).
 pub fn create_request(
     db: &aws_sdk_dynamodb::Client,
     name: &str,
     key: &str,
+    range: Option<&str>,
     tags: &BTreeMap<String, String>,
 ) -> Result<CreateTableFluentBuilder> {
-    Ok(db
-        .create_table()
-        .table_name(name)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name(key)
-                .attribute_type(ScalarAttributeType::S)
-                .build()?,
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name(key)
-                .key_type(KeyType::Hash)
-                .build()?,
-        )
+    let mut request = db.create_table().table_name(name);
+    for (attribute, kind) in [(Some(key), KeyType::Hash), (range, KeyType::Range)] {
+        let Some(attribute) = attribute else {
+            continue;
+        };
+        request = request
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(attribute)
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()?,
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name(attribute)
+                    .key_type(kind)
+                    .build()?,
+            );
+    }
+    Ok(request
         .billing_mode(BillingMode::PayPerRequest)
         .set_tags(Some(
             tags.iter()

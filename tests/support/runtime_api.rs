@@ -1,6 +1,8 @@
-//! A Lambda Runtime API emulator for one function process (the `bootstrap` binary run as
-//! Lambda runs it): invocations queued by the caller are handed out on `next`, and each
-//! response or error the function posts comes back on a channel with the time it arrived.
+//! A Lambda Runtime API emulator for the processes of one function (the `bootstrap` binary run
+//! as Lambda runs it): invocations queued by the caller are handed out on `next` to whichever
+//! process asks, and each response or error a process posts comes back on a channel with the
+//! time it arrived. It also serves Lambda's Invoke API for `InvocationType=Event`, so that the
+//! function's invocations of itself (a broadcast's workers) are queued the same way.
 //! Included with `#[path]` by the benchmarks that run the release `bootstrap`.
 
 use std::collections::VecDeque;
@@ -28,6 +30,8 @@ pub struct Answer {
 
 #[derive(Default)]
 struct Shared {
+    /// Event invocations queued through the Invoke API, for request ids.
+    events: std::sync::atomic::AtomicU64,
     queue: Mutex<VecDeque<(String, String, u128)>>,
     queued: Notify,
     answers: Mutex<Option<mpsc::UnboundedSender<Answer>>>,
@@ -56,6 +60,10 @@ impl RuntimeApi {
                 "/2018-06-01/runtime/invocation/{id}/error",
                 post(|s: State<Arc<Shared>>, p: Path<String>, b: Bytes| answer(s, p, b, true)),
             )
+            .route(
+                "/2015-03-31/functions/{name}/invocations",
+                post(invoke_event),
+            )
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -69,16 +77,7 @@ impl RuntimeApi {
 
     /// Queues one invocation whose deadline is `timeout` from now, as Lambda's context gives it.
     pub fn invoke(&self, id: &str, body: String, timeout: Duration) {
-        let deadline = (SystemTime::now() + timeout)
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis();
-        self.shared
-            .queue
-            .lock()
-            .unwrap()
-            .push_back((id.to_owned(), body, deadline));
-        self.shared.queued.notify_waiters();
+        self.shared.queue(id, body, timeout);
     }
 
     /// The next answer the function posts.
@@ -88,6 +87,49 @@ impl RuntimeApi {
             .await
             .expect("the runtime API emulator is running")
     }
+}
+
+impl Shared {
+    fn queue(&self, id: &str, body: String, timeout: Duration) {
+        let deadline = (SystemTime::now() + timeout)
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis();
+        self.queue
+            .lock()
+            .unwrap()
+            .push_back((id.to_owned(), body, deadline));
+        self.queued.notify_waiters();
+    }
+}
+
+/// Lambda's Invoke API, `InvocationType=Event` only: queued with Lambda's longest timeout,
+/// answered 202 at once. Its answers come back on the channel like any other.
+async fn invoke_event(
+    State(shared): State<Arc<Shared>>,
+    Path(_name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let kind = headers
+        .get("x-amz-invocation-type")
+        .and_then(|v| v.to_str().ok());
+    if kind != Some("Event") {
+        return (
+            StatusCode::BAD_REQUEST,
+            "this emulator queues Event invocations only",
+        )
+            .into_response();
+    }
+    let n = shared
+        .events
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    shared.queue(
+        &format!("event-{n}"),
+        String::from_utf8_lossy(&body).into_owned(),
+        Duration::from_secs(900),
+    );
+    StatusCode::ACCEPTED.into_response()
 }
 
 async fn next(State(shared): State<Arc<Shared>>) -> Response {
