@@ -183,33 +183,6 @@ struct Scenario {
 /// The broadcast records' table, in moto (created once).
 const BROADCASTS: &str = "bench_ws_broadcasts";
 
-async fn create_broadcasts_table(moto: &support::Moto) {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    };
-    aws_sdk_dynamodb::Client::new(&moto.sdk_config().await)
-        .create_table()
-        .table_name(BROADCASTS)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("broadcast_id")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("broadcast_id")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .expect("the broadcasts table in moto");
-}
-
 #[allow(clippy::too_many_arguments)]
 async fn run(
     s: &Scenario,
@@ -425,7 +398,8 @@ async fn main() {
     let moto = match fanning {
         true => {
             let moto = support::Moto::start(false);
-            create_broadcasts_table(&moto).await;
+            let client = aws_sdk_dynamodb::Client::new(&moto.sdk_config().await);
+            support::create_table(&client, BROADCASTS, "broadcast_id", None).await;
             Some(moto)
         }
         false => None,

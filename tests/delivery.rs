@@ -16,19 +16,10 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-/// Opens `n` clients at once and waits until the gateway has logged each `$connect`; returns
-/// the clients and the ids the gateway gave them.
+/// Opens `n` clients and waits until the gateway has logged each `$connect`; returns the
+/// clients and the ids the gateway gave them.
 async fn open_clients(dev: &Dev, n: usize) -> (Vec<Ws>, HashSet<String>) {
-    let opens = (0..n).map(|_| tokio_tungstenite::connect_async(dev.url.clone()));
-    let clients: Vec<Ws> = futures::future::join_all(opens)
-        .await
-        .into_iter()
-        .map(|r| r.expect("connect").0)
-        .collect();
-    let logged = dev
-        .wait_log_lines("$connect ", n, Duration::from_secs(20))
-        .await;
-    assert_eq!(logged, n, "every client connected");
+    let clients = open_many(dev, n).await;
     let ids = dev
         .stderr()
         .lines()

@@ -11,15 +11,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, PutRequest,
-    ScalarAttributeType, WriteRequest,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use handler::store::DynamoStore;
 use handler::{ConnectionStore, Handler, PushError, Pusher, Settings};
 use proxy::Proxy;
 use serde_json::json;
-use support::{create_connections_table, Moto};
+use support::{create_connections_table, create_table, Moto};
 
 const ROWS: usize = 5_000;
 const SUBSCRIBERS: usize = 10;
@@ -34,34 +31,6 @@ impl Pusher for Counter {
         *self.0.lock().unwrap().entry(id.to_owned()).or_default() += 1;
         Ok(())
     }
-}
-
-async fn create_subscriptions_table(client: &aws_sdk_dynamodb::Client, table: &str) {
-    let attribute = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .unwrap()
-    };
-    let key = |name: &str, kind| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-            .unwrap()
-    };
-    client
-        .create_table()
-        .table_name(table)
-        .attribute_definitions(attribute("topic_shard"))
-        .attribute_definitions(attribute("connection_id"))
-        .key_schema(key("topic_shard", KeyType::Hash))
-        .key_schema(key("connection_id", KeyType::Range))
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .expect("create the subscriptions table in moto");
 }
 
 fn id(i: usize) -> String {
@@ -82,7 +51,13 @@ async fn a_topic_broadcast_reads_its_subscribers_not_the_table() {
         .await;
     let client = aws_sdk_dynamodb::Client::new(&sdk);
     create_connections_table(&client, "t_ws_connections").await;
-    create_subscriptions_table(&client, "t_ws_subscriptions").await;
+    create_table(
+        &client,
+        "t_ws_subscriptions",
+        "topic_shard",
+        Some("connection_id"),
+    )
+    .await;
     // 5,000 connections, 25 to a BatchWriteItem.
     let rows: Vec<usize> = (0..ROWS).collect();
     for chunk in rows.chunks(25) {

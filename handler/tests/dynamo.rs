@@ -270,34 +270,11 @@ async fn message_counts_are_per_connection_and_window() {
 /// repeated or late invocation cannot post or count twice.
 #[tokio::test]
 async fn a_broadcast_record_takes_claims_and_flushes_once() {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    };
     use handler::fanout::{DynamoBroadcastLog, End, Flush, Start, Totals};
     use handler::BroadcastLog;
     let moto = Moto::start(false);
     let client = aws_sdk_dynamodb::Client::new(&moto.sdk_config().await);
-    client
-        .create_table()
-        .table_name("b_ws_broadcasts")
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("broadcast_id")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("broadcast_id")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .unwrap();
+    support::create_table(&client, "b_ws_broadcasts", "broadcast_id", None).await;
     let log = DynamoBroadcastLog::new(client, "b_ws_broadcasts");
     let start = Start {
         id: "20261206T070000Z-0000abcd".into(),

@@ -169,28 +169,41 @@ impl Drop for Moto {
 
 /// Creates the connections table the way `wsctl up` does (hash key `connection_id`).
 pub async fn create_connections_table(client: &aws_sdk_dynamodb::Client, table: &str) {
+    create_table(client, table, "connection_id", None).await;
+}
+
+/// Creates an on-demand table with a string hash key (and a string range key when given).
+pub async fn create_table(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    hash: &str,
+    range: Option<&str>,
+) {
     use aws_sdk_dynamodb::types::{
         AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
     };
-    client
-        .create_table()
-        .table_name(table)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("connection_id")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("connection_id")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
+    let mut request = client.create_table().table_name(table);
+    for (name, kind) in [(Some(hash), KeyType::Hash), (range, KeyType::Range)] {
+        let Some(name) = name else { continue };
+        request = request
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(name)
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .unwrap(),
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name(name)
+                    .key_type(kind)
+                    .build()
+                    .unwrap(),
+            );
+    }
+    request
         .billing_mode(BillingMode::PayPerRequest)
         .send()
         .await
-        .expect("create table in moto");
+        .unwrap_or_else(|e| panic!("create table {table} in moto: {e:?}"));
 }
