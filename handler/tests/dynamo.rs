@@ -287,10 +287,13 @@ async fn a_broadcast_record_takes_claims_and_flushes_once() {
     let id = start.id.clone();
     assert!(log.start(&start).await.unwrap());
     assert!(!log.start(&start).await.unwrap(), "a repeated start");
-    assert!(log.claim(&id, 0, 1).await.unwrap());
-    assert!(!log.claim(&id, 0, 1).await.unwrap(), "a duplicate worker");
+    assert!(log.claim(&id, 0, 1, 1_500).await.unwrap());
     assert!(
-        !log.claim(&id, 1, 2).await.unwrap(),
+        !log.claim(&id, 0, 1, 1_500).await.unwrap(),
+        "a duplicate worker"
+    );
+    assert!(
+        !log.claim(&id, 1, 2, 1_500).await.unwrap(),
         "a generation out of turn"
     );
     let delta = |delivered| Totals {
@@ -316,16 +319,30 @@ async fn a_broadcast_record_takes_claims_and_flushes_once() {
         .await
         .unwrap());
     // Generation 2 takes over; generation 1 can no longer write.
-    assert!(log.claim(&id, 0, 2).await.unwrap());
+    assert!(log.claim(&id, 0, 2, 2_500).await.unwrap());
     assert!(!log.flush(&id, 0, 1, &flush(3, 7, None)).await.unwrap());
+    // Generation 2 is alive (its beat is after 2,000): a retry of it cannot take over.
+    assert!(!log.take_over(&id, 0, 2, 2_000, 3_000).await.unwrap());
+    // Stopped (no beat since 2,500, the cut-off now 2,600): taken over as generation 3, and
+    // generation 2 can no longer write.
+    assert!(log.take_over(&id, 0, 2, 2_600, 3_000).await.unwrap());
+    assert!(
+        !log.take_over(&id, 0, 2, 9_000, 9_000).await.unwrap(),
+        "taken once"
+    );
+    assert!(!log.flush(&id, 0, 2, &flush(1, 9, None)).await.unwrap());
     let done = End::Done {
         undelivered: vec![],
         error: None,
     };
     assert!(log
-        .flush(&id, 0, 2, &flush(1, 25, Some(done)))
+        .flush(&id, 0, 3, &flush(1, 25, Some(done)))
         .await
         .unwrap());
+    assert!(
+        !log.take_over(&id, 0, 3, 9_000, 9_000).await.unwrap(),
+        "a done segment is not taken over"
+    );
     assert!(log
         .fail_unstarted(&id, 1, "could not invoke")
         .await
@@ -338,9 +355,10 @@ async fn a_broadcast_record_takes_claims_and_flushes_once() {
             status.segments,
             status.segments_done,
             status.segments_failed,
-            status.handovers
+            status.handovers,
+            status.takeovers
         ),
-        (2, 1, 1, 1)
+        (2, 1, 1, 1, 1)
     );
     assert!(status.finished() && !status.complete());
     assert_eq!(

@@ -104,7 +104,8 @@ async fn rig(rows: usize, workers: u32, copies: usize, delay: Option<Duration>) 
     };
     let handler = Handler::new(settings, store.clone(), pusher.clone()).with_fanout(
         FanOut::new(Arc::new(Queue { tx, copies }), log.clone(), workers)
-            .with_handover_margin(Duration::from_millis(30)),
+            .with_handover_margin(Duration::from_millis(30))
+            .with_stale_after(Duration::from_millis(200)),
     );
     Rig {
         handler,
@@ -330,4 +331,38 @@ async fn a_segment_that_cannot_post_fails_instead_of_handing_over_forever() {
             .is_some_and(|e| e.contains("posted to no connection"))),
         "{status:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lambdas_retry_of_a_worker_that_stopped_takes_its_segment_over() {
+    let rows = 5_000;
+    let mut rig = rig(rows, 2, 1, None).await;
+    let id = rig.invoke(broadcast()).await.broadcast_id.unwrap();
+    // The first segment's worker claims its part and dies before posting anything.
+    let first = rig.queue.recv().await.unwrap();
+    assert_eq!(first["segment"], 0, "{first}");
+    assert!(rig.log.claim(&id, 0, 1, now_ms()).await.unwrap());
+    // A retry while the record is fresh posts nothing (the worker may still be alive).
+    let early = rig.invoke(first.clone()).await;
+    assert_eq!(early.delivered, 0);
+    assert!(early.errors[0].contains("duplicate"), "{early:?}");
+    // Lambda's retry after the worker's silence: it takes the segment over.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let retry = rig.invoke(first).await;
+    assert!(retry.delivered > 2_000, "{retry:?}");
+    rig.drain().await;
+    let status = rig.status(&id).await;
+    assert!(status.complete(), "{status:?}");
+    assert_eq!(
+        (status.takeovers, status.totals.delivered),
+        (1, rows as u64)
+    );
+    rig.assert_each_once(rows);
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
 }

@@ -150,6 +150,13 @@ impl fmt::Display for Followed {
         if s.handovers > 0 {
             write!(f, "; {} hand-overs to fresh invocations", s.handovers)?;
         }
+        if s.takeovers > 0 {
+            write!(
+                f,
+                "; {} taken over from workers that stopped answering",
+                s.takeovers
+            )?;
+        }
         writeln!(f)?;
         if !self.finished {
             writeln!(
@@ -157,6 +164,20 @@ impl fmt::Display for Followed {
                 "under way: `wsctl broadcast status {}` shows it again",
                 s.broadcast_id
             )?;
+            // A live worker writes every second; Lambda retries a stopped one after a minute.
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            for g in &s.segment {
+                let silent = now.saturating_sub(g.beat_ms) / 1000;
+                if !g.done && g.failed.is_none() && g.generation > 0 && silent >= 30 {
+                    writeln!(
+                        f,
+                        "  segment {}: no word from its worker for {silent} s (Lambda's retry of its invocation takes it over)",
+                        g.index
+                    )?;
+                }
+            }
         }
         let undelivered: Vec<&String> = s.segment.iter().flat_map(|g| &g.undelivered).collect();
         if !undelivered.is_empty() {

@@ -3,7 +3,7 @@
 //!
 //! The item: `started_ms`, `topic`, `message_bytes`, `segments`, `segments_done`,
 //! `segments_failed`, the totals (`delivered`, `gone`, `failed`, `throttled`, `retried`) and
-//! `handovers` as atomic counters; per segment `n`: `g_n` (the generation that owns it),
+//! `handovers` and `takeovers` as atomic counters; per segment `n`: `g_n` (the generation that owns it),
 //! `f_n` (its last flush number), `b_n` (the last flush's epoch ms), `c_n` (the cursor),
 //! `d_n` (done), `x_n` (why it failed), `e_n` (an error), `u_n` (undelivered ids, a sample).
 //! Every write is one UpdateItem conditional on the owner and the flush number.
@@ -196,6 +196,7 @@ fn parse(item: &HashMap<String, AttributeValue>) -> BroadcastStatus {
             retried: number(item, "retried"),
         },
         handovers: number(item, "handovers"),
+        takeovers: number(item, "takeovers"),
         segment,
     }
 }
@@ -219,6 +220,7 @@ impl BroadcastLog for DynamoBroadcastLog {
             "throttled",
             "retried",
             "handovers",
+            "takeovers",
         ] {
             item.insert(counter.to_owned(), n(0));
         }
@@ -245,11 +247,18 @@ impl BroadcastLog for DynamoBroadcastLog {
         }
     }
 
-    async fn claim(&self, id: &str, segment: u32, generation: u32) -> Result<bool, StoreError> {
+    async fn claim(
+        &self,
+        id: &str,
+        segment: u32,
+        generation: u32,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
         let i = segment;
         let mut u = Update::default();
         u.set(&format!("g_{i}"), n(generation));
         u.set(&format!("f_{i}"), n(0));
+        u.set(&format!("b_{i}"), n(now_ms));
         let condition = if generation <= 1 {
             format!("attribute_exists(broadcast_id) AND attribute_not_exists(g_{i}) AND attribute_not_exists(x_{i})")
         } else {
@@ -257,6 +266,28 @@ impl BroadcastLog for DynamoBroadcastLog {
             u.value(":prev", n(generation - 1));
             format!("g_{i} = :prev AND attribute_not_exists(d_{i}) AND attribute_not_exists(x_{i})")
         };
+        self.update(id, u, &condition).await
+    }
+
+    async fn take_over(
+        &self,
+        id: &str,
+        segment: u32,
+        generation: u32,
+        stale_before_ms: u64,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let i = segment;
+        let mut u = Update::default();
+        u.set(&format!("g_{i}"), n(generation + 1));
+        u.set(&format!("f_{i}"), n(0));
+        u.set(&format!("b_{i}"), n(now_ms));
+        u.add("takeovers", 1);
+        u.value(":owner", n(generation));
+        u.value(":stale", n(stale_before_ms));
+        let condition = format!(
+            "g_{i} = :owner AND (attribute_not_exists(b_{i}) OR b_{i} < :stale) AND attribute_not_exists(d_{i}) AND attribute_not_exists(x_{i})"
+        );
         self.update(id, u, &condition).await
     }
 

@@ -122,6 +122,10 @@ pub struct BroadcastStatus {
     pub totals: Totals,
     /// Hand-overs from one invocation to the next.
     pub handovers: u64,
+    /// Segments taken over from a worker that stopped answering (by Lambda's retry of its
+    /// invocation, which starts the segment's part again).
+    #[serde(default)]
+    pub takeovers: u64,
     /// The segments, by index.
     pub segment: Vec<SegmentStatus>,
 }
@@ -149,9 +153,26 @@ pub const MAX_ERROR_CHARS: usize = 300;
 pub trait BroadcastLog: Send + Sync {
     /// Creates the record; `false` when a record with this id exists (a repeated invocation).
     async fn start(&self, start: &Start) -> Result<bool, StoreError>;
-    /// Takes `segment` for `generation` (1 from nothing, n from n - 1). `false` when another
-    /// invocation has it (or had it).
-    async fn claim(&self, id: &str, segment: u32, generation: u32) -> Result<bool, StoreError>;
+    /// Takes `segment` for `generation` (1 from nothing, n from n - 1), its beat set to
+    /// `now_ms`. `false` when another invocation has it (or had it).
+    async fn claim(
+        &self,
+        id: &str,
+        segment: u32,
+        generation: u32,
+        now_ms: u64,
+    ) -> Result<bool, StoreError>;
+    /// Takes `segment` from `generation` for `generation + 1` when that generation's last
+    /// beat is before `stale_before_ms` and the segment is neither done nor failed: its worker
+    /// stopped answering. `false` otherwise.
+    async fn take_over(
+        &self,
+        id: &str,
+        segment: u32,
+        generation: u32,
+        stale_before_ms: u64,
+        now_ms: u64,
+    ) -> Result<bool, StoreError>;
     /// Adds `flush` to the record as `generation`'s flush number `flush.seq`. `false` when the
     /// segment is no longer this generation's. A flush already applied (its answer was lost)
     /// is `true` and not counted twice.
@@ -226,7 +247,13 @@ impl BroadcastLog for MemoryBroadcastLog {
         Ok(true)
     }
 
-    async fn claim(&self, id: &str, segment: u32, generation: u32) -> Result<bool, StoreError> {
+    async fn claim(
+        &self,
+        id: &str,
+        segment: u32,
+        generation: u32,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
         let mut records = self.lock();
         let Some(record) = records.get_mut(id) else {
             return Ok(false);
@@ -238,10 +265,41 @@ impl BroadcastLog for MemoryBroadcastLog {
             return Ok(false);
         }
         s.generation = generation;
+        s.beat_ms = now_ms;
         record.flushes[segment as usize] = 0;
         if generation > 1 {
             record.status.handovers += 1;
         }
+        Ok(true)
+    }
+
+    async fn take_over(
+        &self,
+        id: &str,
+        segment: u32,
+        generation: u32,
+        stale_before_ms: u64,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let mut records = self.lock();
+        let Some(record) = records.get_mut(id) else {
+            return Ok(false);
+        };
+        let i = segment as usize;
+        let Some(s) = record.status.segment.get_mut(i) else {
+            return Ok(false);
+        };
+        if s.generation != generation
+            || s.beat_ms >= stale_before_ms
+            || s.done
+            || s.failed.is_some()
+        {
+            return Ok(false);
+        }
+        s.generation = generation + 1;
+        s.beat_ms = now_ms;
+        record.flushes[i] = 0;
+        record.status.takeovers += 1;
         Ok(true)
     }
 

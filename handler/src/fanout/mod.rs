@@ -66,6 +66,10 @@ pub const WORKER_PAGE: u32 = 1_000;
 pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// A part stops posting this long before its invocation's deadline, to flush and hand over.
 pub const HANDOVER_MARGIN: Duration = Duration::from_secs(3);
+/// A segment whose worker has not written to the record for this long has stopped (a live
+/// one writes every [`FLUSH_EVERY`]): Lambda's retry of that worker's invocation (a minute or
+/// more later) takes the segment over.
+pub const STALE_AFTER: Duration = Duration::from_secs(30);
 /// Status records live this long (DynamoDB TTL).
 pub const RECORD_SECONDS: i64 = 7 * 24 * 60 * 60;
 /// Tries to queue one invocation (a throttled or failed Invoke is tried again).
@@ -83,6 +87,8 @@ pub struct FanOut {
     pub workers: u32,
     /// A part stops posting this long before its invocation's deadline ([`HANDOVER_MARGIN`]).
     pub handover_margin: Duration,
+    /// When a segment's worker counts as stopped ([`STALE_AFTER`]).
+    pub stale_after: Duration,
 }
 
 impl FanOut {
@@ -92,7 +98,13 @@ impl FanOut {
             log,
             workers,
             handover_margin: HANDOVER_MARGIN,
+            stale_after: STALE_AFTER,
         }
+    }
+
+    pub fn with_stale_after(mut self, after: Duration) -> Self {
+        self.stale_after = after;
+        self
     }
 
     pub fn with_handover_margin(mut self, margin: Duration) -> Self {
@@ -456,14 +468,34 @@ where
             broadcast_id: Some(id.clone()),
             ..Default::default()
         };
-        if !fan.log.claim(&id, part.segment, part.generation).await? {
+        let now = now_ms();
+        let stale_before = now.saturating_sub(fan.stale_after.as_millis() as u64);
+        let part = if fan
+            .log
+            .claim(&id, part.segment, part.generation, now)
+            .await?
+        {
+            part
+        } else if fan
+            .log
+            .take_over(&id, part.segment, part.generation, stale_before, now)
+            .await?
+        {
+            // Lambda's retry of a worker that stopped: this part starts again as the next
+            // generation (what the stopped one posted may be posted again: at-least-once).
+            tracing::warn!(broadcast_id = %id, segment = part.segment, generation = part.generation, "the segment's worker stopped answering: taken over");
+            Part {
+                generation: part.generation + 1,
+                ..part
+            }
+        } else {
             tracing::info!(broadcast_id = %id, segment = part.segment, generation = part.generation, "part already taken: skipped");
             report.note_error(format!(
                 "segment {} generation {} of broadcast {id} is taken: this invocation is a duplicate and posted nothing",
                 part.segment, part.generation
             ));
             return Ok(report);
-        }
+        };
         let data = encode_message(&part.message)?;
         let mut flusher = Flusher {
             log: fan.log.clone(),
