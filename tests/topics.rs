@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use handler::store::DynamoStore;
-use handler::{ConnectionStore, Handler, PushError, Pusher, Settings};
+use handler::{ConnectionStore, Handler, PushError, Pusher, Rows, Segment, Settings};
 use proxy::Proxy;
 use serde_json::json;
 use support::{create_connections_table, create_table, Moto};
@@ -105,7 +105,7 @@ async fn a_topic_broadcast_reads_its_subscribers_not_the_table() {
         region: Some("us-east-1".into()),
         ..Settings::default()
     };
-    let handler = Handler::new(settings, store, pusher.clone());
+    let handler = Handler::new(settings, store.clone(), pusher.clone());
     proxy.clear();
     let report = handler
         .invoke_until(
@@ -143,6 +143,25 @@ async fn a_topic_broadcast_reads_its_subscribers_not_the_table() {
         "one Query per shard of the topic (8), a second page at most: {} calls",
         calls.len()
     );
+    // A large topic's workers each read a group of its shards: together every subscriber,
+    // each once (pages of 3 to cross the shards' own pages).
+    let mut seen = Vec::new();
+    for index in 0..4 {
+        let part = Rows::Topic("claims", Segment { index, total: 4 });
+        let mut cursor = None;
+        loop {
+            let page = store.ids(part, cursor, Some(3)).await.unwrap();
+            seen.extend(page.items);
+            cursor = page.next;
+            if cursor.is_none() {
+                break;
+            }
+        }
+    }
+    seen.sort();
+    let mut want = subscribers[..SUBSCRIBERS].to_vec();
+    want.sort();
+    assert_eq!(seen, want);
     // The index holds the ten subscribers of "claims" and the one of "other", nothing else.
     let indexed = client
         .scan()

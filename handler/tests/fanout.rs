@@ -366,3 +366,28 @@ fn now_ms() -> u64 {
         .unwrap()
         .as_millis() as u64
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_topic_is_split_over_workers_by_its_shards() {
+    let rows = 5_000;
+    let mut rig = rig(rows, 4, 1, None).await;
+    // 3,000 subscribers: more than one invocation delivers inline.
+    for i in 0..3_000 {
+        assert!(rig
+            .store
+            .subscribe(&format!("c{i:06}="), "big")
+            .await
+            .unwrap());
+    }
+    let r = rig
+        .invoke(json!({"action": "broadcast", "topic": "big", "message": {"type": "b"}}))
+        .await;
+    assert_eq!((r.delivered, r.segments), (0, Some(4)), "{r:?}");
+    assert_eq!(rig.drain().await, 4, "one worker per group of shards");
+    let status = rig.status(&r.broadcast_id.unwrap()).await;
+    assert!(status.complete(), "{status:?}");
+    assert_eq!(status.totals.delivered, 3_000);
+    rig.assert_each_once(3_000);
+    let received = rig.pusher.received.lock().unwrap();
+    assert!(received.keys().all(|id| id.as_str() < "c003000="));
+}

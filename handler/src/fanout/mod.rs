@@ -2,10 +2,11 @@
 //!
 //! The invocation that receives a broadcast is its *coordinator*. It gives the broadcast an id
 //! and a status record ([`log`]), then sizes it:
-//! - a table of at most [`INLINE_MAX`] rows (read in one probe page), or a topic, is delivered
-//!   by the coordinator itself, as a part of one segment;
+//! - at most [`INLINE_MAX`] connections or subscribers (read in one probe page) are delivered
+//!   by the coordinator itself, as the one part of one segment, and its report is the answer;
 //! - a larger table is split into parallel-scan segments, one per row-count share of
-//!   [`SEGMENT_ROWS`], at least 2 and at most the function's `BROADCAST_WORKERS`; the
+//!   [`SEGMENT_ROWS`], at least 2 and at most the function's `BROADCAST_WORKERS`; a larger
+//!   topic into groups of its [`TOPIC_SHARDS`] shards, one per worker up to that bound; the
 //!   coordinator invokes the function once per segment (`InvocationType=Event`) and answers
 //!   with the id at once.
 //!
@@ -46,7 +47,7 @@ use crate::delivery::{deliver_part, encode_message, Snapshot, Source};
 use crate::error::{error_chain, HandlerError};
 use crate::handler::Handler;
 use crate::report::DeliveryReport;
-use crate::store::{Rows, Segment, StoreError};
+use crate::store::{Rows, Segment, StoreError, TOPIC_SHARDS, WHOLE};
 use crate::{ConnectionStore, Filter, Pusher};
 
 /// A table with at most this many rows (one probe page) is broadcast by the invocation that
@@ -145,13 +146,13 @@ impl Part {
     }
 
     fn rows(&self) -> Rows<'_> {
-        match (&self.topic, self.segments) {
-            (Some(topic), _) => Rows::Topic(topic),
-            (None, 1) => Rows::Segment(Segment { index: 0, total: 1 }),
-            (None, total) => Rows::Segment(Segment {
-                index: self.segment,
-                total,
-            }),
+        let segment = Segment {
+            index: self.segment,
+            total: self.segments.max(1),
+        };
+        match &self.topic {
+            Some(topic) => Rows::Topic(topic, segment),
+            None => Rows::Segment(segment),
         }
     }
 }
@@ -336,8 +337,8 @@ where
     S: ConnectionStore + ?Sized,
     P: Pusher + ?Sized,
 {
-    /// Starts a broadcast: delivered here when it is small or a topic, otherwise split over
-    /// workers (see the module's documentation). Without fan-out configured, delivered here.
+    /// Starts a broadcast: delivered here when it is small, otherwise split over workers (see
+    /// the module's documentation). Without fan-out configured, delivered here.
     pub async fn start_broadcast(
         &self,
         endpoint: &str,
@@ -349,7 +350,7 @@ where
         let data = encode_message(message)?;
         let id = id.unwrap_or_else(new_broadcast_id);
         let Some(fan) = self.fanout.clone() else {
-            let rows = topic.map_or(Rows::Scan(Filter::All), Rows::Topic);
+            let rows = topic.map_or(Rows::Scan(Filter::All), |t| Rows::Topic(t, WHOLE));
             let mut report = self
                 .deliverer(deadline)
                 .deliver_to(endpoint, message, rows)
@@ -357,21 +358,19 @@ where
             report.broadcast_id = Some(id);
             return Ok(report);
         };
-        let (segments, ids, read) = match topic {
-            Some(_) => (1, Vec::new(), true),
-            None => {
-                let whole = Segment { index: 0, total: 1 };
-                let probe = self
-                    .store
-                    .scan_segment_ids(whole, None, Some(INLINE_MAX))
-                    .await?;
-                match probe.next {
-                    None => (1, probe.items, false),
-                    Some(_) => {
-                        let rows = self.store.approximate_count().await?.unwrap_or(0);
-                        (segments_for(rows, fan.workers), Vec::new(), true)
-                    }
-                }
+        // One page of at most INLINE_MAX ids says whether the broadcast is small.
+        let everyone = match topic {
+            Some(t) => Rows::Topic(t, WHOLE),
+            None => Rows::Segment(WHOLE),
+        };
+        let probe = self.store.ids(everyone, None, Some(INLINE_MAX)).await?;
+        let (segments, inline) = match (probe.next, topic) {
+            (None, _) => (1, Some(probe.items)),
+            // A large topic: its shards split over the workers.
+            (Some(_), Some(_)) => (TOPIC_SHARDS.min(fan.workers.clamp(1, MAX_WORKERS)), None),
+            (Some(_), None) => {
+                let rows = self.store.approximate_count().await?.unwrap_or(0);
+                (segments_for(rows, fan.workers), None)
             }
         };
         let started_ms = now_ms();
@@ -401,15 +400,20 @@ where
             generation: 1,
             topic: topic.map(str::to_owned),
             endpoint: endpoint.to_owned(),
-            read,
+            read: true,
             after: None,
             ids: Vec::new(),
             message: message.clone(),
         };
-        if segments == 1 {
-            let mut first = part(0);
-            first.ids = ids;
-            let mut report = self.run_part_until(first, deadline, false).await?;
+        // A small one is delivered here, within this invocation: its caller waits for the
+        // report. A large one goes to workers (even one), which can hand over.
+        if let Some(ids) = inline {
+            let small = Part {
+                read: false,
+                ids,
+                ..part(0)
+            };
+            let mut report = self.run_part_until(small, deadline, false).await?;
             report.broadcast_id = Some(id);
             return Ok(report);
         }

@@ -7,8 +7,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use aws_sdk_dynamodb::Client;
 
 use super::{
-    segment_of, Connection, ConnectionStore, Filter, IdPage, Page, Segment, StoreError,
-    TOPIC_SHARDS,
+    in_topic_segment, segment_of, Connection, ConnectionStore, Filter, IdPage, Page, Segment,
+    StoreError, TOPIC_SHARDS,
 };
 
 /// The connections table in DynamoDB: hash key `connection_id` (S), `connected_at` (S),
@@ -266,14 +266,26 @@ impl ConnectionStore for DynamoStore {
     async fn topic_ids(
         &self,
         topic: &str,
+        segment: Segment,
         cursor: Option<String>,
         limit: Option<u32>,
     ) -> Result<IdPage, StoreError> {
         let Some(table) = &self.subscriptions else {
-            return self.scan_ids(Filter::Topic(topic), cursor).await;
+            let page = self.scan_ids(Filter::Topic(topic), cursor).await?;
+            return Ok(Page {
+                items: page
+                    .items
+                    .into_iter()
+                    .filter(|id| in_topic_segment(id, segment))
+                    .collect(),
+                next: page.next,
+            });
         };
         let pending: Vec<(u32, Option<String>)> = match cursor {
-            None => (0..TOPIC_SHARDS).map(|s| (s, None)).collect(),
+            None => (0..TOPIC_SHARDS)
+                .filter(|s| s % segment.total.max(1) == segment.index)
+                .map(|s| (s, None))
+                .collect(),
             Some(c) => parse_topic_cursor(&c).ok_or_else(|| StoreError::Malformed {
                 table: table.clone(),
                 reason: format!("topic cursor {c:?} is not one this store wrote"),

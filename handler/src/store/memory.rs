@@ -5,7 +5,10 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{segment_of, Connection, ConnectionStore, Filter, IdPage, Page, Segment, StoreError};
+use super::{
+    in_topic_segment, segment_of, Connection, ConnectionStore, Filter, IdPage, Page, Segment,
+    StoreError,
+};
 
 /// An in-memory store, ordered by connection id so that scans page deterministically.
 #[derive(Debug)]
@@ -205,6 +208,7 @@ impl ConnectionStore for MemoryStore {
     async fn topic_ids(
         &self,
         topic: &str,
+        segment: Segment,
         cursor: Option<String>,
         limit: Option<u32>,
     ) -> Result<IdPage, StoreError> {
@@ -215,7 +219,9 @@ impl ConnectionStore for MemoryStore {
             return Ok(Page::default());
         };
         let start = cursor.map_or(Bound::Unbounded, Bound::Excluded);
-        let mut ids = subscribers.range::<String, _>((start, Bound::Unbounded));
+        let mut ids = subscribers
+            .range::<String, _>((start, Bound::Unbounded))
+            .filter(|id| in_topic_segment(id, segment));
         let items: Vec<String> = ids.by_ref().take(limit).cloned().collect();
         let next = match ids.next() {
             Some(_) => items.last().cloned(),

@@ -76,8 +76,19 @@ pub enum Rows<'a> {
     Scan(Filter<'a>),
     /// One segment of a parallel scan of every connection.
     Segment(Segment),
-    /// A topic's subscribers, read from the subscriptions index (not a scan of the table).
-    Topic(&'a str),
+    /// A topic's subscribers, read from the subscriptions index (not a scan of the table); of
+    /// its [`TOPIC_SHARDS`] shards those in the segment ([`in_topic_segment`]), so that a large
+    /// topic's broadcast splits over workers too. `Segment { index: 0, total: 1 }` is all.
+    Topic(&'a str, Segment),
+}
+
+/// The whole of a table or topic, as one segment.
+pub const WHOLE: Segment = Segment { index: 0, total: 1 };
+
+/// Whether subscriber `connection_id` is in `segment` of its topic: its shard (of
+/// [`TOPIC_SHARDS`]) modulo the segments.
+pub fn in_topic_segment(connection_id: &str, segment: Segment) -> bool {
+    segment_of(connection_id, TOPIC_SHARDS) % segment.total.max(1) == segment.index
 }
 
 /// One page of a scan: rows, or whatever was read of each. `next` is the cursor to pass to the
@@ -153,16 +164,25 @@ pub trait ConnectionStore: Send + Sync {
             next: page.next,
         })
     }
-    /// The ids of one page of `topic`'s subscribers, at most about `limit` of them. Stores
-    /// without a subscriptions index scan the table with [`Filter::Topic`].
+    /// The ids of one page of `topic`'s subscribers in `segment`, at most about `limit` of
+    /// them. Stores without a subscriptions index scan the table with [`Filter::Topic`].
     async fn topic_ids(
         &self,
         topic: &str,
+        segment: Segment,
         cursor: Option<String>,
         limit: Option<u32>,
     ) -> Result<IdPage, StoreError> {
         let _ = limit;
-        self.scan_ids(Filter::Topic(topic), cursor).await
+        let page = self.scan_ids(Filter::Topic(topic), cursor).await?;
+        Ok(Page {
+            items: page
+                .items
+                .into_iter()
+                .filter(|id| in_topic_segment(id, segment))
+                .collect(),
+            next: page.next,
+        })
     }
     /// One page of the ids `rows` names.
     async fn ids(
@@ -174,7 +194,7 @@ pub trait ConnectionStore: Send + Sync {
         match rows {
             Rows::Scan(filter) => self.scan_ids(filter, cursor).await,
             Rows::Segment(segment) => self.scan_segment_ids(segment, cursor, limit).await,
-            Rows::Topic(topic) => self.topic_ids(topic, cursor, limit).await,
+            Rows::Topic(topic, segment) => self.topic_ids(topic, segment, cursor, limit).await,
         }
     }
     /// About how many connections there are (DynamoDB's ItemCount, refreshed about every
