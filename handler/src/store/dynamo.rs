@@ -7,8 +7,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use aws_sdk_dynamodb::Client;
 
 use super::{
-    in_topic_segment, segment_of, Connection, ConnectionStore, Filter, IdPage, Page, Segment,
-    StoreError, TOPIC_SHARDS,
+    segment_of, Connection, ConnectionStore, Filter, IdPage, Page, Segment, StoreError,
+    TOPIC_SHARDS,
 };
 
 /// The connections table in DynamoDB: hash key `connection_id` (S), `connected_at` (S),
@@ -272,14 +272,7 @@ impl ConnectionStore for DynamoStore {
     ) -> Result<IdPage, StoreError> {
         let Some(table) = &self.subscriptions else {
             let page = self.scan_ids(Filter::Topic(topic), cursor).await?;
-            return Ok(Page {
-                items: page
-                    .items
-                    .into_iter()
-                    .filter(|id| in_topic_segment(id, segment))
-                    .collect(),
-                next: page.next,
-            });
+            return Ok(super::topic_segment_of(page, segment));
         };
         let pending: Vec<(u32, Option<String>)> = match cursor {
             None => (0..TOPIC_SHARDS)

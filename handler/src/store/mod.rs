@@ -85,6 +85,19 @@ pub enum Rows<'a> {
 /// The whole of a table or topic, as one segment.
 pub const WHOLE: Segment = Segment { index: 0, total: 1 };
 
+/// The ids of a page of a topic's subscribers that are in `segment` (for stores that read a
+/// topic by scanning the table).
+pub fn topic_segment_of(page: IdPage, segment: Segment) -> IdPage {
+    Page {
+        items: page
+            .items
+            .into_iter()
+            .filter(|id| in_topic_segment(id, segment))
+            .collect(),
+        next: page.next,
+    }
+}
+
 /// Whether subscriber `connection_id` is in `segment` of its topic: its shard (of
 /// [`TOPIC_SHARDS`]) modulo the segments.
 pub fn in_topic_segment(connection_id: &str, segment: Segment) -> bool {
@@ -175,14 +188,7 @@ pub trait ConnectionStore: Send + Sync {
     ) -> Result<IdPage, StoreError> {
         let _ = limit;
         let page = self.scan_ids(Filter::Topic(topic), cursor).await?;
-        Ok(Page {
-            items: page
-                .items
-                .into_iter()
-                .filter(|id| in_topic_segment(id, segment))
-                .collect(),
-            next: page.next,
-        })
+        Ok(topic_segment_of(page, segment))
     }
     /// One page of the ids `rows` names.
     async fn ids(
