@@ -292,6 +292,9 @@ pub enum BroadcastAction {
         /// Follow it until it finishes.
         #[arg(long)]
         wait: bool,
+        /// With --wait: how long the broadcast may show no progress (or no record yet).
+        #[arg(long, default_value = "2m", value_parser = crate::dev::parse_duration, value_name = "DURATION")]
+        stall_timeout: std::time::Duration,
     },
 }
 

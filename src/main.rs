@@ -595,8 +595,13 @@ fn print_sent(cli: &Cli, function: &str, report: handler::DeliveryReport) -> Exi
 /// `wsctl broadcast`: small tables and topics are answered with the delivery report; a
 /// broadcast split over workers is followed through its status record to its end.
 async fn broadcast(cli: &Cli, args: &BroadcastArgs) -> Result<ExitCode> {
-    if let Some(BroadcastAction::Status { id, wait }) = &args.action {
-        return broadcast_status(cli, id, *wait, args.stall_timeout).await;
+    if let Some(BroadcastAction::Status {
+        id,
+        wait,
+        stall_timeout,
+    }) = &args.action
+    {
+        return broadcast_status(cli, id, *wait, *stall_timeout).await;
     }
     let message = message_of(&args.message)?;
     // The id is ours, so a repeated invocation (an SDK retry) finds the broadcast started.

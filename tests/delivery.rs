@@ -336,7 +336,25 @@ async fn a_broadcast_to_ten_thousand_clients_is_split_over_workers_and_each_gets
         "each client got the second message once"
     );
 
-    // An id that names nothing is an error that says so.
+    // An id that names nothing is an error that says so; waiting for it gives up when the
+    // stall timeout passes without a record.
+    let waited = wsctl(
+        &dev,
+        &file,
+        &[
+            "broadcast",
+            "status",
+            "20990101T000000Z-00000000",
+            "--wait",
+            "--stall-timeout",
+            "2s",
+        ],
+    );
+    assert_eq!(waited.status.code(), Some(1), "{waited:?}");
+    assert!(
+        String::from_utf8_lossy(&waited.stderr).contains("has no record after 2 s"),
+        "{waited:?}"
+    );
     let none = wsctl(
         &dev,
         &file,
@@ -347,4 +365,13 @@ async fn a_broadcast_to_ten_thousand_clients_is_split_over_workers_and_each_gets
         String::from_utf8_lossy(&none.stderr).contains("no broadcast with id"),
         "{none:?}"
     );
+    // The function's error has its kind, as the Lambda reports it (errorType).
+    let (status, body) = dev.http(
+        "POST",
+        "/2015-03-31/functions/demo-websocket-handler/invocations",
+        r#"{"action":"broadcast_status","broadcast_id":"nope"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let error: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(error["errorType"], "NoSuchBroadcast", "{error}");
 }

@@ -19,6 +19,8 @@ pub enum HandlerError {
     MessageTooLarge { size: usize, limit: usize },
     #[error("invalid invocation payload: {0}")]
     BadInvocation(String),
+    #[error("no broadcast with id {0:?} (records are kept 7 days; a broadcast just started with --no-wait may not have begun yet)")]
+    NoSuchBroadcast(String),
     #[error(
         "no management endpoint for a direct invocation: set WEBSOCKET_API_ID and AWS_REGION \
          (or WEBSOCKET_MANAGEMENT_ENDPOINT) in the function's environment"
@@ -40,6 +42,7 @@ impl HandlerError {
             HandlerError::Reply { .. } => "ReplyError",
             HandlerError::MessageTooLarge { .. } => "MessageTooLarge",
             HandlerError::BadInvocation(_) => "BadInvocation",
+            HandlerError::NoSuchBroadcast(_) => "NoSuchBroadcast",
             HandlerError::NoEndpoint => "NoEndpoint",
             HandlerError::BroadcastIncomplete { .. } => "BroadcastIncomplete",
         }

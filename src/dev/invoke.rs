@@ -57,10 +57,9 @@ pub(super) async fn invoke_function(
         _ => match run.await {
             Ok(v) => ([("Content-Type", "application/json")], v.to_string()).into_response(),
             Err(e) => {
-                let kind = e.split(':').next().unwrap_or("Error").to_owned();
                 let mut resp = (
                     [("Content-Type", "application/json")],
-                    json!({"errorType": kind, "errorMessage": e}).to_string(),
+                    json!({"errorType": e.kind, "errorMessage": e.message}).to_string(),
                 )
                     .into_response();
                 resp.headers_mut().insert(
@@ -73,13 +72,27 @@ pub(super) async fn invoke_function(
     }
 }
 
+/// A failed invocation: its kind (Lambda's `errorType`, as the bootstrap reports it) and
+/// message.
+#[derive(Debug)]
+pub(super) struct Failure {
+    pub kind: &'static str,
+    pub message: String,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 /// One invocation of the handler with a direct payload, logged as the gateway logs events.
 async fn run(
     gw: Arc<Gateway>,
     payload: Value,
     label: String,
     started: Instant,
-) -> Result<Value, String> {
+) -> Result<Value, Failure> {
     let result = match gw.invoke(payload).await {
         Ok(outcome) => Ok(serde_json::to_value(outcome).unwrap_or(Value::Null)),
         Err(e) => Err(e),

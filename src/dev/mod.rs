@@ -253,7 +253,7 @@ impl Gateway {
     }
 
     /// Runs one event through the same conversion and handler the Lambda uses.
-    async fn invoke(&self, event: Value) -> Result<Outcome, String> {
+    async fn invoke(&self, event: Value) -> Result<Outcome, invoke::Failure> {
         if self.opts.print_events {
             // Tokens travel in the query string: never print them.
             let param = self
@@ -271,12 +271,18 @@ impl Gateway {
             }
             self.logger.line(format!("event: {shown}"));
         }
-        let event = handler::apigw::to_event(event)?;
+        let event = handler::apigw::to_event(event).map_err(|message| invoke::Failure {
+            kind: "BadEvent",
+            message,
+        })?;
         // As in Lambda, every invocation answers within the function's timeout.
         self.handler
             .handle_until(event, Instant::now() + self.opts.function_timeout)
             .await
-            .map_err(|e| handler::error_chain(&e))
+            .map_err(|e| invoke::Failure {
+                kind: e.kind(),
+                message: handler::error_chain(&e),
+            })
     }
 
     /// The route key for a message, by the route selection expression.

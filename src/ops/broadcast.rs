@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use serde_json::json;
 
-use super::delivery::invoke_text;
+use super::delivery::{invoke_text, FunctionError};
 use crate::aws::Clients;
 
 /// How often a broadcast under way is read.
@@ -22,9 +22,24 @@ const LINE_EVERY: Duration = Duration::from_secs(5);
 
 /// The status record of broadcast `id`.
 pub async fn status(c: &Clients, function: &str, id: &str) -> Result<BroadcastStatus> {
+    match find(c, function, id).await? {
+        Some(s) => Ok(s),
+        None => bail!("no broadcast with id {id:?} (records are kept 7 days; one just started with --no-wait may not have begun yet: add --wait)"),
+    }
+}
+
+/// The status record of broadcast `id`; `None` when the function has none (yet).
+async fn find(c: &Clients, function: &str, id: &str) -> Result<Option<BroadcastStatus>> {
     let payload = json!({"action": "broadcast_status", "broadcast_id": id});
-    let text = invoke_text(c, function, &payload).await?;
+    let text = match invoke_text(c, function, &payload).await {
+        Ok(text) => text,
+        Err(e) => match e.downcast_ref::<FunctionError>() {
+            Some(f) if f.error_type == "NoSuchBroadcast" => return Ok(None),
+            _ => return Err(e),
+        },
+    };
     serde_json::from_str(&text)
+        .map(Some)
         .with_context(|| format!("{function} did not answer with a broadcast's status: {text}"))
 }
 
@@ -55,7 +70,17 @@ pub async fn follow(
     let mut changed = Instant::now();
     let mut line_at: Option<Instant> = None;
     loop {
-        let s = status(c, function, id).await?;
+        // An asynchronous invocation may wait in Lambda's queue before its record exists.
+        let Some(s) = find(c, function, id).await? else {
+            if changed.elapsed() >= stall {
+                bail!(
+                    "broadcast {id} has no record after {} s: no such broadcast, or its invocation never ran (`wsctl logs`)",
+                    stall.as_secs()
+                );
+            }
+            tokio::time::sleep(POLL).await;
+            continue;
+        };
         if last.as_ref() != Some(&s) {
             changed = Instant::now();
         }

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
 use handler::DeliveryReport;
@@ -89,7 +89,30 @@ pub async fn invoke_event(c: &Clients, function: &str, payload: &Value) -> Resul
     Ok(())
 }
 
-/// Invokes the function with `payload` and returns its answer; a function error is an error.
+/// The function answered with an error (Lambda's `X-Amz-Function-Error`).
+#[derive(Debug)]
+pub struct FunctionError {
+    /// `Unhandled` or `Handled`.
+    pub handled: String,
+    /// The function's `errorType` (the handler's error kind, e.g. `NoSuchBroadcast`).
+    pub error_type: String,
+    pub message: String,
+}
+
+impl fmt::Display for FunctionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the function failed ({}): {} {}",
+            self.handled, self.error_type, self.message
+        )
+    }
+}
+
+impl std::error::Error for FunctionError {}
+
+/// Invokes the function with `payload` and returns its answer; a function error is a
+/// [`FunctionError`].
 pub async fn invoke_text(c: &Clients, function: &str, payload: &Value) -> Result<String> {
     let out = c
         .lambda
@@ -103,11 +126,12 @@ pub async fn invoke_text(c: &Clients, function: &str, payload: &Value) -> Result
     let text = String::from_utf8_lossy(&body);
     if let Some(kind) = out.function_error {
         let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        bail!(
-            "the function failed ({kind}): {} {}",
-            v["errorType"].as_str().unwrap_or(""),
-            v["errorMessage"].as_str().unwrap_or(&text)
-        );
+        return Err(FunctionError {
+            handled: kind,
+            error_type: v["errorType"].as_str().unwrap_or("").to_owned(),
+            message: v["errorMessage"].as_str().unwrap_or(&text).to_owned(),
+        }
+        .into());
     }
     Ok(text.into_owned())
 }

@@ -676,11 +676,10 @@ where
                 "this function keeps no broadcast records (BROADCASTS_TABLE is not set)".into(),
             )
         })?;
-        fan.log.get(id).await?.ok_or_else(|| {
-            HandlerError::BadInvocation(format!(
-                "no broadcast with id {id:?} (records are kept 7 days)"
-            ))
-        })
+        fan.log
+            .get(id)
+            .await?
+            .ok_or_else(|| HandlerError::NoSuchBroadcast(id.to_owned()))
     }
 }
 
