@@ -15,8 +15,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
 use super::log::{
-    clip, BroadcastLog, BroadcastStatus, End, Flush, SegmentStatus, Start, Totals,
-    MAX_UNDELIVERED_PER_SEGMENT,
+    clip, sample, BroadcastLog, BroadcastStatus, End, Flush, SegmentStatus, Start, Totals,
 };
 use crate::store::StoreError;
 
@@ -38,12 +37,7 @@ fn s(v: impl Into<String>) -> AttributeValue {
 }
 
 fn list(ids: &[String]) -> AttributeValue {
-    AttributeValue::L(
-        ids.iter()
-            .take(MAX_UNDELIVERED_PER_SEGMENT)
-            .map(|i| s(i.clone()))
-            .collect(),
-    )
+    AttributeValue::L(sample(ids).into_iter().map(s).collect())
 }
 
 /// One UpdateItem's pieces.

@@ -120,11 +120,7 @@ impl Invoker for LambdaInvoker {
                 )
             })?;
         let status = response.status().as_u16();
-        let kind = response
-            .headers()
-            .get("x-amzn-errortype")
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.split(':').next().unwrap_or(v).to_owned());
+        let kind = crate::push::management::error_type(response.headers());
         let answer = response
             .into_body()
             .collect()

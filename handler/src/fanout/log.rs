@@ -42,6 +42,15 @@ impl Totals {
     pub fn is_zero(&self) -> bool {
         *self == Totals::default()
     }
+
+    /// Adds `other`, field by field.
+    pub fn add(&mut self, other: &Totals) {
+        self.delivered += other.delivered;
+        self.gone += other.gone;
+        self.failed += other.failed;
+        self.throttled += other.throttled;
+        self.retried += other.retried;
+    }
 }
 
 /// A new broadcast's record.
@@ -189,6 +198,15 @@ pub trait BroadcastLog: Send + Sync {
     async fn get(&self, id: &str) -> Result<Option<BroadcastStatus>, StoreError>;
 }
 
+/// The undelivered ids a record keeps: the first [`MAX_UNDELIVERED_PER_SEGMENT`].
+pub fn sample(undelivered: &[String]) -> Vec<String> {
+    undelivered
+        .iter()
+        .take(MAX_UNDELIVERED_PER_SEGMENT)
+        .cloned()
+        .collect()
+}
+
 /// Keeps at most `max` characters of an error.
 pub fn clip(error: &str) -> String {
     error.chars().take(MAX_ERROR_CHARS).collect()
@@ -213,6 +231,22 @@ impl MemoryBroadcastLog {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, MemoryRecord>> {
         self.records.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `change` on record `id` for its segment `segment` (an index that exists), and
+    /// answers what it answers; `false` when there is no such record or segment.
+    fn with_segment(
+        &self,
+        id: &str,
+        segment: u32,
+        change: impl FnOnce(&mut MemoryRecord, usize) -> bool,
+    ) -> bool {
+        match self.lock().get_mut(id) {
+            Some(record) if (segment as usize) < record.status.segment.len() => {
+                change(record, segment as usize)
+            }
+            _ => false,
+        }
     }
 }
 
@@ -254,23 +288,19 @@ impl BroadcastLog for MemoryBroadcastLog {
         generation: u32,
         now_ms: u64,
     ) -> Result<bool, StoreError> {
-        let mut records = self.lock();
-        let Some(record) = records.get_mut(id) else {
-            return Ok(false);
-        };
-        let Some(s) = record.status.segment.get_mut(segment as usize) else {
-            return Ok(false);
-        };
-        if s.generation + 1 != generation || s.done || s.failed.is_some() {
-            return Ok(false);
-        }
-        s.generation = generation;
-        s.beat_ms = now_ms;
-        record.flushes[segment as usize] = 0;
-        if generation > 1 {
-            record.status.handovers += 1;
-        }
-        Ok(true)
+        Ok(self.with_segment(id, segment, |record, i| {
+            let s = &mut record.status.segment[i];
+            if s.generation + 1 != generation || s.done || s.failed.is_some() {
+                return false;
+            }
+            s.generation = generation;
+            s.beat_ms = now_ms;
+            record.flushes[i] = 0;
+            if generation > 1 {
+                record.status.handovers += 1;
+            }
+            true
+        }))
     }
 
     async fn take_over(
@@ -281,26 +311,21 @@ impl BroadcastLog for MemoryBroadcastLog {
         stale_before_ms: u64,
         now_ms: u64,
     ) -> Result<bool, StoreError> {
-        let mut records = self.lock();
-        let Some(record) = records.get_mut(id) else {
-            return Ok(false);
-        };
-        let i = segment as usize;
-        let Some(s) = record.status.segment.get_mut(i) else {
-            return Ok(false);
-        };
-        if s.generation != generation
-            || s.beat_ms >= stale_before_ms
-            || s.done
-            || s.failed.is_some()
-        {
-            return Ok(false);
-        }
-        s.generation = generation + 1;
-        s.beat_ms = now_ms;
-        record.flushes[i] = 0;
-        record.status.takeovers += 1;
-        Ok(true)
+        Ok(self.with_segment(id, segment, |record, i| {
+            let s = &mut record.status.segment[i];
+            if s.generation != generation
+                || s.beat_ms >= stale_before_ms
+                || s.done
+                || s.failed.is_some()
+            {
+                return false;
+            }
+            s.generation = generation + 1;
+            s.beat_ms = now_ms;
+            record.flushes[i] = 0;
+            record.status.takeovers += 1;
+            true
+        }))
     }
 
     async fn flush(
@@ -310,55 +335,37 @@ impl BroadcastLog for MemoryBroadcastLog {
         generation: u32,
         flush: &Flush,
     ) -> Result<bool, StoreError> {
-        let mut records = self.lock();
-        let Some(record) = records.get_mut(id) else {
-            return Ok(false);
-        };
-        let i = segment as usize;
-        let Some(s) = record.status.segment.get_mut(i) else {
-            return Ok(false);
-        };
-        if s.generation != generation {
-            return Ok(false);
-        }
-        if record.flushes[i] >= flush.seq {
-            return Ok(true);
-        }
-        if record.flushes[i] + 1 != flush.seq {
-            return Ok(false);
-        }
-        record.flushes[i] = flush.seq;
-        s.beat_ms = flush.beat_ms;
-        s.cursor = flush.cursor.clone();
-        let t = &mut record.status.totals;
-        t.delivered += flush.delta.delivered;
-        t.gone += flush.delta.gone;
-        t.failed += flush.delta.failed;
-        t.throttled += flush.delta.throttled;
-        t.retried += flush.delta.retried;
-        match &flush.end {
-            None | Some(End::HandedOver) => {}
-            Some(End::Done { undelivered, error }) => {
-                s.done = true;
-                s.error = error.as_deref().map(clip);
-                s.undelivered = undelivered
-                    .iter()
-                    .take(MAX_UNDELIVERED_PER_SEGMENT)
-                    .cloned()
-                    .collect();
-                record.status.segments_done += 1;
+        Ok(self.with_segment(id, segment, |record, i| {
+            let s = &mut record.status.segment[i];
+            if s.generation != generation {
+                return false;
             }
-            Some(End::Failed { error, undelivered }) => {
-                s.failed = Some(clip(error));
-                s.undelivered = undelivered
-                    .iter()
-                    .take(MAX_UNDELIVERED_PER_SEGMENT)
-                    .cloned()
-                    .collect();
-                record.status.segments_failed += 1;
+            if record.flushes[i] >= flush.seq {
+                return true;
             }
-        }
-        Ok(true)
+            if record.flushes[i] + 1 != flush.seq {
+                return false;
+            }
+            record.flushes[i] = flush.seq;
+            s.beat_ms = flush.beat_ms;
+            s.cursor = flush.cursor.clone();
+            record.status.totals.add(&flush.delta);
+            match &flush.end {
+                None | Some(End::HandedOver) => {}
+                Some(End::Done { undelivered, error }) => {
+                    s.done = true;
+                    s.error = error.as_deref().map(clip);
+                    s.undelivered = sample(undelivered);
+                    record.status.segments_done += 1;
+                }
+                Some(End::Failed { error, undelivered }) => {
+                    s.failed = Some(clip(error));
+                    s.undelivered = sample(undelivered);
+                    record.status.segments_failed += 1;
+                }
+            }
+            true
+        }))
     }
 
     async fn fail_unstarted(
@@ -367,19 +374,15 @@ impl BroadcastLog for MemoryBroadcastLog {
         segment: u32,
         error: &str,
     ) -> Result<bool, StoreError> {
-        let mut records = self.lock();
-        let Some(record) = records.get_mut(id) else {
-            return Ok(false);
-        };
-        let Some(s) = record.status.segment.get_mut(segment as usize) else {
-            return Ok(false);
-        };
-        if s.generation != 0 || s.failed.is_some() {
-            return Ok(false);
-        }
-        s.failed = Some(clip(error));
-        record.status.segments_failed += 1;
-        Ok(true)
+        Ok(self.with_segment(id, segment, |record, i| {
+            let s = &mut record.status.segment[i];
+            if s.generation != 0 || s.failed.is_some() {
+                return false;
+            }
+            s.failed = Some(clip(error));
+            record.status.segments_failed += 1;
+            true
+        }))
     }
 
     async fn get(&self, id: &str) -> Result<Option<BroadcastStatus>, StoreError> {

@@ -288,11 +288,7 @@ impl Flusher {
         match result {
             Ok(true) => {
                 self.seq = flush.seq;
-                self.flushed.delivered += flush.delta.delivered;
-                self.flushed.gone += flush.delta.gone;
-                self.flushed.failed += flush.delta.failed;
-                self.flushed.throttled += flush.delta.throttled;
-                self.flushed.retried += flush.delta.retried;
+                self.flushed.add(&flush.delta);
                 Ok(())
             }
             Ok(false) => {

@@ -184,12 +184,7 @@ impl Pusher for ManagementApiPusher {
             .await
             .map_err(|e| failed(true, format!("POST {uri}: {}", crate::error_chain(&e))))?;
         let status = response.status().as_u16();
-        let kind = response
-            .headers()
-            .get("x-amzn-errortype")
-            .and_then(|v| v.to_str().ok())
-            // "LimitExceededException:http://internal.amazon.com/..." names the type first.
-            .map(|v| v.split(':').next().unwrap_or(v).to_owned());
+        let kind = error_type(response.headers());
         // Read the body through so the connection goes back to the pool.
         let body = response
             .into_body()
@@ -223,4 +218,13 @@ impl Pusher for ManagementApiPusher {
             _ => Err(failed(false, answer())),
         }
     }
+}
+
+/// The error type an AWS service names in `x-amzn-ErrorType`
+/// ("LimitExceededException:http://internal.amazon.com/..." names the type first).
+pub(crate) fn error_type(headers: &hyper::HeaderMap) -> Option<String> {
+    headers
+        .get("x-amzn-errortype")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(':').next().unwrap_or(v).to_owned())
 }
