@@ -127,6 +127,14 @@ pub async fn smoke(url: &str, timeout: Duration) -> SmokeReport {
     report
 }
 
+/// What a query string's keys and values escape: everything but RFC 3986's unreserved
+/// characters (a JWT's `-`, `_` and `.` stay as they are).
+const QUERY_ESCAPED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
 /// `url` with `params` (`key=value`) added to its query string.
 pub fn with_query(url: &str, params: &[String]) -> Result<String, String> {
     let mut out = url.to_owned();
@@ -135,7 +143,7 @@ pub fn with_query(url: &str, params: &[String]) -> Result<String, String> {
             .split_once('=')
             .ok_or_else(|| format!("--query {p:?} must be KEY=VALUE"))?;
         let enc = |s: &str| {
-            percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+            percent_encoding::utf8_percent_encode(s, QUERY_ESCAPED).to_string()
         };
         out.push(if out.contains('?') { '&' } else { '?' });
         out.push_str(&format!("{}={}", enc(k), enc(v)));
@@ -156,6 +164,10 @@ mod tests {
         assert_eq!(
             with_query("wss://x/prod", &["token=a b".into()]).unwrap(),
             "wss://x/prod?token=a%20b"
+        );
+        assert_eq!(
+            with_query("wss://x/prod?a=1", &["access_token=eyJ.x-y_z~+/=".into()]).unwrap(),
+            "wss://x/prod?a=1&access_token=eyJ.x-y_z~%2B%2F%3D"
         );
     }
 }
