@@ -36,6 +36,8 @@ pub struct Clients {
     pub iam: aws_sdk_iam::Client,
     pub lambda: aws_sdk_lambda::Client,
     pub apigw: aws_sdk_apigatewayv2::Client,
+    /// API Gateway's v1 API, for the one account-wide setting v2 lacks (the CloudWatch role).
+    pub apigw_account: aws_sdk_apigateway::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
     pub sts: aws_sdk_sts::Client,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
@@ -102,6 +104,7 @@ pub async fn connect(target: &Target) -> Result<Clients, AwsSetupError> {
         iam: aws_sdk_iam::Client::new(&sdk),
         lambda: aws_sdk_lambda::Client::new(&sdk),
         apigw: aws_sdk_apigatewayv2::Client::new(&sdk),
+        apigw_account: aws_sdk_apigateway::Client::new(&sdk),
         logs: aws_sdk_cloudwatchlogs::Client::new(&sdk),
         sts: aws_sdk_sts::Client::new(&sdk),
         cloudwatch: aws_sdk_cloudwatch::Client::new(&sdk),

@@ -351,3 +351,4 @@ pub struct EnvArgs {
     #[arg(long)]
     pub url: Option<String>,
 }
+

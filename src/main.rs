@@ -236,6 +236,23 @@ async fn up(cli: &Cli, args: &UpArgs, progress: &Progress) -> Result<ExitCode> {
             changes.map(|i| format!("{} {}: {}", i.resource, i.name, engine::describe(&i.action)));
         ask("wsctl will change:", lines, "Apply these changes?").unwrap_or(false)
     };
+    // An account-wide setting is asked about on its own, even when the plan as a whole was
+    // confirmed; --yes does not answer it (the config's manage_account_log_role does).
+    let confirm_account = |change: &resources::Change| -> bool {
+        if args.yes || args.dry_run || !interactive() {
+            return false;
+        }
+        let lines = [
+            format!("{change}"),
+            "This is API Gateway's CloudWatch role for every API of the account in this region, not only this stack's; `down` leaves it.".to_owned(),
+        ];
+        ask(
+            "wsctl must set an account-wide setting for API Gateway's logs:",
+            lines.into_iter(),
+            "Set it?",
+        )
+        .unwrap_or(false)
+    };
     let report = engine::up(
         &stack,
         engine::UpOptions {
@@ -243,6 +260,7 @@ async fn up(cli: &Cli, args: &UpArgs, progress: &Progress) -> Result<ExitCode> {
             code,
             source_dir: source_dir.as_deref(),
             confirm: &confirm,
+            confirm_account: &confirm_account,
         },
         progress,
     )
@@ -735,3 +753,4 @@ async fn env_file(cli: &Cli, args: &EnvArgs) -> Result<ExitCode> {
     report::print(cli.output, &written);
     Ok(ExitCode::SUCCESS)
 }
+

@@ -14,6 +14,13 @@ pub const PERMISSION_SID: &str = "wsctl-apigateway-invoke";
 /// AWS's managed logging policy, the one managed policy the role keeps.
 pub const BASIC_EXECUTION_POLICY: &str =
     "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole";
+/// The role API Gateway uses to write logs, when wsctl makes it: one per account (API
+/// Gateway's CloudWatch role is an account-and-region setting shared by every API), so its
+/// name carries no project and `down` never deletes it.
+pub const ACCOUNT_LOG_ROLE: &str = "wsctl-apigateway-cloudwatch-logs";
+/// AWS's managed policy that lets API Gateway create log groups and write to them.
+pub const PUSH_TO_CLOUDWATCH_POLICY: &str =
+    "arn:aws:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Names {
@@ -28,6 +35,10 @@ pub struct Names {
     pub api: String,
     pub stage: String,
     pub log_group: String,
+    /// API Gateway's access log group of the stage (`[api] access_log`).
+    pub access_log_group: String,
+    /// The CloudWatch dashboard (`[dashboard]`).
+    pub dashboard: String,
     /// The CloudWatch alarm on the function's errors (`[alarm]`).
     pub alarm: String,
     /// The DynamoDB table of the stack's lock (src/lock/remote.rs).
@@ -53,6 +64,8 @@ impl Names {
             log_group: format!("/aws/lambda/{function}"),
             function,
             api: format!("{p}-websocket"),
+            access_log_group: format!("/aws/apigateway/{p}-websocket"),
+            dashboard: format!("{p}-websocket"),
             alarm: format!("{p}-websocket-errors"),
             lock_table: format!("{p}_wsctl_lock"),
             subscriptions_table: format!("{p}_ws_subscriptions"),
@@ -81,6 +94,35 @@ impl Names {
         format!(
             "arn:{}:dynamodb:{}:{}:table/{name}",
             self.partition, self.region, self.account
+        )
+    }
+
+    /// A log group's ARN as API Gateway's access log destination wants it (no `:*`).
+    pub fn log_group_arn(&self, name: &str) -> String {
+        format!(
+            "arn:{}:logs:{}:{}:log-group:{name}",
+            self.partition, self.region, self.account
+        )
+    }
+
+    /// The ARN of wsctl's account-wide role for API Gateway's logs.
+    pub fn account_log_role_arn(&self) -> String {
+        format!(
+            "arn:{}:iam::{}:role/{ACCOUNT_LOG_ROLE}",
+            self.partition, self.account
+        )
+    }
+
+    /// The dashboard in the CloudWatch console.
+    pub fn dashboard_url(&self) -> String {
+        let host = match self.partition.as_str() {
+            "aws-cn" => format!("{}.console.amazonaws.cn", self.region),
+            "aws-us-gov" => "console.amazonaws-us-gov.com".to_owned(),
+            _ => format!("{}.console.aws.amazon.com", self.region),
+        };
+        format!(
+            "https://{host}/cloudwatch/home?region={}#dashboards/dashboard/{}",
+            self.region, self.dashboard
         )
     }
 
@@ -201,6 +243,15 @@ mod tests {
         assert_eq!(n.function, "petinsure360-websocket-handler");
         assert_eq!(n.api, "petinsure360-websocket");
         assert_eq!(n.log_group, "/aws/lambda/petinsure360-websocket-handler");
+        assert_eq!(n.access_log_group, "/aws/apigateway/petinsure360-websocket");
+        assert_eq!(
+            n.log_group_arn(&n.access_log_group),
+            "arn:aws:logs:us-east-1:123456789012:log-group:/aws/apigateway/petinsure360-websocket"
+        );
+        assert_eq!(
+            n.dashboard_url(),
+            "https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#dashboards/dashboard/petinsure360-websocket"
+        );
         assert_eq!(
             n.websocket_url("abc"),
             "wss://abc.execute-api.us-east-1.amazonaws.com/prod"

@@ -43,6 +43,8 @@ pub struct StatusReport {
     pub healthy: bool,
     pub websocket_url: Option<String>,
     pub callback_url: Option<String>,
+    /// The CloudWatch dashboard in the console, when it exists.
+    pub dashboard_url: Option<String>,
     /// Rows in the connections table (a full, paginated count).
     pub connections: Option<u64>,
     pub resources: Vec<ResourceStatus>,
@@ -101,6 +103,7 @@ pub async fn status(stack: &Stack) -> Result<StatusReport> {
         healthy,
         websocket_url: api_id.as_deref().map(|id| stack.names.websocket_url(id)),
         callback_url: api_id.as_deref().map(|id| stack.names.callback_url(id)),
+        dashboard_url: obs.dashboard.as_ref().map(|_| stack.names.dashboard_url()),
         connections,
         resources,
         checks,
@@ -392,6 +395,7 @@ pub fn checks(stack: &Stack, obs: &Observation) -> Vec<Check> {
             .to_owned(),
         ),
     });
+    out.extend(logging_checks(stack, obs));
     out.push(match obs.api.as_ref().and_then(|a| a.stage.as_ref()) {
         None => check(
             "stage_auto_deploys",
@@ -412,6 +416,83 @@ pub fn checks(stack: &Stack, obs: &Observation) -> Vec<Check> {
             ),
         ),
     });
+    out
+}
+
+/// When the config asks for API Gateway's logs: whether they can flow (the account's role is
+/// set and API Gateway may assume it) and whether the stage writes its access log where wsctl
+/// made the log group.
+fn logging_checks(stack: &Stack, obs: &Observation) -> Vec<Check> {
+    let logging = &stack.config.api.logging;
+    let n = &stack.names;
+    let mut out = Vec::new();
+    if !logging.any() {
+        return out;
+    }
+    out.push(match obs.account.as_ref().map(|a| (a.problem(), a)) {
+        None => check(
+            "api_logs_can_flow",
+            false,
+            "the account setting was not read",
+        ),
+        Some((None, a)) => check(
+            "api_logs_can_flow",
+            true,
+            format!(
+                "API Gateway's CloudWatch role in {} is {}, assumable by apigateway.amazonaws.com",
+                n.region,
+                a.role_arn.as_deref().unwrap_or_default()
+            ),
+        ),
+        Some((Some(problem), _)) => check(
+            "api_logs_can_flow",
+            false,
+            format!(
+                "{problem}: API Gateway writes no log for any API in {}",
+                n.region
+            ),
+        ),
+    });
+    if logging.access_log {
+        let want = n.log_group_arn(&n.access_log_group);
+        let stage = obs.api.as_ref().and_then(|a| a.stage.as_ref());
+        let have = stage.and_then(|s| s.access_log.as_ref());
+        out.push(match (stage, have) {
+            (None, _) => check(
+                "stage_writes_access_log",
+                false,
+                format!("stage {} does not exist", n.stage),
+            ),
+            (Some(_), Some(a)) if a.destination_arn == want && obs.access_log_group.is_some() => {
+                check(
+                    "stage_writes_access_log",
+                    true,
+                    format!(
+                        "stage {} logs every request to {}",
+                        n.stage, n.access_log_group
+                    ),
+                )
+            }
+            (Some(_), Some(a)) if a.destination_arn == want => check(
+                "stage_writes_access_log",
+                false,
+                format!(
+                    "the stage's access log group {} does not exist",
+                    n.access_log_group
+                ),
+            ),
+            (Some(_), other) => check(
+                "stage_writes_access_log",
+                false,
+                format!(
+                    "stage {} writes its access log to {}; expected {}",
+                    n.stage,
+                    other.map_or("nowhere", |a| a.destination_arn.as_str()),
+                    n.access_log_group
+                ),
+            ),
+        });
+    }
     out
 }
 
@@ -441,6 +522,9 @@ impl fmt::Display for StatusReport {
         }
         if let Some(url) = &self.websocket_url {
             writeln!(f, "WebSocket URL: {url}")?;
+        }
+        if let Some(url) = &self.dashboard_url {
+            writeln!(f, "Dashboard:     {url}")?;
         }
         if let Some(n) = self.connections {
             writeln!(f, "Connections:   {n}")?;

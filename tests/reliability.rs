@@ -19,7 +19,7 @@ use project::Project;
 const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:ops-alerts";
 
 fn config(project: &str) -> String {
-    format!("project = \"{project}\"\n\n[alarm]\nsns_topic_arn = \"{TOPIC}\"\n")
+    format!("project = \"{project}\"\n\n[api]\naccess_log = true\nmanage_account_log_role = true\n\n[alarm]\nsns_topic_arn = \"{TOPIC}\"\n")
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -61,6 +61,9 @@ struct Census {
     lock_tables: usize,
     log_groups: usize,
     alarms: usize,
+    /// API Gateway's access log group of the stage.
+    access_log_groups: usize,
+    dashboards: usize,
 }
 
 async fn census(p: &Project, project: &str) -> Census {
@@ -156,6 +159,22 @@ async fn census(p: &Project, project: &str) -> Census {
         .unwrap()
         .metric_alarms()
         .len();
+    c.access_log_groups = aws_sdk_cloudwatchlogs::Client::new(&sdk)
+        .describe_log_groups()
+        .log_group_name_prefix(format!("/aws/apigateway/{project}-websocket"))
+        .send()
+        .await
+        .unwrap()
+        .log_groups()
+        .len();
+    c.dashboards = aws_sdk_cloudwatch::Client::new(&sdk)
+        .list_dashboards()
+        .dashboard_name_prefix(format!("{project}-websocket"))
+        .send()
+        .await
+        .unwrap()
+        .dashboard_entries()
+        .len();
     c
 }
 
@@ -177,6 +196,8 @@ fn one_of_each() -> Census {
         lock_tables: 1,
         log_groups: 1,
         alarms: 1,
+        access_log_groups: 1,
+        dashboards: 1,
     }
 }
 

@@ -11,7 +11,7 @@ use toml::Spanned;
 use super::raw::{parse_message, RawAlarm, RawAuth, RawConfig};
 use super::*;
 
-struct Checker<'a> {
+pub(super) struct Checker<'a> {
     path: &'a Path,
     text: &'a str,
 }
@@ -24,7 +24,12 @@ impl Checker<'_> {
             + 1
     }
 
-    fn invalid(&self, key: &str, span: Range<usize>, message: impl Into<String>) -> ConfigError {
+    pub(super) fn invalid(
+        &self,
+        key: &str,
+        span: Range<usize>,
+        message: impl Into<String>,
+    ) -> ConfigError {
         ConfigError::Invalid {
             path: self.path.to_path_buf(),
             line: self.line(span),
@@ -320,6 +325,7 @@ impl Config {
                 "requests",
             )? as i32,
             throttling_rate_limit,
+            logging: super::logging::check_logging(&c, a)?,
         };
 
         let mut tags = BTreeMap::new();
@@ -363,6 +369,7 @@ impl Config {
             api,
             auth,
             alarm,
+            dashboard: super::logging::check_dashboard(&raw.dashboard),
             tags,
         })
     }

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 mod check;
+mod logging;
 mod raw;
 mod starter;
 
@@ -95,7 +96,81 @@ pub struct Config {
     pub api: ApiConfig,
     pub auth: Option<AuthConfig>,
     pub alarm: Option<AlarmConfig>,
+    pub dashboard: DashboardConfig,
     pub tags: BTreeMap<String, String>,
+}
+
+/// `[dashboard]`: the CloudWatch dashboard `{project}-websocket`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DashboardConfig {
+    pub enabled: bool,
+}
+
+impl Default for DashboardConfig {
+    fn default() -> Self {
+        DashboardConfig { enabled: true }
+    }
+}
+
+/// The level of API Gateway's execution logs (`[api] execution_log_level`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum LogLevel {
+    Off,
+    Error,
+    Info,
+}
+
+impl LogLevel {
+    /// API Gateway's name for it (a stage's `loggingLevel`).
+    pub fn as_api(&self) -> &'static str {
+        match self {
+            LogLevel::Off => "OFF",
+            LogLevel::Error => "ERROR",
+            LogLevel::Info => "INFO",
+        }
+    }
+}
+
+impl fmt::Display for LogLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_api())
+    }
+}
+
+/// API Gateway's logs of the stage (`[api] access_log`, `execution_log_level`...).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ApiLogging {
+    /// Access logs into `/aws/apigateway/{project}-websocket`.
+    pub access_log: bool,
+    pub access_log_format: String,
+    pub execution_log_level: LogLevel,
+    /// Retention of the access log group, in days.
+    pub log_retention_days: i32,
+    /// Whether `up` may set the account's CloudWatch role for API Gateway without asking.
+    pub manage_account_log_role: bool,
+}
+
+impl ApiLogging {
+    /// Whether API Gateway writes any log for the stage (and so needs the account's role).
+    pub fn any(&self) -> bool {
+        self.access_log || self.execution_log_level != LogLevel::Off
+    }
+}
+
+/// One JSON object per request: who, what, the outcome, and the integration's latency.
+pub const DEFAULT_ACCESS_LOG_FORMAT: &str = r#"{"requestId":"$context.requestId","requestTime":"$context.requestTimeEpoch","connectionId":"$context.connectionId","eventType":"$context.eventType","routeKey":"$context.routeKey","status":"$context.status","integrationStatus":"$context.integration.status","integrationLatency":"$context.integration.latency","errorMessage":"$context.error.message","integrationError":"$context.integration.error","sourceIp":"$context.identity.sourceIp"}"#;
+
+impl Default for ApiLogging {
+    fn default() -> Self {
+        ApiLogging {
+            access_log: false,
+            access_log_format: DEFAULT_ACCESS_LOG_FORMAT.to_owned(),
+            execution_log_level: LogLevel::Off,
+            log_retention_days: 30,
+            manage_account_log_role: false,
+        }
+    }
 }
 
 /// `[auth]`: a JWT required on `$connect`.
@@ -151,6 +226,7 @@ pub struct ApiConfig {
     pub route_selection_expression: String,
     pub throttling_burst_limit: i32,
     pub throttling_rate_limit: f64,
+    pub logging: ApiLogging,
 }
 
 impl Default for FunctionConfig {
@@ -178,6 +254,7 @@ impl Default for ApiConfig {
             route_selection_expression: "$request.body.action".into(),
             throttling_burst_limit: 500,
             throttling_rate_limit: 1000.0,
+            logging: ApiLogging::default(),
         }
     }
 }
@@ -216,10 +293,13 @@ mod tests {
         assert_eq!(c.function, FunctionConfig::default());
         assert_eq!(c.api, ApiConfig::default());
         assert_eq!((c.auth, c.alarm), (None, None));
-        // Uncomment every `# key = value` line (keeping one of the two [auth] key sources).
+        assert_eq!(c.dashboard, DashboardConfig::default());
+        // Uncomment every `# key = value` line (keeping one of the two [auth] key sources), and
+        // turn the access log on (its other keys are refused without it).
         let uncommented: String = text
             .lines()
             .map(|l| match l.strip_prefix("# ") {
+                None if l == "access_log = false" => "access_log = true".to_owned(),
                 Some(kv)
                     if kv.contains(" = ")
                         && toml::from_str::<toml::Table>(kv).is_ok()
@@ -235,5 +315,12 @@ mod tests {
         assert!(c.auth.is_some() && c.alarm.is_some(), "{c:?}");
         assert_eq!(c.region.as_deref(), Some("us-east-1"));
         assert_eq!(c.tags.get("Team").map(String::as_str), Some("platform"));
+        assert!(c.api.logging.access_log);
+        assert!(c
+            .api
+            .logging
+            .access_log_format
+            .contains("$context.routeKey"));
+        assert_eq!(c.api.logging.log_retention_days, 30);
     }
 }

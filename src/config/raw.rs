@@ -24,6 +24,8 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) alarm: RawAlarm,
     #[serde(default)]
+    pub(super) dashboard: RawDashboard,
+    #[serde(default)]
     pub(super) tags: BTreeMap<String, Spanned<String>>,
 }
 
@@ -77,6 +79,17 @@ pub(super) struct RawApi {
     pub(super) route_selection_expression: Option<Spanned<String>>,
     pub(super) throttling_burst_limit: Option<Spanned<i64>>,
     pub(super) throttling_rate_limit: Option<Spanned<f64>>,
+    pub(super) access_log: Option<Spanned<bool>>,
+    pub(super) access_log_format: Option<Spanned<String>>,
+    pub(super) execution_log_level: Option<Spanned<String>>,
+    pub(super) log_retention_days: Option<Spanned<i64>>,
+    pub(super) manage_account_log_role: Option<Spanned<bool>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDashboard {
+    pub(super) enabled: Option<bool>,
 }
 
 /// toml's message, reduced to one line that starts with the line number and names the key.

@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::{in_passes, observe_with, Observation, Stack};
 use crate::naming;
 use crate::report::Progress;
-use crate::resources::{alarm, api, function, logs, role, table};
+use crate::resources::{alarm, api, dashboard, function, logs, role, table};
 
 /// One resource `down` deletes, or leaves.
 #[derive(Debug, Clone, Serialize)]
@@ -33,6 +33,9 @@ pub struct DownReport {
     pub left_alone: Vec<DownItem>,
     /// Still there after deleting (should be empty).
     pub remaining: Vec<DownItem>,
+    /// What `down` leaves on purpose, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl DownReport {
@@ -72,6 +75,9 @@ impl fmt::Display for DownReport {
                     d.reason.as_deref().unwrap_or("")
                 )?;
             }
+        }
+        for note in &self.notes {
+            writeln!(f, "Note: {note}")?;
         }
         if !self.dry_run {
             if self.remaining.is_empty() {
@@ -145,6 +151,17 @@ pub fn down_plan(
     if let Some(a) = &obs.alarm {
         consider(&mut delete, "alarm", &a.name, &a.tags);
     }
+    if let Some(g) = &obs.access_log_group {
+        consider(&mut delete, "access_log_group", &g.name, &g.tags);
+    }
+    if let Some(d) = &obs.dashboard {
+        // Dashboards carry no tags: wsctl's is marked in its body.
+        let tags = match d.is_managed() {
+            true => naming::tags(&stack.config),
+            false => BTreeMap::new(),
+        };
+        consider(&mut delete, "dashboard", &d.name, &tags);
+    }
     if let Some(r) = &obs.role {
         consider(&mut delete, "role", &r.name, &r.tags);
     }
@@ -214,7 +231,14 @@ async fn down_once(
         deleted: delete.clone(),
         left_alone,
         remaining: vec![],
+        notes: vec![],
     };
+    if stack.config.api.logging.any() {
+        report.notes.push(format!(
+            "API Gateway's CloudWatch role (the account setting cloudwatchRoleArn in {}) is left as it is: it is shared by every API of the account",
+            n.region
+        ));
+    }
     // Asked once, on the first pass; later passes finish what was confirmed.
     let first_pass = first.lock().unwrap_or_else(|p| p.into_inner()).is_none();
     if dry_run || (delete.is_empty() && first_pass) {
@@ -233,7 +257,14 @@ async fn down_once(
         {
             let step = progress.step("api", &format!("deleting {}", a.id));
             api::delete(c, &a.id).await?;
-            step.done("deleted (with its routes, integrations and stage)");
+            // API Gateway's own execution log group of the stage goes with the API.
+            let execution_logs = format!("/aws/apigateway/{}/{}", a.id, n.stage);
+            let with_logs = logs::delete(c, &execution_logs).await?;
+            step.done(if with_logs {
+                format!("deleted (with its routes, integrations, stage and {execution_logs})")
+            } else {
+                "deleted (with its routes, integrations and stage)".to_owned()
+            });
         }
     }
     if deleting("permission") {
@@ -244,6 +275,16 @@ async fn down_once(
     if deleting("alarm") {
         let step = progress.step("alarm", "deleting");
         alarm::delete(c, &n.alarm).await?;
+        step.done("deleted");
+    }
+    if deleting("dashboard") {
+        let step = progress.step("dashboard", "deleting");
+        dashboard::delete(c, &n.dashboard).await?;
+        step.done("deleted");
+    }
+    if deleting("access_log_group") {
+        let step = progress.step("access_log_group", "deleting");
+        logs::delete(c, &n.access_log_group).await?;
         step.done("deleted");
     }
     if deleting("function") {

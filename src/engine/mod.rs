@@ -17,7 +17,9 @@ use crate::naming::{self, Names};
 use crate::package::Zip;
 use crate::report::Progress;
 use crate::resources::function::CodeSpec;
-use crate::resources::{alarm, api, function, logs, role, secret, table, Action};
+use crate::resources::{
+    account, alarm, api, dashboard, function, logs, role, secret, table, Action, Change,
+};
 
 /// A project's stack: its config, names and AWS clients.
 pub struct Stack {
@@ -54,6 +56,12 @@ pub struct Observation {
     pub permission: Vec<api::Statement>,
     pub log_group: Option<logs::Observed>,
     pub alarm: Option<alarm::Observed>,
+    /// API Gateway's access log group of the stage.
+    pub access_log_group: Option<logs::Observed>,
+    /// The account's CloudWatch role for API Gateway: read only when the config asks for
+    /// API Gateway's logs (it needs apigateway:GET on the account).
+    pub account: Option<account::Observed>,
+    pub dashboard: Option<dashboard::Observed>,
 }
 
 pub async fn observe(stack: &Stack) -> Result<Observation> {
@@ -70,16 +78,36 @@ async fn observe_with(stack: &Stack, with_api: bool) -> Result<Observation> {
             false => Ok(None),
         }
     };
-    let (table, subscriptions, broadcasts, role, function, api, permission, log_group, alarm) = tokio::try_join!(
-        table::observe(c, &n.table),
-        table::observe(c, &n.subscriptions_table),
-        table::observe(c, &n.broadcasts_table),
-        role::observe(c, &n.role),
-        function::observe(c, &n.function),
-        api,
-        api::observe_permission(c, &n.function),
-        logs::observe(c, &n.log_group),
-        alarm::observe(c, &n.alarm),
+    let account = async {
+        match stack.config.api.logging.any() {
+            true => account::observe(c).await.map(Some),
+            false => Ok(None),
+        }
+    };
+    let (
+        (table, subscriptions, broadcasts, role, function, api, permission, log_group, alarm),
+        (access_log_group, account, dashboard),
+    ) = tokio::try_join!(
+        async {
+            tokio::try_join!(
+                table::observe(c, &n.table),
+                table::observe(c, &n.subscriptions_table),
+                table::observe(c, &n.broadcasts_table),
+                role::observe(c, &n.role),
+                function::observe(c, &n.function),
+                api,
+                api::observe_permission(c, &n.function),
+                logs::observe(c, &n.log_group),
+                alarm::observe(c, &n.alarm),
+            )
+        },
+        async {
+            tokio::try_join!(
+                logs::observe(c, &n.access_log_group),
+                account,
+                dashboard::observe(c, &n.dashboard),
+            )
+        },
     )?;
     Ok(Observation {
         table,
@@ -91,6 +119,9 @@ async fn observe_with(stack: &Stack, with_api: bool) -> Result<Observation> {
         permission,
         log_group,
         alarm,
+        access_log_group,
+        account,
+        dashboard,
     })
 }
 
@@ -168,6 +199,24 @@ impl Stack {
         })
     }
 
+    /// API Gateway's access log group, when `[api] access_log` asks for it.
+    pub fn desired_access_logs(&self) -> Option<logs::Desired> {
+        let logging = &self.config.api.logging;
+        logging.access_log.then(|| logs::Desired {
+            name: self.names.access_log_group.clone(),
+            retention_days: logging.log_retention_days,
+            tags: self.tags.clone(),
+        })
+    }
+
+    /// The dashboard, when `[dashboard]` asks for one; its body once the API id is known.
+    pub fn desired_dashboard(&self, api_id: Option<&str>) -> Option<dashboard::Desired> {
+        self.config.dashboard.enabled.then(|| dashboard::Desired {
+            name: self.names.dashboard.clone(),
+            body: api_id.map(|id| dashboard::body(&self.names, id)),
+        })
+    }
+
     pub fn desired_logs(&self) -> logs::Desired {
         logs::Desired {
             name: self.names.log_group.clone(),
@@ -177,12 +226,36 @@ impl Stack {
     }
 }
 
+/// The plan item of the account's CloudWatch role for API Gateway (a change to the whole
+/// account and region, made only when allowed: see [`UpOptions::confirm_account`]).
+pub const ACCOUNT_RESOURCE: &str = "account_log_role";
+
 /// The whole plan, from an observation. Pure.
 pub fn plan(stack: &Stack, obs: &Observation, code: &CodeSpec) -> Result<Plan> {
     let n = &stack.names;
     let api_id = obs.api.as_ref().map(|a| a.api.id.as_str());
     let d_api = stack.desired_api();
-    let mut items = vec![
+    let mut items = Vec::new();
+    if stack.config.api.logging.any() {
+        items.push(PlanItem {
+            resource: ACCOUNT_RESOURCE.into(),
+            name: format!("API Gateway account setting ({}, every API)", n.region),
+            action: account::diff(obs.account.as_ref(), true, n),
+        });
+    }
+    let access_log_action = match (stack.desired_access_logs(), &obs.access_log_group) {
+        (Some(d), o) => Some(logs::diff(o.as_ref(), &d)),
+        (None, Some(o)) if naming::is_managed(&o.tags) => Some(Action::Delete),
+        (None, _) => None,
+    };
+    if let Some(action) = access_log_action {
+        items.push(PlanItem {
+            resource: "access_log_group".into(),
+            name: n.access_log_group.clone(),
+            action,
+        });
+    }
+    items.extend([
         PlanItem {
             resource: "table".into(),
             name: n.table.clone(),
@@ -232,7 +305,7 @@ pub fn plan(stack: &Stack, obs: &Observation, code: &CodeSpec) -> Result<Plan> {
             name: "AWS_PROXY".into(),
             action: api::diff_integration(obs.api.as_ref(), &d_api),
         },
-    ];
+    ]);
     for key in api::ROUTE_KEYS {
         items.push(PlanItem {
             resource: format!("route {key}"),
@@ -260,6 +333,19 @@ pub fn plan(stack: &Stack, obs: &Observation, code: &CodeSpec) -> Result<Plan> {
         items.push(PlanItem {
             resource: "alarm".into(),
             name: n.alarm.clone(),
+            action,
+        });
+    }
+    let dashboard_action = match (stack.desired_dashboard(api_id), &obs.dashboard) {
+        (Some(d), o) => Some(dashboard::diff(o.as_ref(), &d)),
+        // Turned off: remove the one wsctl made (its marker widget says so).
+        (None, Some(o)) if o.is_managed() => Some(Action::Delete),
+        (None, _) => None,
+    };
+    if let Some(action) = dashboard_action {
+        items.push(PlanItem {
+            resource: "dashboard".into(),
+            name: n.dashboard.clone(),
             action,
         });
     }
@@ -361,6 +447,10 @@ pub struct UpOptions<'a> {
     pub source_dir: Option<&'a std::path::Path>,
     /// Asked before the first write with the plan; false cancels.
     pub confirm: &'a (dyn Fn(&Plan) -> bool + Sync),
+    /// Asked, before anything is written, whether the account's CloudWatch role for API
+    /// Gateway may be set as shown, when the plan changes it and the config does not allow it
+    /// (`[api] manage_account_log_role`); false refuses the whole run.
+    pub confirm_account: &'a (dyn Fn(&Change) -> bool + Sync),
 }
 
 /// Convergence passes `up` and `down` make when AWS fails transiently (see
@@ -415,6 +505,7 @@ pub async fn up(stack: &Stack, opts: UpOptions<'_>, progress: &Progress) -> Resu
             code: opts.code.clone(),
             source_dir: opts.source_dir,
             confirm: &confirm,
+            confirm_account: opts.confirm_account,
         };
         up_once(stack, attempt, progress, &first)
     })
@@ -481,6 +572,15 @@ async fn up_once(
         anyhow::bail!("[auth] secret_parameter: {problem}");
     }
 
+    // An account-wide change is never made silently.
+    if let Some(change) = plan.get(ACCOUNT_RESOURCE).changes().first() {
+        if !stack.config.api.logging.manage_account_log_role && !(opts.confirm_account)(change) {
+            anyhow::bail!(
+                "API Gateway's logs need the account's CloudWatch role ({change}), a setting of the whole account in {} that wsctl changes only when allowed: set [api] manage_account_log_role = true, run `wsctl up` on a terminal (without --yes) and confirm, or turn API Gateway's logs off ([api] access_log = false, execution_log_level = \"OFF\"). Nothing was changed.",
+                n.region
+            );
+        }
+    }
     if !(opts.confirm)(&plan) {
         anyhow::bail!("cancelled: nothing was changed");
     }
@@ -533,37 +633,77 @@ async fn up_once(
                 Ok::<_, anyhow::Error>(arn)
             }
         };
-    let (table_arn, _, _, role_arn, api_id, ()) = tokio::try_join!(
-        apply_table("table", table::Kind::Connections, obs.table.as_ref()),
-        apply_table(
-            "subscriptions",
-            table::Kind::Subscriptions,
-            obs.subscriptions.as_ref()
-        ),
-        apply_table(
-            "broadcasts",
-            table::Kind::Broadcasts,
-            obs.broadcasts.as_ref()
-        ),
+    let d_access_logs = stack.desired_access_logs();
+    let ((table_arn, _, _, role_arn, api_id, ()), ()) = tokio::try_join!(
         async {
-            let action = plan.get("role");
-            let step = progress.step("role", "applying");
-            let arn = role::apply_base(c, obs.role.as_ref(), &base_role).await?;
-            step.done(describe(action));
-            Ok(arn)
+            tokio::try_join!(
+                apply_table("table", table::Kind::Connections, obs.table.as_ref()),
+                apply_table(
+                    "subscriptions",
+                    table::Kind::Subscriptions,
+                    obs.subscriptions.as_ref()
+                ),
+                apply_table(
+                    "broadcasts",
+                    table::Kind::Broadcasts,
+                    obs.broadcasts.as_ref()
+                ),
+                async {
+                    let action = plan.get("role");
+                    let step = progress.step("role", "applying");
+                    let arn = role::apply_base(c, obs.role.as_ref(), &base_role).await?;
+                    step.done(describe(action));
+                    Ok(arn)
+                },
+                async {
+                    let action = plan.get("api");
+                    let step = progress.step("api", "applying");
+                    let id = api::apply_api(c, n, obs.api.as_ref().map(|a| &a.api), &d_api).await?;
+                    step.done(describe(action));
+                    Ok(id)
+                },
+                async {
+                    let action = plan.get("log_group");
+                    let step = progress.step("log_group", "applying");
+                    logs::apply(c, obs.log_group.as_ref(), &d_logs, action).await?;
+                    step.done(describe(action));
+                    Ok(())
+                },
+            )
         },
+        // API Gateway's logging: the account's role and the access log group, both needed
+        // before the stage (phase C) can point at them.
         async {
-            let action = plan.get("api");
-            let step = progress.step("api", "applying");
-            let id = api::apply_api(c, n, obs.api.as_ref().map(|a| &a.api), &d_api).await?;
-            step.done(describe(action));
-            Ok(id)
-        },
-        async {
-            let action = plan.get("log_group");
-            let step = progress.step("log_group", "applying");
-            logs::apply(c, obs.log_group.as_ref(), &d_logs, action).await?;
-            step.done(describe(action));
+            let (account_action, logs_action) =
+                (plan.get(ACCOUNT_RESOURCE), plan.get("access_log_group"));
+            let account = async {
+                if account_action.is_change() {
+                    let step = progress.step(ACCOUNT_RESOURCE, "setting");
+                    let arn = account::apply(c).await?;
+                    step.done(format!(
+                        "API Gateway's CloudWatch role for {} is {arn}",
+                        n.region
+                    ));
+                }
+                Ok::<_, anyhow::Error>(())
+            };
+            let group = async {
+                match (&d_access_logs, logs_action) {
+                    (_, Action::NoChange) => {}
+                    (None, _) => {
+                        let step = progress.step("access_log_group", "deleting");
+                        logs::delete(c, &n.access_log_group).await?;
+                        step.done("deleted");
+                    }
+                    (Some(d), action) => {
+                        let step = progress.step("access_log_group", "applying");
+                        logs::apply(c, obs.access_log_group.as_ref(), d, action).await?;
+                        step.done(describe(action));
+                    }
+                }
+                Ok(())
+            };
+            tokio::try_join!(account, group)?;
             Ok(())
         },
     )?;
@@ -634,6 +774,28 @@ async fn up_once(
             let step = progress.step("alarm", "applying");
             alarm::apply(c, obs.alarm.as_ref(), &d, action).await?;
             step.done(describe(action));
+        }
+    }
+    match (
+        stack.desired_dashboard(Some(&api_id)),
+        plan.get("dashboard"),
+    ) {
+        (None, Action::NoChange) => {}
+        (None, _) => {
+            let step = progress.step("dashboard", "deleting");
+            dashboard::delete(c, &n.dashboard).await?;
+            step.done("deleted");
+        }
+        (Some(d), _) => {
+            // Written whenever the body differs, also when the plan could not know the body
+            // (a new API's id) and found no change.
+            let step = progress.step("dashboard", "applying");
+            let body = d
+                .body
+                .as_ref()
+                .expect("the body is known once the API exists");
+            let wrote = dashboard::apply(c, obs.dashboard.as_ref(), &d.name, body).await?;
+            step.done(if wrote { "put" } else { "unchanged" });
         }
     }
     report.urls = urls(&ids);

@@ -2,8 +2,10 @@
 //! `observe` (read; not-found is `None`), `diff` (pure: what would change), `apply` (make the
 //! changes `diff` found, and only those), `delete` (not-found is success).
 
+pub mod account;
 pub mod alarm;
 pub mod api;
+pub mod dashboard;
 pub mod function;
 pub mod logs;
 pub mod role;

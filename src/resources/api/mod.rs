@@ -5,15 +5,20 @@
 use std::collections::BTreeMap;
 
 use anyhow::{bail, Result};
-use aws_sdk_apigatewayv2::types::{IntegrationType, ProtocolType, RouteSettings};
+use aws_sdk_apigatewayv2::types::{IntegrationType, ProtocolType};
 use serde::Serialize;
 use serde_json::Value;
+
+mod stage;
+
+use stage::{apply_stage, stage};
+pub use stage::{diff_stage, AccessLog, StageObs};
 
 use super::{
     send_unrepeated, statements, string_list, tag_changes, tags_to_set, Action, AwsContext, Change,
 };
 use crate::aws::Clients;
-use crate::config::Config;
+use crate::config::{Config, LogLevel};
 use crate::naming::{self, Names, PERMISSION_SID};
 
 pub const ROUTE_KEYS: [&str; 3] = ["$connect", "$disconnect", "$default"];
@@ -43,15 +48,6 @@ pub struct RouteObs {
     pub target: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct StageObs {
-    pub name: String,
-    pub auto_deploy: bool,
-    pub burst_limit: Option<i32>,
-    pub rate_limit: Option<f64>,
-    pub tags: BTreeMap<String, String>,
-}
-
 /// The API and everything under it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Observed {
@@ -79,6 +75,9 @@ pub struct Desired {
     pub rate_limit: f64,
     pub integration_uri: String,
     pub function_arn: String,
+    /// Where and how the stage's access log is written (`[api] access_log`), or none.
+    pub access_log: Option<AccessLog>,
+    pub logging_level: LogLevel,
     pub tags: BTreeMap<String, String>,
 }
 
@@ -91,6 +90,11 @@ pub fn desired(config: &Config, names: &Names, tags: BTreeMap<String, String>) -
         rate_limit: config.api.throttling_rate_limit,
         integration_uri: names.integration_uri(),
         function_arn: names.function_arn(),
+        access_log: config.api.logging.access_log.then(|| AccessLog {
+            destination_arn: names.log_group_arn(&names.access_log_group),
+            format: config.api.logging.access_log_format.clone(),
+        }),
+        logging_level: config.api.logging.execution_log_level,
         tags,
     }
 }
@@ -237,38 +241,6 @@ async fn routes(c: &Clients, api_id: &str) -> Result<Vec<RouteObs>> {
         if token.is_none() {
             return Ok(all);
         }
-    }
-}
-
-async fn stage(c: &Clients, api_id: &str, name: &str) -> Result<Option<StageObs>> {
-    match c
-        .apigw
-        .get_stage()
-        .api_id(api_id)
-        .stage_name(name)
-        .send()
-        .await
-    {
-        Ok(s) => Ok(Some(StageObs {
-            name: name.to_owned(),
-            auto_deploy: s.auto_deploy.unwrap_or(false),
-            burst_limit: s
-                .default_route_settings
-                .as_ref()
-                .and_then(|r| r.throttling_burst_limit),
-            rate_limit: s
-                .default_route_settings
-                .as_ref()
-                .and_then(|r| r.throttling_rate_limit),
-            tags: s.tags.map(|t| t.into_iter().collect()).unwrap_or_default(),
-        })),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_not_found_exception()) =>
-        {
-            Ok(None)
-        }
-        Err(e) => Err(e).aws(format!("GetStage {api_id}/{name}")),
     }
 }
 
@@ -426,33 +398,6 @@ pub fn diff_route(o: Option<&Observed>, d: &Desired, key: &str) -> Action {
     Action::from_changes(changes)
 }
 
-pub fn diff_stage(o: Option<&Observed>, d: &Desired) -> Action {
-    let Some(s) = o.and_then(|o| o.stage.as_ref()) else {
-        return Action::Create;
-    };
-    let mut changes = Vec::new();
-    if !s.auto_deploy {
-        changes.push(Change::new("auto_deploy", false, true));
-    }
-    if s.burst_limit != Some(d.burst_limit) {
-        changes.push(Change::new(
-            "throttling_burst_limit",
-            s.burst_limit.map_or("(none)".into(), |b| b.to_string()),
-            d.burst_limit,
-        ));
-    }
-    if s.rate_limit != Some(d.rate_limit) {
-        changes.push(Change::new(
-            "throttling_rate_limit",
-            s.rate_limit.map_or("(none)".into(), |r| r.to_string()),
-            d.rate_limit,
-        ));
-    }
-    // Stage tags are set at creation only: the API carries wsctl's tag, and deleting the API
-    // deletes its stages.
-    Action::from_changes(changes)
-}
-
 /// Whether a statement lets API Gateway invoke the function.
 pub fn is_apigateway_invoke(s: &Statement) -> bool {
     s.principal.split(',').any(|p| p == APIGATEWAY_PRINCIPAL)
@@ -546,7 +491,7 @@ pub fn diff_permission(statements: &[Statement], names: &Names, api_id: Option<&
 /// or integration; AWS refuses a second route or stage with a ConflictException, emulators
 /// may make one): no SDK retry. A failure goes back to the engine, which observes again
 /// and finds what the lost call created before it tries anything else.
-fn no_retries() -> aws_sdk_apigatewayv2::config::Builder {
+pub(super) fn no_retries() -> aws_sdk_apigatewayv2::config::Builder {
     aws_sdk_apigatewayv2::config::Builder::default()
         .retry_config(aws_config::retry::RetryConfig::disabled())
 }
@@ -724,43 +669,6 @@ async fn delete_route(c: &Clients, api_id: &str, route_id: &str) -> Result<()> {
         }
         Err(e) => Err(e).aws(format!("DeleteRoute {api_id}/{route_id}")),
     }
-}
-
-async fn apply_stage(c: &Clients, api_id: &str, o: Option<&StageObs>, d: &Desired) -> Result<()> {
-    let settings = RouteSettings::builder()
-        .throttling_burst_limit(d.burst_limit)
-        .throttling_rate_limit(d.rate_limit)
-        .build();
-    let Some(s) = o else {
-        send_unrepeated(format!("CreateStage {api_id}/{}", d.stage), || {
-            c.apigw
-                .create_stage()
-                .api_id(api_id)
-                .stage_name(&d.stage)
-                .auto_deploy(true)
-                .default_route_settings(settings.clone())
-                .description("managed by wsctl")
-                .set_tags(Some(d.tags.clone().into_iter().collect()))
-                .customize()
-                .config_override(no_retries())
-                .send()
-        })
-        .await?;
-        return Ok(());
-    };
-    if !s.auto_deploy || s.burst_limit != Some(d.burst_limit) || s.rate_limit != Some(d.rate_limit)
-    {
-        c.apigw
-            .update_stage()
-            .api_id(api_id)
-            .stage_name(&d.stage)
-            .auto_deploy(true)
-            .default_route_settings(settings)
-            .send()
-            .await
-            .aws(format!("UpdateStage {api_id}/{}", d.stage))?;
-    }
-    Ok(())
 }
 
 /// Leaves exactly one statement letting API Gateway invoke the function: wsctl's, scoped to
