@@ -67,6 +67,9 @@ pub enum Command {
     Smoke(SmokeArgs),
     /// Write the frontend's WebSocket URL variable into a dotenv file.
     Env(EnvArgs),
+    /// Load-test the deployed stage (or `wsctl dev`, with --url): open connections at a rate,
+    /// hold them with pings, time one broadcast to all of them; exit 3 when anything failed.
+    Load(LoadArgs),
     /// Build the handler for Lambda and write its deployable zip (build once in CI, then
     /// `up --handler-zip`).
     Build(BuildArgs),
@@ -352,3 +355,61 @@ pub struct EnvArgs {
     pub url: Option<String>,
 }
 
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// The WebSocket URL (default: the deployed stack's wss:// URL; `wsctl dev`:
+    /// ws://localhost:3002/ws).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// How many connections to open.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub connections: u32,
+    /// New connections per second (e.g. 100 or 100/s). API Gateway allows 500 per second per
+    /// account and region by default; more needs --i-have-a-quota-increase.
+    #[arg(long, default_value = "50", value_parser = per_second, value_name = "N/s")]
+    pub rate: f64,
+    /// Confirms the account's new-connection quota was raised above 500 per second.
+    #[arg(long)]
+    pub i_have_a_quota_increase: bool,
+    /// How long to hold the connections open once opened.
+    #[arg(long, default_value = "30s", value_parser = crate::dev::parse_duration)]
+    pub duration: std::time::Duration,
+    /// Pings per second, spread over all the connections (0: none). Each is a message (and a
+    /// Lambda invocation) on a deployed stage.
+    #[arg(long, default_value = "10", value_parser = per_second_or_zero, value_name = "N/s")]
+    pub ping_rate: f64,
+    /// Then send one broadcast to every connection (as `wsctl broadcast` does) and time its
+    /// receipt by each.
+    #[arg(long)]
+    pub broadcast: bool,
+    /// How long every client's receipt of the broadcast is waited for.
+    #[arg(long, default_value = "60s", value_parser = crate::dev::parse_duration)]
+    pub broadcast_timeout: std::time::Duration,
+    /// How long one handshake may take.
+    #[arg(long, default_value = "10s", value_parser = crate::dev::parse_duration)]
+    pub connect_timeout: std::time::Duration,
+    /// A token for [auth], sent in the query parameter the project file names (default token).
+    #[arg(long, env = "WSCTL_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Further query-string parameters for $connect (repeatable).
+    #[arg(long = "query", value_name = "KEY=VALUE")]
+    pub query: Vec<String>,
+}
+
+/// A rate: a positive number, optionally followed by `/s`.
+fn per_second(s: &str) -> Result<f64, String> {
+    match per_second_or_zero(s)? {
+        r if r > 0.0 => Ok(r),
+        _ => Err(format!("{s:?} is not a rate above 0")),
+    }
+}
+
+fn per_second_or_zero(s: &str) -> Result<f64, String> {
+    let n = s.trim().trim_end_matches("/s").trim();
+    match n.parse::<f64>() {
+        Ok(r) if r.is_finite() && (0.0..=1_000_000.0).contains(&r) => Ok(r),
+        _ => Err(format!(
+            "{s:?} is not a rate per second (e.g. 100 or 100/s, at most 1000000)"
+        )),
+    }
+}
