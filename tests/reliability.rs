@@ -306,7 +306,7 @@ fn up_killed_after(p: &Project, after: usize, zip: &str) -> bool {
 }
 
 /// What a person might do by hand to a deployed stack (the runbook's broad policies among
-/// it): six things `up` must repair.
+/// it): eight things `up` must repair.
 async fn drift(p: &Project, project: &str) {
     let sdk = p.sdk().await;
     let iam = aws_sdk_iam::Client::new(&sdk);
@@ -370,6 +370,21 @@ async fn drift(p: &Project, project: &str) {
         .send()
         .await
         .unwrap();
+    // The dashboard deleted and the stage's access log turned off by hand.
+    aws_sdk_cloudwatch::Client::new(&sdk)
+        .delete_dashboards()
+        .dashboard_names(format!("{project}-websocket"))
+        .send()
+        .await
+        .unwrap();
+    apigw
+        .update_stage()
+        .api_id(&api)
+        .stage_name("prod")
+        .access_log_settings(aws_sdk_apigatewayv2::types::AccessLogSettings::builder().build())
+        .send()
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -386,7 +401,7 @@ async fn kill_9_after_any_write_then_up_again_converges_and_down_cleans_up() {
     // update: every updatable setting of an existing stack changes, its code included.
     let changed = |project: &str| {
         format!(
-            "project = \"{project}\"\n[function]\nmemory_mb = 512\ntimeout_seconds = 10\nlog_retention_days = 7\nallowed_origins = [\"https://app.example.com\"]\n[api]\nroute_selection_expression = \"$request.body.type\"\nthrottling_burst_limit = 50\nthrottling_rate_limit = 20.0\n[alarm]\nsns_topic_arn = \"{TOPIC}\"\nerrors_threshold = 3\n[tags]\nTeam = \"platform\"\n"
+            "project = \"{project}\"\n[function]\nmemory_mb = 512\ntimeout_seconds = 10\nlog_retention_days = 7\nallowed_origins = [\"https://app.example.com\"]\n[api]\nroute_selection_expression = \"$request.body.type\"\nthrottling_burst_limit = 50\nthrottling_rate_limit = 20.0\naccess_log = true\nlog_retention_days = 7\nexecution_log_level = \"ERROR\"\nmanage_account_log_role = true\n[alarm]\nsns_topic_arn = \"{TOPIC}\"\nerrors_threshold = 3\n[tags]\nTeam = \"platform\"\n"
         )
     };
     p.write_config(&changed("countfresh"));
