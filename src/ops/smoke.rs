@@ -142,9 +142,7 @@ pub fn with_query(url: &str, params: &[String]) -> Result<String, String> {
         let (k, v) = p
             .split_once('=')
             .ok_or_else(|| format!("--query {p:?} must be KEY=VALUE"))?;
-        let enc = |s: &str| {
-            percent_encoding::utf8_percent_encode(s, QUERY_ESCAPED).to_string()
-        };
+        let enc = |s: &str| percent_encoding::utf8_percent_encode(s, QUERY_ESCAPED).to_string();
         out.push(if out.contains('?') { '&' } else { '?' });
         out.push_str(&format!("{}={}", enc(k), enc(v)));
     }
