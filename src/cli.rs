@@ -24,6 +24,10 @@ pub struct Cli {
         env = "WSCTL_CONFIG"
     )]
     pub config: PathBuf,
+    /// The environment: its `[env.NAME]` table overrides the file's keys, and its name is in
+    /// every resource's name (`{project}-{env}-...`). Default: none (the runbook's names).
+    #[arg(long = "env", global = true, env = "WSCTL_ENV", value_name = "NAME")]
+    pub env: Option<String>,
     /// AWS profile (overrides [aws] profile and AWS_PROFILE).
     #[arg(long, global = true)]
     pub profile: Option<String>,
@@ -67,6 +71,9 @@ pub enum Command {
     Smoke(SmokeArgs),
     /// Write the frontend's WebSocket URL variable into a dotenv file.
     Env(EnvArgs),
+    /// Print what a backend needs: the function's name and ARN, the callback and wss:// URLs,
+    /// the table, the region.
+    Outputs(OutputsArgs),
     /// Load-test the deployed stage (or `wsctl dev`, with --url): open connections at a rate,
     /// hold them with pings, time one broadcast to all of them; exit 3 when anything failed.
     Load(LoadArgs),
@@ -353,6 +360,15 @@ pub struct EnvArgs {
     /// The URL to write (default: the deployed stack's wss:// URL).
     #[arg(long)]
     pub url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct OutputsArgs {
+    /// `env`: dotenv lines (REGION_NAME, CONNECTIONS_TABLE, WEBSOCKET_API_ID, WEBSOCKET_STAGE,
+    /// WEBSOCKET_FUNCTION_NAME, WEBSOCKET_FUNCTION_ARN, WEBSOCKET_URL, WEBSOCKET_CALLBACK_URL)
+    /// instead of --output's text or JSON.
+    #[arg(long, value_parser = ["env"])]
+    pub format: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -109,6 +109,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Smoke(args) => smoke(&cli, args).await,
         Command::Env(args) => env_file(&cli, args).await,
         Command::Load(args) => load_test(&cli, args).await,
+        Command::Outputs(args) => outputs(&cli, args).await,
     }
 }
 
@@ -151,7 +152,7 @@ fn init(path: &Path, args: &InitArgs) -> Result<ExitCode> {
 }
 
 fn load_config(cli: &Cli) -> Result<Config> {
-    Ok(Config::load(&cli.config)?)
+    Ok(Config::load(&cli.config, cli.env.as_deref())?)
 }
 
 fn target(cli: &Cli, config: &Config) -> aws::Target {
@@ -753,6 +754,17 @@ async fn env_file(cli: &Cli, args: &EnvArgs) -> Result<ExitCode> {
     let url = stack_url(cli, args.url.as_deref()).await?;
     let written = ops::write_env(&args.file, &args.name, &url)?;
     report::print(cli.output, &written);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `wsctl outputs`: what a backend needs, as text, JSON or dotenv lines.
+async fn outputs(cli: &Cli, args: &cli::OutputsArgs) -> Result<ExitCode> {
+    let stack = stack(cli).await?;
+    let out = ops::outputs::outputs(&stack.clients, &stack.names, cli.env.as_deref()).await?;
+    match args.format.as_deref() {
+        Some("env") => print!("{}", out.dotenv()),
+        _ => report::print(cli.output, &out),
+    }
     Ok(ExitCode::SUCCESS)
 }
 

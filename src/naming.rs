@@ -25,6 +25,8 @@ pub const PUSH_TO_CLOUDWATCH_POLICY: &str =
 #[derive(Debug, Clone, PartialEq)]
 pub struct Names {
     pub project: String,
+    /// What every name derives from: the project, or `{project}-{env}` in an environment.
+    pub stack: String,
     pub region: String,
     pub account: String,
     pub partition: String,
@@ -51,14 +53,24 @@ pub struct Names {
 
 impl Names {
     pub fn new(config: &Config, region: &str, account: &str) -> Names {
-        let p = &config.project;
+        // In an environment (`--env`), every name carries it: `{project}-{env}-...` and the
+        // tables `{project}_{env}_...`; without one the names are the runbook's.
+        let (p, t) = match &config.env {
+            Some(env) => (
+                format!("{}-{env}", config.project),
+                format!("{}_{env}", config.project),
+            ),
+            None => (config.project.clone(), config.project.clone()),
+        };
+        let p = &p;
         let function = format!("{p}-websocket-handler");
         Names {
-            project: p.clone(),
+            project: config.project.clone(),
+            stack: p.clone(),
             region: region.to_owned(),
             account: account.to_owned(),
             partition: partition(region).to_owned(),
-            table: format!("{p}_ws_connections"),
+            table: format!("{t}_ws_connections"),
             role: format!("{p}-websocket-lambda-role"),
             policy: format!("{p}-websocket-least-privilege"),
             log_group: format!("/aws/lambda/{function}"),
@@ -67,9 +79,9 @@ impl Names {
             access_log_group: format!("/aws/apigateway/{p}-websocket"),
             dashboard: format!("{p}-websocket"),
             alarm: format!("{p}-websocket-errors"),
-            lock_table: format!("{p}_wsctl_lock"),
-            subscriptions_table: format!("{p}_ws_subscriptions"),
-            broadcasts_table: format!("{p}_ws_broadcasts"),
+            lock_table: format!("{t}_wsctl_lock"),
+            subscriptions_table: format!("{t}_ws_subscriptions"),
+            broadcasts_table: format!("{t}_ws_broadcasts"),
             stage: config.api.stage.clone(),
         }
     }
@@ -203,6 +215,10 @@ impl Names {
 pub fn tags(config: &Config) -> BTreeMap<String, String> {
     let mut tags = config.tags.clone();
     tags.insert("Project".into(), config.project.clone());
+    if let Some(env) = &config.env {
+        tags.entry("Environment".into())
+            .or_insert_with(|| env.clone());
+    }
     tags.insert("Component".into(), "WebSocket".into());
     tags.insert(MANAGED_BY_KEY.into(), MANAGED_BY_VALUE.into());
     tags
@@ -244,6 +260,7 @@ mod tests {
         assert_eq!(n.api, "petinsure360-websocket");
         assert_eq!(n.log_group, "/aws/lambda/petinsure360-websocket-handler");
         assert_eq!(n.access_log_group, "/aws/apigateway/petinsure360-websocket");
+        assert_eq!(n.lock_table, "petinsure360_wsctl_lock");
         assert_eq!(
             n.log_group_arn(&n.access_log_group),
             "arn:aws:logs:us-east-1:123456789012:log-group:/aws/apigateway/petinsure360-websocket"
@@ -251,6 +268,31 @@ mod tests {
         assert_eq!(
             n.dashboard_url(),
             "https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#dashboards/dashboard/petinsure360-websocket"
+        );
+    }
+
+    #[test]
+    fn an_environment_is_in_every_name() {
+        let text = "project = \"shop\"\n[env.staging]\n";
+        let config = Config::parse_for(Path::new("wsctl.toml"), text, Some("staging")).unwrap();
+        let n = Names::new(&config, "us-east-1", "123456789012");
+        assert_eq!(n.stack, "shop-staging");
+        assert_eq!(n.table, "shop_staging_ws_connections");
+        assert_eq!(n.subscriptions_table, "shop_staging_ws_subscriptions");
+        assert_eq!(n.broadcasts_table, "shop_staging_ws_broadcasts");
+        assert_eq!(n.lock_table, "shop_staging_wsctl_lock");
+        assert_eq!(n.role, "shop-staging-websocket-lambda-role");
+        assert_eq!(n.policy, "shop-staging-websocket-least-privilege");
+        assert_eq!(n.function, "shop-staging-websocket-handler");
+        assert_eq!(n.log_group, "/aws/lambda/shop-staging-websocket-handler");
+        assert_eq!(n.api, "shop-staging-websocket");
+        assert_eq!(n.alarm, "shop-staging-websocket-errors");
+        assert_eq!(n.dashboard, "shop-staging-websocket");
+        assert_eq!(n.access_log_group, "/aws/apigateway/shop-staging-websocket");
+        let t = tags(&config);
+        assert_eq!(
+            (t["Project"].as_str(), t["Environment"].as_str()),
+            ("shop", "staging")
         );
         assert_eq!(
             n.websocket_url("abc"),

@@ -138,11 +138,38 @@ fn valid_region(region: &str) -> bool {
 impl Config {
     /// Validates TOML text; `path` is only used in messages.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        Config::parse_for(path, text, None)
+    }
+
+    /// Validates TOML text with environment `env`'s overrides (`[env.NAME]`) applied.
+    pub fn parse_for(path: &Path, text: &str, env: Option<&str>) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
             message: parse_message(text, &e),
         })?;
         let c = Checker { path, text };
+        let known: Vec<String> = raw.env.keys().cloned().collect();
+        for (name, table) in &raw.env {
+            valid_project_name(name).map_err(|m| {
+                c.invalid(
+                    &format!("env.{name}"),
+                    table.span(),
+                    format!("environment name: {m}"),
+                )
+            })?;
+        }
+        let raw = match env {
+            None => raw,
+            Some(name) => raw.for_env(name).ok_or_else(|| ConfigError::UnknownEnv {
+                path: path.to_path_buf(),
+                env: name.to_owned(),
+                known: if known.is_empty() {
+                    "the file has no [env.NAME] table".to_owned()
+                } else {
+                    format!("its environments are {}", known.join(", "))
+                },
+            })?,
+        };
         let project = match &raw.project {
             None => {
                 return Err(ConfigError::Invalid {
@@ -154,6 +181,19 @@ impl Config {
             }
             Some(p) => {
                 valid_project_name(p.get_ref()).map_err(|m| c.invalid("project", p.span(), m))?;
+                if let Some(env) = env {
+                    // `{project}-{env}-websocket-lambda-role` must fit IAM's 64 characters.
+                    if p.get_ref().len() + 1 + env.len() > MAX_PROJECT_LEN {
+                        return Err(c.invalid(
+                            "project",
+                            p.span(),
+                            format!(
+                                "with environment {env:?}, \"{}-{env}\" is longer than {MAX_PROJECT_LEN} characters (IAM's limit on the role's name)",
+                                p.get_ref()
+                            ),
+                        ));
+                    }
+                }
                 p.get_ref().clone()
             }
         };
@@ -371,6 +411,7 @@ impl Config {
             alarm,
             dashboard: super::logging::check_dashboard(&raw.dashboard),
             tags,
+            env: env.map(str::to_owned),
         })
     }
 }

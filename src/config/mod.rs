@@ -30,6 +30,13 @@ pub enum ConfigError {
     /// TOML syntax, unknown keys and wrong types; `message` already names line and key.
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
+    /// `--env NAME` (or `WSCTL_ENV`) names no `[env.NAME]` table of the file.
+    #[error("{path}: no environment {env:?} (no [env.{env}] table): {known}")]
+    UnknownEnv {
+        path: PathBuf,
+        env: String,
+        known: String,
+    },
     /// A value that parsed but is not allowed.
     #[error("{path}:{line}: {key}: {message}")]
     Invalid {
@@ -98,6 +105,9 @@ pub struct Config {
     pub alarm: Option<AlarmConfig>,
     pub dashboard: DashboardConfig,
     pub tags: BTreeMap<String, String>,
+    /// The environment (`--env`, `WSCTL_ENV`) whose `[env.NAME]` overrides were applied; it is
+    /// part of every resource's name.
+    pub env: Option<String>,
 }
 
 /// `[dashboard]`: the CloudWatch dashboard `{project}-websocket`.
@@ -269,13 +279,13 @@ pub const RETENTION_DAYS: &[i64] = &[
 pub const RESERVED_TAGS: &[&str] = &["Project", "Component", "ManagedBy"];
 
 impl Config {
-    /// Reads and validates a project file.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    /// Reads and validates a project file, with environment `env`'s overrides applied.
+    pub fn load(path: &Path, env: Option<&str>) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        Config::parse(path, &text)
+        Config::parse_for(path, &text, env)
     }
 }
 
@@ -300,6 +310,7 @@ mod tests {
             .lines()
             .map(|l| match l.strip_prefix("# ") {
                 None if l == "access_log = false" => "access_log = true".to_owned(),
+                Some(header) if header.starts_with("[env.") => header.to_owned(),
                 Some(kv)
                     if kv.contains(" = ")
                         && toml::from_str::<toml::Table>(kv).is_ok()
@@ -316,6 +327,10 @@ mod tests {
         assert_eq!(c.region.as_deref(), Some("us-east-1"));
         assert_eq!(c.tags.get("Team").map(String::as_str), Some("platform"));
         assert!(c.api.logging.access_log);
+        let staging =
+            Config::parse_for(Path::new("uncommented"), &uncommented, Some("staging")).unwrap();
+        assert_eq!(staging.function.memory_mb, 512);
+        assert_eq!(staging.env.as_deref(), Some("staging"));
         assert!(c
             .api
             .logging

@@ -27,6 +27,68 @@ pub(super) struct RawConfig {
     pub(super) dashboard: RawDashboard,
     #[serde(default)]
     pub(super) tags: BTreeMap<String, Spanned<String>>,
+    /// `[env.NAME]` tables: overrides of any key of the sections above for one environment.
+    #[serde(default)]
+    pub(super) env: BTreeMap<String, Spanned<RawEnv>>,
+}
+
+/// One `[env.NAME]` table: the same sections, every key optional, overriding the file's.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawEnv {
+    pub(super) aws: Option<RawAws>,
+    pub(super) function: Option<RawFunction>,
+    pub(super) api: Option<RawApi>,
+    pub(super) auth: Option<RawAuth>,
+    pub(super) alarm: Option<RawAlarm>,
+    pub(super) dashboard: Option<RawDashboard>,
+    pub(super) tags: Option<BTreeMap<String, Spanned<String>>>,
+}
+
+/// Replaces each field of `$base` that `$over` sets.
+macro_rules! overlay {
+    ($base:expr, $over:expr; $($field:ident),+ $(,)?) => {
+        $(
+            if $over.$field.is_some() {
+                $base.$field = $over.$field;
+            }
+        )+
+    };
+}
+
+impl RawConfig {
+    /// The file with environment `name`'s overrides applied; None when it has no such
+    /// environment.
+    pub(super) fn for_env(mut self, name: &str) -> Option<RawConfig> {
+        let env = self.env.remove(name)?.into_inner();
+        if let Some(o) = env.aws {
+            overlay!(self.aws, o; region, profile);
+        }
+        if let Some(o) = env.function {
+            overlay!(self.function, o; architecture, memory_mb, timeout_seconds,
+                connection_ttl_seconds, allow_client_broadcast, max_client_message_bytes,
+                broadcast_concurrency, broadcast_workers, log_retention_days, allowed_origins,
+                max_messages_per_second);
+        }
+        if let Some(o) = env.api {
+            overlay!(self.api, o; stage, route_selection_expression, throttling_burst_limit,
+                throttling_rate_limit, access_log, access_log_format, execution_log_level,
+                log_retention_days, manage_account_log_role);
+        }
+        if let Some(o) = env.auth {
+            overlay!(self.auth, o; jwks_url, secret_parameter, secret_kms_key_arn, issuer,
+                audience, token_query_param);
+        }
+        if let Some(o) = env.alarm {
+            overlay!(self.alarm, o; sns_topic_arn, errors_threshold, period_seconds,
+                evaluation_periods);
+        }
+        if let Some(o) = env.dashboard {
+            overlay!(self.dashboard, o; enabled);
+        }
+        self.tags.extend(env.tags.unwrap_or_default());
+        Some(self)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -21,7 +21,7 @@ pub struct MachineLock {
 fn path(names: &Names) -> PathBuf {
     std::env::temp_dir().join("wsctl-locks").join(format!(
         "{}-{}-{}.lock",
-        names.account, names.region, names.project
+        names.account, names.region, names.stack
     ))
 }
 
@@ -47,7 +47,7 @@ pub fn acquire(names: &Names, note: &dyn Fn(String)) -> Result<MachineLock> {
             let _ = file.read_to_string(&mut holder);
             note(format!(
                 "waiting for another wsctl working on project {} ({}) to finish",
-                names.project,
+                names.stack,
                 holder.trim()
             ));
             file.lock()

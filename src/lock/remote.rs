@@ -116,7 +116,7 @@ fn n(v: impl ToString) -> AttributeValue {
 }
 
 fn key_value(stack: &Stack) -> AttributeValue {
-    s(&stack.names.project)
+    s(&stack.names.stack)
 }
 
 /// Deletes the lock item if it still carries `token` (so a run that took the lock since keeps
@@ -313,7 +313,7 @@ pub async fn acquire(
         let waited = started.elapsed();
         if waited >= timeout {
             return Err(LockHeld {
-                project: stack.names.project.clone(),
+                project: stack.names.stack.clone(),
                 table,
                 holder,
                 waited,
