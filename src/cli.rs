@@ -196,6 +196,10 @@ pub struct DevArgs {
     /// The query parameter carrying the token (default: [auth] token_query_param, or "token").
     #[arg(long)]
     pub token_param: Option<String>,
+    /// Where $connect reads the token: query, protocol (Sec-WebSocket-Protocol: wsctl, TOKEN)
+    /// or either (default: [auth] token_source, or query).
+    #[arg(long, value_name = "SOURCE", value_parser = clap::builder::ValueParser::new(|s: &str| s.parse::<handler::auth::TokenSource>()))]
+    pub token_source: Option<handler::auth::TokenSource>,
     /// How often a token with an unknown key id may trigger a JWKS refetch (key rotation).
     #[arg(long, default_value = "30s", value_parser = crate::dev::parse_duration)]
     pub jwks_min_refetch: std::time::Duration,

@@ -546,6 +546,10 @@ fn dev_auth(
         .clone()
         .or_else(|| config.map(|c| c.token_query_param.clone()))
         .unwrap_or_else(|| "token".into());
+    auth.source = args
+        .token_source
+        .or_else(|| config.map(|c| c.token_source))
+        .unwrap_or_default();
     auth.jwks_refetch_min = args.jwks_min_refetch;
     Ok(Some(std::sync::Arc::new(auth)))
 }

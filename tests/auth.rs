@@ -364,3 +364,100 @@ async fn wsctl_send_user_reaches_every_connection_of_a_subject() {
     let none = tokio::time::timeout(std::time::Duration::from_millis(300), bob.next()).await;
     assert!(none.is_err(), "bob got nothing");
 }
+
+/// Opens a WebSocket offering `protocols` (Sec-WebSocket-Protocol) and `query`; Ok(the
+/// subprotocol the server chose) or Err(why): an HTTP status, or the client refusing a 101
+/// that does not choose one of the offered subprotocols (as browsers do).
+async fn open_with(
+    dev: &Dev,
+    protocols: Option<&str>,
+    query: &str,
+) -> Result<Option<String>, String> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("{}{query}", dev.url).into_client_request().unwrap();
+    if let Some(p) = protocols {
+        req.headers_mut()
+            .insert("Sec-WebSocket-Protocol", p.parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(req).await {
+        Ok((mut ws, resp)) => {
+            ws.send(Message::text(r#"{"action":"ping"}"#))
+                .await
+                .unwrap();
+            let reply = ws.next().await.unwrap().unwrap();
+            assert!(reply.to_text().unwrap().contains("pong"));
+            Ok(resp
+                .headers()
+                .get("sec-websocket-protocol")
+                .map(|v| v.to_str().unwrap().to_owned()))
+        }
+        Err(WsError::Http(resp)) => Err(format!("http {}", resp.status().as_u16())),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+#[tokio::test]
+async fn tokens_travel_in_the_subprotocol_header_when_configured() {
+    std::env::set_var("WSCTL_TEST_PROTOCOL_SECRET", "protocol-secret");
+    let token = hs256(b"protocol-secret", json!({"sub": "u", "exp": now() + 300}));
+    let offer = format!("wsctl, {token}");
+    let config = |source: &str| {
+        format!("project = \"demo\"\n[auth]\njwks_url = \"https://issuer.example/jwks\"\ntoken_source = \"{source}\"\n")
+    };
+    let secret = ["--jwt-secret-env", "WSCTL_TEST_PROTOCOL_SECRET"];
+
+    // protocol: the header's token opens the connection and the 101 chooses "wsctl"; the
+    // query string's is not read.
+    let dev = Dev::start_with_config(Some(&config("protocol")), &secret);
+    assert_eq!(
+        open_with(&dev, Some(&offer), "").await,
+        Ok(Some("wsctl".into()))
+    );
+    assert_eq!(
+        open_with(&dev, None, &format!("?token={token}")).await,
+        Err("http 401".into())
+    );
+    let bad = hs256(b"another-secret", json!({"sub": "u", "exp": now() + 300}));
+    assert_eq!(
+        open_with(&dev, Some(&format!("wsctl, {bad}")), "").await,
+        Err("http 401".into())
+    );
+    assert!(dev.stderr().contains("$connect"));
+    assert!(!dev.stderr().contains(&token), "the token is never logged");
+
+    // either: both ways; the 101 names the subprotocol only when it was offered.
+    let dev = Dev::start_with_config(Some(&config("either")), &secret);
+    assert_eq!(
+        open_with(&dev, Some(&offer), "").await,
+        Ok(Some("wsctl".into()))
+    );
+    assert_eq!(
+        open_with(&dev, None, &format!("?token={token}")).await,
+        Ok(None)
+    );
+
+    // query (the default): a subprotocol offer does not carry the token, but is still chosen
+    // when the token comes in the query string.
+    let dev = Dev::start_with_config(Some(&config("query")), &secret);
+    assert_eq!(
+        open_with(&dev, Some(&offer), "").await,
+        Err("http 401".into())
+    );
+    assert_eq!(
+        open_with(&dev, Some("wsctl"), &format!("?token={token}")).await,
+        Ok(Some("wsctl".into()))
+    );
+
+    // As API Gateway: a 101 carries a subprotocol only when $connect's answer chose one, so
+    // a client offering one the handler does not know fails its handshake, as a browser does.
+    let dev = Dev::start(&["--no-auth"]);
+    let refused = open_with(&dev, Some("graphql-ws"), "").await;
+    assert!(
+        refused.as_ref().is_err_and(|e| e.contains("ubprotocol")),
+        "{refused:?}"
+    );
+    assert_eq!(
+        open_with(&dev, Some("wsctl"), "").await,
+        Ok(Some("wsctl".into()))
+    );
+}

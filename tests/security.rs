@@ -16,7 +16,7 @@ const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:ops-alerts";
 
 fn auth_config(project: &str) -> String {
     format!(
-        "project = \"{project}\"\n\n[auth]\nsecret_parameter = \"{PARAM}\"\nissuer = \"https://issuer.example\"\naudience = [\"web\", \"mobile\"]\ntoken_query_param = \"access_token\"\n"
+        "project = \"{project}\"\n\n[auth]\nsecret_parameter = \"{PARAM}\"\nissuer = \"https://issuer.example\"\naudience = [\"web\", \"mobile\"]\ntoken_query_param = \"access_token\"\ntoken_source = \"either\"\n"
     )
 }
 
@@ -70,6 +70,7 @@ async fn an_ssm_secret_is_checked_before_any_write_and_only_its_name_is_deployed
     assert_eq!(env["AUTH_ISSUER"], "https://issuer.example");
     assert_eq!(env["AUTH_AUDIENCE"], "web,mobile");
     assert_eq!(env["AUTH_QUERY_PARAM"], "access_token");
+    assert_eq!(env["AUTH_TOKEN_SOURCE"], "either");
     assert!(!env.contains_key("AUTH_JWKS_URL"));
     assert!(env.values().all(|v| !v.contains(SECRET)), "{env:?}");
 

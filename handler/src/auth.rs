@@ -21,7 +21,9 @@ pub const JWKS_REFETCH_MIN: Duration = Duration::from_secs(30);
 /// Why a token was refused. Messages never contain the token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
-    #[error("no token: pass it as the {0:?} query parameter")]
+    /// No token where the function looks for one (the message says where: the query
+    /// parameter, the `Sec-WebSocket-Protocol` header, or either).
+    #[error("no token: {0}")]
     Missing(String),
     #[error("the token is malformed")]
     Malformed,
@@ -80,6 +82,51 @@ impl std::fmt::Debug for Keys {
     }
 }
 
+/// The subprotocol wsctl's clients offer ahead of their token, `new WebSocket(url, ["wsctl",
+/// token])`; the handler selects it in its `$connect` answer, as API Gateway requires.
+pub const SUBPROTOCOL: &str = "wsctl";
+
+/// Where `$connect` reads the token (`[auth] token_source`, `AUTH_TOKEN_SOURCE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TokenSource {
+    /// The query string (`?token=...`), which access logs and browser history keep.
+    #[default]
+    Query,
+    /// `Sec-WebSocket-Protocol: wsctl, <token>`.
+    Protocol,
+    /// The header when the client offers it, else the query string.
+    Either,
+}
+
+impl std::str::FromStr for TokenSource {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "query" => Ok(TokenSource::Query),
+            "protocol" => Ok(TokenSource::Protocol),
+            "either" => Ok(TokenSource::Either),
+            other => Err(format!(
+                "{other:?} is not a token source: expected \"query\", \"protocol\" or \"either\""
+            )),
+        }
+    }
+}
+
+/// What the handshake's `Sec-WebSocket-Protocol` header (names lower-cased) offers: whether it
+/// offers wsctl's subprotocol, and the token that follows it.
+pub fn offered_protocol(
+    headers: &std::collections::BTreeMap<String, String>,
+) -> (bool, Option<&str>) {
+    let Some(value) = headers.get("sec-websocket-protocol") else {
+        return (false, None);
+    };
+    let mut parts = value.split(',').map(str::trim).filter(|p| !p.is_empty());
+    match parts.position(|p| p == SUBPROTOCOL) {
+        None => (false, None),
+        Some(_) => (true, parts.next()),
+    }
+}
+
 #[derive(Debug)]
 pub struct Auth {
     pub keys: Keys,
@@ -89,6 +136,8 @@ pub struct Auth {
     pub audience: Vec<String>,
     /// The query parameter carrying the token.
     pub query_param: String,
+    /// Where the token is read.
+    pub source: TokenSource,
     pub leeway_seconds: u64,
     /// An unknown `kid` triggers a JWKS refetch at most this often.
     pub jwks_refetch_min: Duration,
@@ -121,7 +170,41 @@ impl Auth {
         if let Some(p) = nonempty("AUTH_QUERY_PARAM") {
             self.query_param = p;
         }
+        // An unknown value keeps the default (the query string): the function's environment
+        // is written by wsctl, which accepts only the three.
+        if let Some(source) = nonempty("AUTH_TOKEN_SOURCE").and_then(|s| s.parse().ok()) {
+            self.source = source;
+        }
         self
+    }
+
+    /// The token of a `$connect`, from where [`Auth::source`] says; the error says where it
+    /// was looked for.
+    pub fn token<'a>(
+        &self,
+        query: &'a std::collections::BTreeMap<String, String>,
+        protocol_token: Option<&'a str>,
+    ) -> Result<&'a str, AuthError> {
+        let from_query = || {
+            query
+                .get(&self.query_param)
+                .map(String::as_str)
+                .filter(|t| !t.is_empty())
+        };
+        let found = match self.source {
+            TokenSource::Query => from_query(),
+            TokenSource::Protocol => protocol_token,
+            TokenSource::Either => protocol_token.or_else(from_query),
+        };
+        found.ok_or_else(|| {
+            let header = format!("offer the subprotocols \"{SUBPROTOCOL}\" and the token (Sec-WebSocket-Protocol: {SUBPROTOCOL}, <token>)");
+            let query = format!("pass it as the {:?} query parameter", self.query_param);
+            AuthError::Missing(match self.source {
+                TokenSource::Query => query,
+                TokenSource::Protocol => header,
+                TokenSource::Either => format!("{header}, or {query}"),
+            })
+        })
     }
 
     pub fn hs256(secret: Vec<u8>) -> Auth {
@@ -142,6 +225,7 @@ impl Auth {
             issuer: None,
             audience: Vec::new(),
             query_param: "token".into(),
+            source: TokenSource::Query,
             leeway_seconds: 30,
             jwks_refetch_min: JWKS_REFETCH_MIN,
         }

@@ -32,6 +32,9 @@ pub enum Outcome {
         #[serde(rename = "statusCode")]
         status: u16,
         body: String,
+        /// Response headers: on `$connect`, the subprotocol chosen (`Sec-WebSocket-Protocol`).
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        headers: BTreeMap<String, String>,
     },
     /// For direct invocations.
     Report(DeliveryReport),
@@ -44,6 +47,7 @@ impl Outcome {
         Outcome::Http {
             status,
             body: body.to_owned(),
+            headers: BTreeMap::new(),
         }
     }
 }
@@ -159,12 +163,15 @@ where
                 return Ok(Outcome::http(403, "Forbidden: origin not allowed"));
             }
         }
+        // A client that offers wsctl's subprotocol must get it back, or its browser fails the
+        // handshake (API Gateway passes the header on only when $connect's answer has it).
+        let (offered, protocol_token) = auth::offered_protocol(headers);
         let user = match &self.auth {
             None => None,
             Some(auth) => {
-                let verified = match query.get(&auth.query_param).filter(|t| !t.is_empty()) {
-                    None => Err(auth::AuthError::Missing(auth.query_param.clone())),
-                    Some(token) => auth.verify(token).await,
+                let verified = match auth.token(query, protocol_token) {
+                    Err(e) => Err(e),
+                    Ok(token) => auth.verify(token).await,
                 };
                 match verified {
                     Ok(sub) => Some(sub),
@@ -173,10 +180,7 @@ where
                         return Ok(Outcome::http(500, "Internal server error"));
                     }
                     Err(e) => {
-                        return Ok(Outcome::Http {
-                            status: 401,
-                            body: format!("Unauthorized: {e}"),
-                        })
+                        return Ok(Outcome::http(401, &format!("Unauthorized: {e}")));
                     }
                 }
             }
@@ -192,7 +196,11 @@ where
                 user,
             })
             .await?;
-        Ok(Outcome::http(200, "Connected"))
+        let mut connected = Outcome::http(200, "Connected");
+        if let (true, Outcome::Http { headers, .. }) = (offered, &mut connected) {
+            headers.insert("Sec-WebSocket-Protocol".into(), auth::SUBPROTOCOL.into());
+        }
+        Ok(connected)
     }
 
     async fn disconnect(&self, ctx: &RequestContext) -> Result<Outcome, HandlerError> {

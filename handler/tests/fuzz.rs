@@ -144,7 +144,8 @@ fn every_client_frame_gets_one_reply_and_malformed_ones_an_error() {
                 out,
                 Outcome::Http {
                     status: 200,
-                    body: "Message processed".into()
+                    body: "Message processed".into(),
+                    headers: Default::default(),
                 }
             );
             let mut replies = Vec::new();

@@ -93,7 +93,8 @@ async fn open(h: &H, id: &str) -> UnboundedReceiver<Vec<u8>> {
         out,
         Outcome::Http {
             status: 200,
-            body: "Connected".into()
+            body: "Connected".into(),
+            headers: Default::default(),
         }
     );
     rx
@@ -173,7 +174,8 @@ async fn disconnect_deletes_and_is_idempotent() {
             out,
             Outcome::Http {
                 status: 200,
-                body: "Disconnected".into()
+                body: "Disconnected".into(),
+                headers: Default::default(),
             }
         );
         assert!(h.store().get("a").await.unwrap().is_none());
@@ -296,7 +298,8 @@ async fn malformed_bodies_get_bad_request_and_the_connection_stays() {
             out,
             Outcome::Http {
                 status: 200,
-                body: "Message processed".into()
+                body: "Message processed".into(),
+                headers: Default::default(),
             },
             "body {body:?}"
         );
@@ -824,7 +827,8 @@ async fn a_verified_token_puts_its_subject_on_the_row_and_a_bad_one_gets_401() {
         out,
         Outcome::Http {
             status: 200,
-            body: "Connected".into()
+            body: "Connected".into(),
+            headers: Default::default(),
         }
     );
     assert_eq!(
@@ -832,13 +836,65 @@ async fn a_verified_token_puts_its_subject_on_the_row_and_a_bad_one_gets_401() {
         Some("alice")
     );
     match h.handle(connect("b", None)).await.unwrap() {
-        Outcome::Http { status, body } => {
+        Outcome::Http { status, body, .. } => {
             assert_eq!(status, 401);
             assert!(body.contains("token"), "{body}");
         }
         other => panic!("{other:?}"),
     }
     assert!(h.store().get("b").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_token_in_the_subprotocol_header_is_read_and_the_subprotocol_chosen() {
+    let mut auth = handler::auth::Auth::hs256(b"k".to_vec());
+    auth.source = handler::auth::TokenSource::Protocol;
+    let h = handler().with_auth(auth);
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &json!({"sub": "bob", "exp": time::OffsetDateTime::now_utc().unix_timestamp() + 60}),
+        &jsonwebtoken::EncodingKey::from_secret(b"k"),
+    )
+    .unwrap();
+    let connect = |id: &str, protocols: Option<String>| Event::Connect {
+        ctx: ctx(id),
+        query: BTreeMap::from([("token".to_owned(), token.clone())]),
+        headers: protocols
+            .map(|p| BTreeMap::from([("sec-websocket-protocol".to_owned(), p)]))
+            .unwrap_or_default(),
+    };
+    let out = h
+        .handle(connect("a", Some(format!("wsctl, {token}"))))
+        .await
+        .unwrap();
+    // What the Lambda answers API Gateway: the chosen subprotocol as a response header.
+    assert_eq!(
+        serde_json::to_value(&out).unwrap(),
+        json!({"statusCode": 200, "body": "Connected", "headers": {"Sec-WebSocket-Protocol": "wsctl"}})
+    );
+    assert_eq!(
+        h.store().get("a").await.unwrap().unwrap().user.as_deref(),
+        Some("bob")
+    );
+    // The query string is not read with token_source "protocol", and says where to look.
+    match h.handle(connect("b", None)).await.unwrap() {
+        Outcome::Http {
+            status,
+            body,
+            headers,
+        } => {
+            assert_eq!(status, 401);
+            assert!(body.contains("Sec-WebSocket-Protocol"), "{body}");
+            assert!(headers.is_empty());
+        }
+        other => panic!("{other:?}"),
+    }
+    // Without an offer, no header: a plain answer is what it was.
+    let plain = handler().handle(connect("c", None)).await.unwrap();
+    assert_eq!(
+        serde_json::to_value(&plain).unwrap(),
+        json!({"statusCode": 200, "body": "Connected"})
+    );
 }
 
 #[tokio::test]

@@ -521,6 +521,7 @@ fn check_auth(c: &Checker<'_>, a: &RawAuth) -> Result<Option<AuthConfig>, Config
                     ("auth.issuer", span_of(&a.issuer)),
                     ("auth.audience", span_of(&a.audience)),
                     ("auth.token_query_param", span_of(&a.token_query_param)),
+                    ("auth.token_source", span_of(&a.token_source)),
                     ("auth.secret_kms_key_arn", span_of(&a.secret_kms_key_arn)),
                 ],
                 "has no effect without auth.jwks_url or auth.secret_parameter",
@@ -574,11 +575,19 @@ fn check_auth(c: &Checker<'_>, a: &RawAuth) -> Result<Option<AuthConfig>, Config
             v.clone()
         }
     };
+    let token_source = match &a.token_source {
+        None => TokenSource::Query,
+        Some(t) => t
+            .get_ref()
+            .parse()
+            .map_err(|m: String| c.invalid("auth.token_source", t.span(), m))?,
+    };
     Ok(Some(AuthConfig {
         keys,
         issuer,
         audience,
         token_query_param,
+        token_source,
     }))
 }
 

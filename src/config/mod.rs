@@ -190,6 +190,24 @@ pub struct AuthConfig {
     pub issuer: Option<String>,
     pub audience: Vec<String>,
     pub token_query_param: String,
+    /// Where `$connect` reads the token: the query string, `Sec-WebSocket-Protocol`, or either.
+    #[serde(serialize_with = "token_source_name")]
+    pub token_source: TokenSource,
+}
+
+pub use handler::auth::TokenSource;
+
+/// The config's name of a token source (`query`, `protocol`, `either`).
+pub fn token_source_str(t: TokenSource) -> &'static str {
+    match t {
+        TokenSource::Query => "query",
+        TokenSource::Protocol => "protocol",
+        TokenSource::Either => "either",
+    }
+}
+
+fn token_source_name<S: serde::Serializer>(t: &TokenSource, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(token_source_str(*t))
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]

@@ -77,7 +77,7 @@ impl RawConfig {
         }
         if let Some(o) = env.auth {
             overlay!(self.auth, o; jwks_url, secret_parameter, secret_kms_key_arn, issuer,
-                audience, token_query_param);
+                audience, token_query_param, token_source);
         }
         if let Some(o) = env.alarm {
             overlay!(self.alarm, o; sns_topic_arn, errors_threshold, period_seconds,
@@ -100,6 +100,7 @@ pub(super) struct RawAuth {
     pub(super) issuer: Option<Spanned<String>>,
     pub(super) audience: Option<Spanned<Vec<String>>>,
     pub(super) token_query_param: Option<Spanned<String>>,
+    pub(super) token_source: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

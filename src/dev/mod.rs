@@ -352,11 +352,18 @@ async fn upgrade(
         Some(&headers),
     );
     // $connect runs before the handshake completes; a non-2xx answer rejects it.
-    match gw.invoke(event).await {
-        Ok(Outcome::Http { status, .. }) if (200..300).contains(&status) => {
+    // As API Gateway, the 101 carries a subprotocol only when $connect's answer names one.
+    let protocol = match gw.invoke(event).await {
+        Ok(Outcome::Http {
+            status, headers, ..
+        }) if (200..300).contains(&status) => {
             gw.log("$connect", &id, status, started);
+            headers
+                .into_iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("sec-websocket-protocol"))
+                .map(|(_, v)| v)
         }
-        Ok(Outcome::Http { status, body }) => {
+        Ok(Outcome::Http { status, body, .. }) => {
             gw.log("$connect", &id, status, started);
             let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             return (code, body).into_response();
@@ -369,7 +376,7 @@ async fn upgrade(
             gw.log("$connect", &id, format!("500 ({e})"), started);
             return internal_error();
         }
-    }
+    };
     let last_active = Arc::new(AtomicU64::new(connected_at));
     // The connection takes pushes from now on, before the client has read the 101.
     let outlet = Outlet::new();
@@ -398,7 +405,7 @@ async fn upgrade(
             });
         }
     };
-    ws.accept(
+    let mut response = ws.accept(
         move |stream, read_ahead| async move {
             gw.serve(
                 stream,
@@ -411,7 +418,13 @@ async fn upgrade(
             .await
         },
         on_fail,
-    )
+    );
+    if let Some(value) = protocol.and_then(|p| axum::http::HeaderValue::from_str(&p).ok()) {
+        response
+            .headers_mut()
+            .insert(axum::http::header::SEC_WEBSOCKET_PROTOCOL, value);
+    }
+    response
 }
 
 fn internal_error() -> Response {

@@ -133,6 +133,12 @@ pub fn environment(
             "AUTH_QUERY_PARAM".to_owned(),
             auth.token_query_param.clone(),
         );
+        if auth.token_source != crate::config::TokenSource::Query {
+            env.insert(
+                "AUTH_TOKEN_SOURCE".to_owned(),
+                crate::config::token_source_str(auth.token_source).to_owned(),
+            );
+        }
     }
     env
 }

@@ -13,11 +13,15 @@ declare global {
   }
 }
 
-const url = new URLSearchParams(location.search).get('ws') ?? 'ws://localhost:3002/ws';
+const params = new URLSearchParams(location.search);
+const url = params.get('ws') ?? 'ws://localhost:3002/ws';
+// A token and where it travels (`tokenIn=query|protocol`), when the page is given one.
+const token = params.get('token') ?? undefined;
+const tokenIn = (params.get('tokenIn') ?? undefined) as 'query' | 'protocol' | undefined;
 window.__events = [];
 
 function App() {
-  const ws = useWebSocket(url, { baseDelayMs: 200, maxDelayMs: 1000 });
+  const ws = useWebSocket(url, { baseDelayMs: 200, maxDelayMs: 1000, token, tokenIn });
   const { isConnected, connect, on, off } = ws;
   const [renders, setRenders] = useState(0);
 

@@ -5,6 +5,7 @@
 // /usr/bin/chromium).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { createServer as netServer } from 'node:net';
@@ -48,11 +49,20 @@ async function waitFor(what, check, timeoutMs = 10000) {
   }
 }
 
-/** `wsctl dev` on `port`; resolves once it prints its URL. */
-async function startDev(port) {
+/** An HS256 JWT for `claims`. */
+function hs256(secret, claims) {
+  const b64 = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  const body = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64(claims)}`;
+  return `${body}.${createHmac('sha256', secret).update(body).digest('base64url')}`;
+}
+
+/** `wsctl dev` on `port` (plus `args`, and `env` added to this process's); resolves once it
+ * prints its URL. */
+async function startDev(port, args = [], env = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'wsctl-e2e-'));
-  const child = spawn(wsctl, ['dev', '--port', String(port), '--host', '127.0.0.1'], {
+  const child = spawn(wsctl, ['dev', '--port', String(port), '--host', '127.0.0.1', ...args], {
     cwd: dir,
+    env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const dev = { child, log: '', exited: false };
@@ -183,6 +193,49 @@ try {
     const noise = consoleMessages.filter((m) => m.includes('useWebSocket'));
     assert.deepEqual(noise, []);
   });
+
+  // Tokens: against a gateway that requires one, in the query string or in the subprotocol.
+  const authPort = await freePort();
+  const secret = 'e2e-secret';
+  const authDev = await startDev(authPort, ['--jwt-secret-env', 'WSCTL_E2E_SECRET', '--token-source', 'either'], {
+    WSCTL_E2E_SECRET: secret,
+  });
+  const token = hs256(secret, { sub: 'e2e', exp: Math.floor(Date.now() / 1000) + 600 });
+  const open = async (tokenIn, tok) => {
+    const p = await browser.newPage();
+    const q = new URLSearchParams({ ws: `ws://127.0.0.1:${authPort}/ws`, token: tok, tokenIn });
+    await p.goto(`http://127.0.0.1:${sitePort}/?${q}`);
+    return p;
+  };
+  try {
+    await step("tokenIn 'protocol': the token travels in Sec-WebSocket-Protocol, not the URL", async () => {
+      const p = await open('protocol', token);
+      await waitFor('connected', async () => (await p.locator('#status').getAttribute('data-connected')) === 'true');
+      const urls = await p.evaluate(() => window.__urls);
+      assert.ok(urls.length >= 1 && urls.every((u) => !u.includes(token) && !u.includes('token=')), urls.join(' '));
+      assert.deepEqual(await p.evaluate(() => window.__protocols), ['wsctl']);
+      await p.close();
+    });
+
+    await step("tokenIn 'query' (the default) still works", async () => {
+      const p = await open('query', token);
+      await waitFor('connected', async () => (await p.locator('#status').getAttribute('data-connected')) === 'true');
+      const urls = await p.evaluate(() => window.__urls);
+      assert.ok(urls[0].includes(`token=${token}`), urls[0]);
+      assert.deepEqual(await p.evaluate(() => window.__protocols), ['']);
+      await p.close();
+    });
+
+    await step('a bad token in the subprotocol is refused (401) and never connects', async () => {
+      const before = count(authDev.log, ' 401');
+      const p = await open('protocol', hs256('another-secret', { sub: 'x', exp: Math.floor(Date.now() / 1000) + 600 }));
+      await waitFor('a 401 on $connect', async () => count(authDev.log, ' 401') > before);
+      assert.equal(await p.locator('#status').getAttribute('data-connected'), 'false');
+      await p.close();
+    });
+  } finally {
+    await stopDev(authDev).catch(() => {});
+  }
 } finally {
   await browser.close();
   await stopDev(dev).catch(() => {});

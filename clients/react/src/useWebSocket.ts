@@ -4,9 +4,13 @@ import { useCallback, useEffect, useRef, useState } from 'react';
 export type TokenSource = string | null | undefined | (() => string | null | undefined | Promise<string | null | undefined>);
 
 export interface UseWebSocketOptions {
-  /** Sent as a query parameter on every connection (browsers cannot set headers on a
+  /** Sent on every connection, where `tokenIn` says (browsers cannot set headers on a
    * WebSocket). A function is called again before each reconnect, so it can refresh. */
   token?: TokenSource;
+  /** Where the token travels: `'query'` (default; `?token=...`, which access logs and browser
+   * history keep) or `'protocol'`: `new WebSocket(url, ['wsctl', token])`, read by the handler
+   * from `Sec-WebSocket-Protocol` (wsctl's `[auth] token_source = "protocol"` or `"either"`). */
+  tokenIn?: 'query' | 'protocol';
   /** The query parameter carrying the token. Default `token`. */
   tokenParam?: string;
   /** Reconnect after an unexpected close. Default true. */
@@ -52,8 +56,12 @@ export interface UseWebSocket {
   unsubscribe: (topic: string) => void;
 }
 
+/** The subprotocol offered ahead of the token with `tokenIn: 'protocol'`. */
+export const SUBPROTOCOL = 'wsctl';
+
 const DEFAULTS = {
   tokenParam: 'token',
+  tokenIn: 'query' as 'query' | 'protocol',
   reconnect: true,
   baseDelayMs: 1000,
   maxDelayMs: 30000,
@@ -157,14 +165,16 @@ export function useWebSocket(url: string, options: UseWebSocketOptions = {}): Us
     const Impl = opts.current.WebSocketImpl ?? WebSocket;
     const start = async () => {
       let target = urlRef.current;
+      let protocols: string[] | undefined;
       const source = opts.current.token;
       if (source !== undefined && source !== null) {
         const token = typeof source === 'function' ? await source() : source;
-        if (token) target = withToken(target, setting('tokenParam'), token);
+        if (token && setting('tokenIn') === 'protocol') protocols = [SUBPROTOCOL, token];
+        else if (token) target = withToken(target, setting('tokenParam'), token);
       }
       // disconnect() or a newer attempt while the token was being fetched.
       if (!s.wanted || !s.mounted || generation !== s.generation) return;
-      const ws = new Impl(target);
+      const ws = protocols ? new Impl(target, protocols) : new Impl(target);
       if (!replacing) s.ws = ws;
       ws.onopen = () => {
         if (generation !== s.generation || !s.wanted || !s.mounted) {

@@ -19,7 +19,10 @@ class FakeSocket {
   onclose: ((e: CloseEvent) => void) | null = null;
   onmessage: ((e: MessageEvent) => void) | null = null;
   onerror: ((e: Event) => void) | null = null;
-  constructor(public url: string) {
+  constructor(
+    public url: string,
+    public protocols?: string | string[],
+  ) {
     FakeSocket.instances.push(this);
   }
   send(data: string) {
@@ -352,6 +355,24 @@ describe('tokens', () => {
     await settle();
     expect(last().url).toBe(`${URL}?access_token=tok-2`);
     expect(token).toHaveBeenCalledTimes(2);
+  });
+
+  it("with tokenIn 'protocol' offers ['wsctl', token] and leaves the URL alone", async () => {
+    let n = 0;
+    const token = vi.fn(async () => `tok-${++n}`);
+    const { result } = renderHook(() => useWebSocket(URL, options({ token, tokenIn: 'protocol' })));
+    act(() => result.current.connect());
+    await settle();
+    expect(last().url).toBe(URL);
+    expect(last().protocols).toEqual(['wsctl', 'tok-1']);
+  });
+
+  it('without a token offers no subprotocol', async () => {
+    const { result } = renderHook(() => useWebSocket(URL, options({ tokenIn: 'protocol' })));
+    act(() => result.current.connect());
+    await settle();
+    expect(last().url).toBe(URL);
+    expect(last().protocols).toBeUndefined();
   });
 
   it('encodes the token and keeps an existing query string', () => {
