@@ -71,6 +71,9 @@ pub enum Command {
     Smoke(SmokeArgs),
     /// Write the frontend's WebSocket URL variable into a dotenv file.
     Env(EnvArgs),
+    /// The IAM policy a [[grant]]'s role needs (`--print ROLE`), for its owner to attach:
+    /// wsctl never edits a role it does not own.
+    Grant(GrantArgs),
     /// Print what a backend needs: the function's name and ARN, the callback and wss:// URLs,
     /// the table, the region.
     Outputs(OutputsArgs),
@@ -364,6 +367,13 @@ pub struct EnvArgs {
     /// The URL to write (default: the deployed stack's wss:// URL).
     #[arg(long)]
     pub url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct GrantArgs {
+    /// The role (its ARN, or its name) of a [[grant]] of the project file.
+    #[arg(long, value_name = "ROLE")]
+    pub print: String,
 }
 
 #[derive(Debug, Args)]

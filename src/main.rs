@@ -3,6 +3,7 @@
 
 mod aws;
 mod cli;
+mod commands;
 mod config;
 mod dev;
 mod engine;
@@ -108,8 +109,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Logs(args) => logs(&cli, args).await,
         Command::Smoke(args) => smoke(&cli, args).await,
         Command::Env(args) => env_file(&cli, args).await,
-        Command::Load(args) => load_test(&cli, args).await,
-        Command::Outputs(args) => outputs(&cli, args).await,
+        Command::Load(args) => commands::load_test(&cli, args).await,
+        Command::Outputs(args) => commands::outputs(&cli, args).await,
+        Command::Grant(args) => commands::grant_policy(&cli, args).await,
     }
 }
 
@@ -759,85 +761,4 @@ async fn env_file(cli: &Cli, args: &EnvArgs) -> Result<ExitCode> {
     let written = ops::write_env(&args.file, &args.name, &url)?;
     report::print(cli.output, &written);
     Ok(ExitCode::SUCCESS)
-}
-
-/// `wsctl outputs`: what a backend needs, as text, JSON or dotenv lines.
-async fn outputs(cli: &Cli, args: &cli::OutputsArgs) -> Result<ExitCode> {
-    let stack = stack(cli).await?;
-    let out = ops::outputs::outputs(&stack.clients, &stack.names, cli.env.as_deref()).await?;
-    match args.format.as_deref() {
-        Some("env") => print!("{}", out.dotenv()),
-        _ => report::print(cli.output, &out),
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `wsctl load`: checks the flags against API Gateway's quota and this machine's open-file
-/// limit, then runs the load test and prints its report; exit 3 when anything failed.
-async fn load_test(cli: &Cli, args: &cli::LoadArgs) -> Result<ExitCode> {
-    if args.rate > load::DEFAULT_CONNECT_QUOTA && !args.i_have_a_quota_increase {
-        return Err(UsageError(format!(
-            "--rate {} is over API Gateway's default quota of {} new connections per second (per account and region): the excess would be refused with 429. Ask AWS for a quota increase first, then pass --i-have-a-quota-increase",
-            args.rate,
-            load::DEFAULT_CONNECT_QUOTA
-        ))
-        .into());
-    }
-    let connections = args.connections as usize;
-    if let Some(limit) = load::open_file_limit() {
-        if connections as u64 + 64 > limit {
-            return Err(UsageError(format!(
-                "--connections {connections} needs as many open files, and this process may open {limit}: raise the limit (`ulimit -n {}`) or open fewer",
-                connections + 64
-            ))
-            .into());
-        }
-    }
-    let config = load_config(cli).ok();
-    let mut query = args.query.clone();
-    if let Some(token) = &args.token {
-        let param = config
-            .as_ref()
-            .and_then(|c| c.auth.as_ref())
-            .map_or("token".to_owned(), |a| a.token_query_param.clone());
-        query.push(format!("{param}={token}"));
-    }
-    let url = stack_url(cli, args.url.as_deref()).await?;
-    let url = ops::with_query(&url, &query).map_err(UsageError)?;
-    let broadcaster: Option<load::Broadcaster> = if args.broadcast {
-        let (_, clients, names) = ops_context(cli).await?;
-        Some(Box::new(move |message| {
-            let (clients, function) = (clients.clone(), names.function.clone());
-            Box::pin(async move {
-                let payload = serde_json::json!({
-                    "action": "broadcast",
-                    "message": message,
-                    "broadcast_id": handler::fanout::new_broadcast_id(),
-                });
-                ops::invoke(&clients, &function, &payload).await
-            })
-        }))
-    } else {
-        None
-    };
-    let report = load::run(
-        load::Options {
-            url,
-            connections,
-            rate: args.rate,
-            duration: args.duration,
-            ping_rate: args.ping_rate,
-            connect_timeout: args.connect_timeout,
-            broadcast_timeout: args.broadcast_timeout,
-            quiet: cli.quiet,
-        },
-        broadcaster,
-    )
-    .await?;
-    report::print(cli.output, &report);
-    Ok(if report.ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(3)
-    })
 }

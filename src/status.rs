@@ -8,9 +8,12 @@ use aws_sdk_dynamodb::types::Select;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::config::Allow;
 use crate::engine::{self, Observation, Stack};
 use crate::resources::function::CodeSpec;
-use crate::resources::{api, role, secret, statements, string_list, Action, AwsContext, Change};
+use crate::resources::{
+    api, grant, role, secret, statements, string_list, Action, AwsContext, Change,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -90,6 +93,7 @@ pub async fn status(stack: &Stack) -> Result<StatusReport> {
             }),
         ));
     }
+    checks.extend(grant_checks(stack, &obs).await?);
     let connections = match &obs.table {
         Some(_) => Some(count_rows(stack).await?),
         None => None,
@@ -417,6 +421,94 @@ pub fn checks(stack: &Stack, obs: &Observation) -> Vec<Check> {
         ),
     });
     out
+}
+
+/// Each `[[grant]]`, and whether what it allows is in effect: `broadcast` by the function's
+/// resource policy; `manage_connections` by the role's own policies, read when the role is in
+/// this account (a role in another account cannot be read from here: its check says so).
+async fn grant_checks(stack: &Stack, obs: &Observation) -> Result<Vec<Check>> {
+    let n = &stack.names;
+    let api_id = obs.api.as_ref().map(|a| a.api.id.as_str());
+    let mut out = Vec::new();
+    for g in &stack.config.grants {
+        if g.allow.contains(&Allow::Broadcast) {
+            let ok = !grant::diff(&obs.permission, g).is_change();
+            out.push(check(
+                "grant_broadcast",
+                ok,
+                if ok {
+                    format!(
+                        "{} may invoke {} (the function's resource policy)",
+                        g.principal, n.function
+                    )
+                } else {
+                    format!(
+                        "the function's resource policy does not let {} invoke it",
+                        g.principal
+                    )
+                },
+            ));
+        }
+        if !g.allow.contains(&Allow::ManageConnections) {
+            continue;
+        }
+        let Some(id) = api_id else {
+            out.push(check(
+                "grant_manage_connections",
+                false,
+                "the API does not exist",
+            ));
+            continue;
+        };
+        let probe = format!(
+            "{}/{}/POST/@connections/probe",
+            n.execute_api_arn(id),
+            n.stage
+        );
+        let fix = format!("its owner attaches `wsctl grant --print {}`", g.role_name());
+        out.push(if g.account() != n.account {
+            check(
+                "grant_manage_connections",
+                true,
+                format!(
+                    "{} is in account {}: not checked from this account ({fix})",
+                    g.principal,
+                    g.account()
+                ),
+            )
+        } else {
+            match grant::role_policies(&stack.clients, g.role_name()).await? {
+                None => check(
+                    "grant_manage_connections",
+                    false,
+                    format!("{} does not exist", g.principal),
+                ),
+                Some(docs)
+                    if docs
+                        .iter()
+                        .any(|d| allows(d, "execute-api:ManageConnections", &probe)) =>
+                {
+                    check(
+                        "grant_manage_connections",
+                        true,
+                        format!(
+                            "{} may call the management API of {id}/{}",
+                            g.principal, n.stage
+                        ),
+                    )
+                }
+                Some(_) => check(
+                    "grant_manage_connections",
+                    false,
+                    format!(
+                        "no policy of {} allows execute-api:ManageConnections on {id}/{}: {fix}",
+                        g.principal, n.stage
+                    ),
+                ),
+            }
+        });
+    }
+    Ok(out)
 }
 
 /// When the config asks for API Gateway's logs: whether they can flow (the account's role is

@@ -410,6 +410,7 @@ impl Config {
             auth,
             alarm,
             dashboard: super::logging::check_dashboard(&raw.dashboard),
+            grants: super::logging::check_grants(&c, &raw.grants)?,
             tags,
             env: env.map(str::to_owned),
         })

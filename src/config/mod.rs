@@ -104,10 +104,44 @@ pub struct Config {
     pub auth: Option<AuthConfig>,
     pub alarm: Option<AlarmConfig>,
     pub dashboard: DashboardConfig,
+    /// `[[grant]]`: IAM roles outside the stack that may broadcast or manage connections.
+    pub grants: Vec<Grant>,
     pub tags: BTreeMap<String, String>,
     /// The environment (`--env`, `WSCTL_ENV`) whose `[env.NAME]` overrides were applied; it is
     /// part of every resource's name.
     pub env: Option<String>,
+}
+
+/// What a `[[grant]]` lets its principal do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Allow {
+    /// Invoke the function (`{"action":"broadcast"}`, `send`...): a statement of the
+    /// function's resource policy.
+    Broadcast,
+    /// Call the management API (`@connections`) of this API and stage: a policy the role's
+    /// owner attaches (`wsctl grant --print ROLE`).
+    ManageConnections,
+}
+
+/// One `[[grant]]`: an IAM role and what it may do.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Grant {
+    /// The role's ARN.
+    pub principal: String,
+    pub allow: Vec<Allow>,
+}
+
+impl Grant {
+    /// The role's account (the ARN's fifth field).
+    pub fn account(&self) -> &str {
+        self.principal.split(':').nth(4).unwrap_or_default()
+    }
+
+    /// The role's name (after the last `/`).
+    pub fn role_name(&self) -> &str {
+        self.principal.rsplit('/').next().unwrap_or_default()
+    }
 }
 
 /// `[dashboard]`: the CloudWatch dashboard `{project}-websocket`.
@@ -328,7 +362,9 @@ mod tests {
             .lines()
             .map(|l| match l.strip_prefix("# ") {
                 None if l == "access_log = false" => "access_log = true".to_owned(),
-                Some(header) if header.starts_with("[env.") => header.to_owned(),
+                Some(header) if header.starts_with("[env.") || header == "[[grant]]" => {
+                    header.to_owned()
+                }
                 Some(kv)
                     if kv.contains(" = ")
                         && toml::from_str::<toml::Table>(kv).is_ok()
@@ -345,6 +381,11 @@ mod tests {
         assert_eq!(c.region.as_deref(), Some("us-east-1"));
         assert_eq!(c.tags.get("Team").map(String::as_str), Some("platform"));
         assert!(c.api.logging.access_log);
+        assert_eq!(c.grants.len(), 1);
+        assert_eq!(
+            c.grants[0].allow,
+            [Allow::Broadcast, Allow::ManageConnections]
+        );
         let staging =
             Config::parse_for(Path::new("uncommented"), &uncommented, Some("staging")).unwrap();
         assert_eq!(staging.function.memory_mb, 512);

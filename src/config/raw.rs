@@ -27,6 +27,9 @@ pub(super) struct RawConfig {
     pub(super) dashboard: RawDashboard,
     #[serde(default)]
     pub(super) tags: BTreeMap<String, Spanned<String>>,
+    /// `[[grant]]`: backends (IAM roles) that may broadcast or manage connections.
+    #[serde(default, rename = "grant")]
+    pub(super) grants: Vec<Spanned<RawGrant>>,
     /// `[env.NAME]` tables: overrides of any key of the sections above for one environment.
     #[serde(default)]
     pub(super) env: BTreeMap<String, Spanned<RawEnv>>,
@@ -43,6 +46,17 @@ pub(super) struct RawEnv {
     pub(super) alarm: Option<RawAlarm>,
     pub(super) dashboard: Option<RawDashboard>,
     pub(super) tags: Option<BTreeMap<String, Spanned<String>>>,
+    /// `[[env.NAME.grant]]`: the environment's grants, instead of the file's.
+    #[serde(rename = "grant")]
+    pub(super) grants: Option<Vec<Spanned<RawGrant>>>,
+}
+
+/// One `[[grant]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawGrant {
+    pub(super) principal: Spanned<String>,
+    pub(super) allow: Spanned<Vec<String>>,
 }
 
 /// Replaces each field of `$base` that `$over` sets.
@@ -87,6 +101,9 @@ impl RawConfig {
             overlay!(self.dashboard, o; enabled);
         }
         self.tags.extend(env.tags.unwrap_or_default());
+        if let Some(grants) = env.grants {
+            self.grants = grants;
+        }
         Some(self)
     }
 }
@@ -190,7 +207,7 @@ fn key_at(text: &str, line: usize) -> Option<String> {
         .iter()
         .rev()
         .map(|l| l.trim())
-        .find(|l| l.starts_with('[') && !l.starts_with("[["))
+        .find(|l| l.starts_with('['))
         .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
     Some(match section {
         Some(s) => format!("{s}.{key}"),

@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::{in_passes, observe_with, Observation, Stack};
 use crate::naming;
 use crate::report::Progress;
-use crate::resources::{alarm, api, dashboard, function, logs, role, table};
+use crate::resources::{alarm, api, dashboard, function, grant, logs, role, table};
 
 /// One resource `down` deletes, or leaves.
 #[derive(Debug, Clone, Serialize)]
@@ -174,6 +174,20 @@ pub fn down_plan(
             consider(&mut delete, resource, &t.name, &t.tags);
         }
     }
+    // With the function, its policy goes; a function left alone keeps none of wsctl's grants.
+    if !function_deleted {
+        for s in obs
+            .permission
+            .iter()
+            .filter(|s| s.sid.starts_with(grant::SID_PREFIX))
+        {
+            delete.push(DownItem {
+                resource: "grant".into(),
+                name: format!("{} on {}", s.sid, n.function),
+                reason: None,
+            });
+        }
+    }
     if !function_deleted
         && obs
             .permission
@@ -271,6 +285,12 @@ async fn down_once(
         let step = progress.step("permission", "removing");
         api::remove_statement(c, &n.function, naming::PERMISSION_SID).await?;
         step.done("removed");
+    }
+    for d in delete.iter().filter(|d| d.resource == "grant") {
+        let sid = d.name.split(' ').next().unwrap_or_default();
+        let step = progress.step("grant", "removing");
+        api::remove_statement(c, &n.function, sid).await?;
+        step.done(format!("removed {sid}"));
     }
     if deleting("alarm") {
         let step = progress.step("alarm", "deleting");

@@ -21,7 +21,7 @@ use crate::package::Zip;
 use crate::report::Progress;
 use crate::resources::function::CodeSpec;
 use crate::resources::{
-    account, alarm, api, dashboard, function, logs, role, secret, table, Action, Change,
+    account, alarm, api, dashboard, function, grant, logs, role, secret, table, Action, Change,
 };
 
 /// A project's stack: its config, names and AWS clients.
@@ -547,6 +547,13 @@ async fn up_once(
         },
     )?;
     ids.integration_id = Some(integration_id);
+
+    // The grants' statements on the function (it exists now).
+    if !stack.config.grants.is_empty() || plan.items.iter().any(|i| i.resource == "grant") {
+        let step = progress.step("grants", "applying");
+        let wrote = grant::apply(c, &n.function, &obs.permission, &stack.config.grants).await?;
+        step.done(if wrote { "converged" } else { "unchanged" });
+    }
 
     // Last, the alarm on the function's errors (or its removal).
     match (stack.desired_alarm(), plan.get("alarm")) {

@@ -7,7 +7,9 @@ use serde::Serialize;
 use super::{Observation, Stack};
 use crate::naming;
 use crate::resources::function::CodeSpec;
-use crate::resources::{account, alarm, api, dashboard, function, logs, role, table, Action};
+use crate::resources::{
+    account, alarm, api, dashboard, function, grant, logs, role, table, Action,
+};
 
 /// What `up` does to one resource.
 #[derive(Debug, Clone, Serialize)]
@@ -207,6 +209,24 @@ pub fn plan(stack: &Stack, obs: &Observation, code: &CodeSpec) -> Result<Plan> {
         name: naming::PERMISSION_SID.into(),
         action: api::diff_permission(&obs.permission, n, api_id),
     });
+    // The function's statements for [[grant]] broadcast, and the ones no longer granted.
+    for g in &stack.config.grants {
+        let action = grant::diff(&obs.permission, g);
+        if g.allow.contains(&crate::config::Allow::Broadcast) || action.is_change() {
+            items.push(PlanItem {
+                resource: "grant".into(),
+                name: g.principal.clone(),
+                action,
+            });
+        }
+    }
+    for s in grant::strays(&obs.permission, &stack.config.grants) {
+        items.push(PlanItem {
+            resource: "grant".into(),
+            name: format!("{} (no longer granted)", s.principal),
+            action: Action::Delete,
+        });
+    }
     let alarm_action = match (stack.desired_alarm(), &obs.alarm) {
         (Some(d), o) => Some(alarm::diff(o.as_ref(), &d)),
         // Turned off in the config: remove the one wsctl made.

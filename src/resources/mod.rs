@@ -7,6 +7,7 @@ pub mod alarm;
 pub mod api;
 pub mod dashboard;
 pub mod function;
+pub mod grant;
 pub mod logs;
 pub mod role;
 pub mod secret;
