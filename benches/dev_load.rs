@@ -10,7 +10,8 @@
 //!
 //! CONNS, RATE (opening, default 20000/s), PINGS (per second), PING_SECONDS, ROUNDS (whole
 //! runs, default 5) override the sizes; WSCTL another wsctl binary to measure (both the
-//! gateway and the load client).
+//! gateway and the load client). Under `cargo test` (which does not pass `--bench`) it is a
+//! quick check instead: one round of 1,000 connections held for 2 s, with the debug build.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -56,11 +57,17 @@ fn range(v: &[f64]) -> (f64, f64) {
 }
 
 fn main() {
-    let conns = env("CONNS", 10_000);
+    let benchmarking = std::env::args().any(|a| a == "--bench");
+    let (conns, ping_seconds, rounds) = match benchmarking {
+        true => (
+            env("CONNS", 10_000),
+            env("PING_SECONDS", 10),
+            env("ROUNDS", 5).max(1),
+        ),
+        false => (env("CONNS", 1_000), env("PING_SECONDS", 2), 1),
+    };
     let rate = env("RATE", 20_000);
     let pings = env("PINGS", 1_000);
-    let ping_seconds = env("PING_SECONDS", 10);
-    let rounds = env("ROUNDS", 5).max(1);
     let wsctl = std::env::var("WSCTL").unwrap_or_else(|_| env!("CARGO_BIN_EXE_wsctl").to_owned());
     let dir = std::env::temp_dir().join(format!("wsctl-dev-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
