@@ -42,6 +42,9 @@ pub struct Clients {
     pub sts: aws_sdk_sts::Client,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub ssm: aws_sdk_ssm::Client,
+    /// ACM and Route 53: read (and, for the alias record, written) for `[domain]`.
+    pub acm: aws_sdk_acm::Client,
+    pub route53: aws_sdk_route53::Client,
 }
 
 impl Clients {
@@ -109,6 +112,8 @@ pub async fn connect(target: &Target) -> Result<Clients, AwsSetupError> {
         sts: aws_sdk_sts::Client::new(&sdk),
         cloudwatch: aws_sdk_cloudwatch::Client::new(&sdk),
         ssm: aws_sdk_ssm::Client::new(&sdk),
+        acm: aws_sdk_acm::Client::new(&sdk),
+        route53: aws_sdk_route53::Client::new(&sdk),
         sdk,
     })
 }

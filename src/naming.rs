@@ -36,6 +36,8 @@ pub struct Names {
     pub function: String,
     pub api: String,
     pub stage: String,
+    /// The custom domain (`[domain] name`), when there is one: the URLs use it.
+    pub domain: Option<String>,
     pub log_group: String,
     /// API Gateway's access log group of the stage (`[api] access_log`).
     pub access_log_group: String,
@@ -83,6 +85,7 @@ impl Names {
             subscriptions_table: format!("{t}_ws_subscriptions"),
             broadcasts_table: format!("{t}_ws_broadcasts"),
             stage: config.api.stage.clone(),
+            domain: config.domain.as_ref().map(|d| d.name.clone()),
         }
     }
 
@@ -192,16 +195,30 @@ impl Names {
         )
     }
 
+    /// The URL clients connect to: the custom domain's (mapped at its root), else the API's.
     pub fn websocket_url(&self, api_id: &str) -> String {
-        format!(
-            "wss://{api_id}.execute-api.{}.{}/{}",
-            self.region,
-            dns_suffix(&self.partition),
-            self.stage
-        )
+        match &self.domain {
+            Some(d) => format!("wss://{d}"),
+            None => format!(
+                "wss://{api_id}.execute-api.{}.{}/{}",
+                self.region,
+                dns_suffix(&self.partition),
+                self.stage
+            ),
+        }
     }
 
+    /// The management API's URL for backends: through the custom domain when there is one.
     pub fn callback_url(&self, api_id: &str) -> String {
+        match &self.domain {
+            Some(d) => format!("https://{d}/@connections"),
+            None => self.api_callback_url(api_id),
+        }
+    }
+
+    /// The management API through the API's own host, which works with or without a domain
+    /// (what wsctl itself calls).
+    pub fn api_callback_url(&self, api_id: &str) -> String {
         format!(
             "https://{api_id}.execute-api.{}.{}/{}/@connections",
             self.region,

@@ -12,7 +12,7 @@ use crate::config::Allow;
 use crate::engine::{self, Observation, Stack};
 use crate::resources::function::CodeSpec;
 use crate::resources::{
-    api, grant, role, secret, statements, string_list, Action, AwsContext, Change,
+    api, domain, grant, role, secret, statements, string_list, Action, AwsContext, Change,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -400,6 +400,7 @@ pub fn checks(stack: &Stack, obs: &Observation) -> Vec<Check> {
         ),
     });
     out.extend(logging_checks(stack, obs));
+    out.extend(domain_checks(stack, obs));
     out.push(match obs.api.as_ref().and_then(|a| a.stage.as_ref()) {
         None => check(
             "stage_auto_deploys",
@@ -509,6 +510,77 @@ async fn grant_checks(stack: &Stack, obs: &Observation) -> Result<Vec<Check>> {
         });
     }
     Ok(out)
+}
+
+/// With `[domain]`: the certificate is ISSUED and covers the name, the domain's root maps to
+/// this API and stage, and (in a managed zone) the alias record targets the domain.
+fn domain_checks(stack: &Stack, obs: &Observation) -> Vec<Check> {
+    let (Some(d), Some(o)) = (&stack.config.domain, &obs.domain) else {
+        return Vec::new();
+    };
+    let n = &stack.names;
+    let mut out = vec![match domain::certificate_problem(o, d, &n.region) {
+        None => check(
+            "certificate_covers_domain",
+            true,
+            format!("{} is ISSUED and covers {}", d.certificate_arn, d.name),
+        ),
+        Some(problem) => check("certificate_covers_domain", false, problem),
+    }];
+    let api_id = obs.api.as_ref().map(|a| a.api.id.as_str());
+    out.push(
+        match (o.domain.as_ref(), domain::root_mapping(o.domain.as_ref())) {
+            (None, _) => check(
+                "domain_maps_to_stage",
+                false,
+                format!("the domain name {} does not exist", d.name),
+            ),
+            (Some(_), None) => check(
+                "domain_maps_to_stage",
+                false,
+                format!("{} has no mapping at its root", d.name),
+            ),
+            (Some(_), Some(m)) if Some(m.api_id.as_str()) == api_id && m.stage == n.stage => check(
+                "domain_maps_to_stage",
+                true,
+                format!("{} maps to {}/{}", d.name, m.api_id, m.stage),
+            ),
+            (Some(_), Some(m)) => check(
+                "domain_maps_to_stage",
+                false,
+                format!(
+                    "{} maps to {}/{}; expected this API's stage {}",
+                    d.name, m.api_id, m.stage, n.stage
+                ),
+            ),
+        },
+    );
+    if let Some(zone) = &d.hosted_zone_id {
+        let target = o.domain.as_ref().and_then(|x| x.target.as_deref());
+        let record = o.record.as_ref().and_then(|r| r.target.as_deref());
+        out.push(match (target, record) {
+            (Some(t), Some(r)) if t == r => check(
+                "dns_targets_domain",
+                true,
+                format!("{} in {zone} is an alias of {t}", d.name),
+            ),
+            (_, None) => check(
+                "dns_targets_domain",
+                false,
+                format!("{zone} has no alias record for {}", d.name),
+            ),
+            (t, Some(r)) => check(
+                "dns_targets_domain",
+                false,
+                format!(
+                    "{} in {zone} points at {r}; expected {}",
+                    d.name,
+                    t.unwrap_or("the domain's target")
+                ),
+            ),
+        });
+    }
+    out
 }
 
 /// When the config asks for API Gateway's logs: whether they can flow (the account's role is

@@ -222,7 +222,18 @@ where
             ..
         }) = ctx
         {
-            return Ok(format!("https://{domain}/{stage}"));
+            if is_execute_api_host(domain) {
+                return Ok(format!("https://{domain}/{stage}"));
+            }
+            // A custom domain: its API mapping hides the stage (the runbook's
+            // https://{domain}/{stage} is wrong there), so post through the API's own host.
+            return Ok(match (&self.settings.api_id, &self.settings.region) {
+                (Some(api), Some(region)) => {
+                    format!("https://{api}.execute-api.{region}.amazonaws.com/{stage}")
+                }
+                // Without the API's id: the domain itself, mapped at its root as wsctl maps it.
+                _ => format!("https://{domain}"),
+            });
         }
         match (&self.settings.api_id, &self.settings.region) {
             (Some(api), Some(region)) => Ok(format!(
@@ -422,4 +433,10 @@ where
 /// `{"type":"error","data":{"code":...,"message":...}}`
 pub fn error_message(code: &str, message: &str) -> Value {
     json!({"type": "error", "data": {"code": code, "message": message}})
+}
+
+/// Whether `host` is an API's own `{api-id}.execute-api.{region}.amazonaws.com[.cn]`.
+fn is_execute_api_host(host: &str) -> bool {
+    host.contains(".execute-api.")
+        && (host.ends_with(".amazonaws.com") || host.ends_with(".amazonaws.com.cn"))
 }

@@ -411,6 +411,7 @@ impl Config {
             alarm,
             dashboard: super::logging::check_dashboard(&raw.dashboard),
             grants: super::logging::check_grants(&c, &raw.grants)?,
+            domain: super::logging::check_domain(&c, &raw.domain)?,
             tags,
             env: env.map(str::to_owned),
         })

@@ -106,10 +106,22 @@ pub struct Config {
     pub dashboard: DashboardConfig,
     /// `[[grant]]`: IAM roles outside the stack that may broadcast or manage connections.
     pub grants: Vec<Grant>,
+    /// `[domain]`: the API's custom domain name.
+    pub domain: Option<DomainConfig>,
     pub tags: BTreeMap<String, String>,
     /// The environment (`--env`, `WSCTL_ENV`) whose `[env.NAME]` overrides were applied; it is
     /// part of every resource's name.
     pub env: Option<String>,
+}
+
+/// `[domain]`: a custom domain name (regional, TLS 1.2) mapped to the stage at its root.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DomainConfig {
+    pub name: String,
+    /// An ACM certificate in the stack's region covering `name`.
+    pub certificate_arn: String,
+    /// The Route 53 hosted zone where `up` keeps the alias record; None: print the target.
+    pub hosted_zone_id: Option<String>,
 }
 
 /// What a `[[grant]]` lets its principal do.
@@ -362,7 +374,11 @@ mod tests {
             .lines()
             .map(|l| match l.strip_prefix("# ") {
                 None if l == "access_log = false" => "access_log = true".to_owned(),
-                Some(header) if header.starts_with("[env.") || header == "[[grant]]" => {
+                Some(header)
+                    if header.starts_with("[env.")
+                        || header == "[[grant]]"
+                        || header == "[domain]" =>
+                {
                     header.to_owned()
                 }
                 Some(kv)
@@ -382,6 +398,10 @@ mod tests {
         assert_eq!(c.tags.get("Team").map(String::as_str), Some("platform"));
         assert!(c.api.logging.access_log);
         assert_eq!(c.grants.len(), 1);
+        assert_eq!(
+            c.domain.as_ref().map(|d| d.name.as_str()),
+            Some("ws.example.com")
+        );
         assert_eq!(
             c.grants[0].allow,
             [Allow::Broadcast, Allow::ManageConnections]

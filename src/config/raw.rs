@@ -25,6 +25,7 @@ pub(super) struct RawConfig {
     pub(super) alarm: RawAlarm,
     #[serde(default)]
     pub(super) dashboard: RawDashboard,
+    pub(super) domain: Option<Spanned<RawDomain>>,
     #[serde(default)]
     pub(super) tags: BTreeMap<String, Spanned<String>>,
     /// `[[grant]]`: backends (IAM roles) that may broadcast or manage connections.
@@ -45,10 +46,20 @@ pub(super) struct RawEnv {
     pub(super) auth: Option<RawAuth>,
     pub(super) alarm: Option<RawAlarm>,
     pub(super) dashboard: Option<RawDashboard>,
+    pub(super) domain: Option<Spanned<RawDomain>>,
     pub(super) tags: Option<BTreeMap<String, Spanned<String>>>,
     /// `[[env.NAME.grant]]`: the environment's grants, instead of the file's.
     #[serde(rename = "grant")]
     pub(super) grants: Option<Vec<Spanned<RawGrant>>>,
+}
+
+/// `[domain]`: a custom domain name for the API.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDomain {
+    pub(super) name: Spanned<String>,
+    pub(super) certificate_arn: Spanned<String>,
+    pub(super) hosted_zone_id: Option<Spanned<String>>,
 }
 
 /// One `[[grant]]`.
@@ -101,6 +112,9 @@ impl RawConfig {
             overlay!(self.dashboard, o; enabled);
         }
         self.tags.extend(env.tags.unwrap_or_default());
+        if env.domain.is_some() {
+            self.domain = env.domain;
+        }
         if let Some(grants) = env.grants {
             self.grants = grants;
         }

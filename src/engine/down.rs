@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::{in_passes, observe_with, Observation, Stack};
 use crate::naming;
 use crate::report::Progress;
-use crate::resources::{alarm, api, dashboard, function, grant, logs, role, table};
+use crate::resources::{alarm, api, dashboard, domain, function, grant, logs, role, table};
 
 /// One resource `down` deletes, or leaves.
 #[derive(Debug, Clone, Serialize)]
@@ -124,6 +124,11 @@ pub fn down_plan(
             false
         }
     };
+    // The custom domain (its mapping goes with it; its alias record too, when the zone is
+    // wsctl's to write); never the certificate or the zone.
+    if let Some(d) = obs.domain.as_ref().and_then(|o| o.domain.as_ref()) {
+        consider(&mut delete, "domain", &d.name, &d.tags);
+    }
     for a in apis {
         consider(
             &mut delete,
@@ -264,6 +269,11 @@ async fn down_once(
     }
     let deleting = |resource: &str| delete.iter().any(|d| d.resource == resource);
 
+    if let (true, Some(d), Some(o)) = (deleting("domain"), &stack.config.domain, &obs.domain) {
+        let step = progress.step("domain", "deleting");
+        domain::delete(c, d, o).await?;
+        step.done("deleted (with its mapping and alias record; the certificate and zone stay)");
+    }
     for a in &apis {
         if delete
             .iter()

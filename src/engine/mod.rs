@@ -21,7 +21,8 @@ use crate::package::Zip;
 use crate::report::Progress;
 use crate::resources::function::CodeSpec;
 use crate::resources::{
-    account, alarm, api, dashboard, function, grant, logs, role, secret, table, Action, Change,
+    account, alarm, api, dashboard, domain, function, grant, logs, role, secret, table, Action,
+    Change,
 };
 
 /// A project's stack: its config, names and AWS clients.
@@ -65,6 +66,8 @@ pub struct Observation {
     /// API Gateway's logs (it needs apigateway:GET on the account).
     pub account: Option<account::Observed>,
     pub dashboard: Option<dashboard::Observed>,
+    /// The custom domain, its certificate and DNS record (`[domain]` only).
+    pub domain: Option<domain::DomainObs>,
 }
 
 pub async fn observe(stack: &Stack) -> Result<Observation> {
@@ -87,9 +90,15 @@ async fn observe_with(stack: &Stack, with_api: bool) -> Result<Observation> {
             false => Ok(None),
         }
     };
+    let domain = async {
+        match &stack.config.domain {
+            Some(d) => domain::observe(c, d).await.map(Some),
+            None => Ok(None),
+        }
+    };
     let (
         (table, subscriptions, broadcasts, role, function, api, permission, log_group, alarm),
-        (access_log_group, account, dashboard),
+        (access_log_group, account, dashboard, domain),
     ) = tokio::try_join!(
         async {
             tokio::try_join!(
@@ -109,6 +118,7 @@ async fn observe_with(stack: &Stack, with_api: bool) -> Result<Observation> {
                 logs::observe(c, &n.access_log_group),
                 account,
                 dashboard::observe(c, &n.dashboard),
+                domain,
             )
         },
     )?;
@@ -125,6 +135,7 @@ async fn observe_with(stack: &Stack, with_api: bool) -> Result<Observation> {
         access_log_group,
         account,
         dashboard,
+        domain,
     })
 }
 
@@ -156,6 +167,10 @@ pub struct Ids {
 pub struct Urls {
     pub websocket: String,
     pub callback: String,
+    /// With `[domain]` and no hosted zone: the regional target a CNAME (or alias) for the
+    /// domain must point at.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns_target: Option<String>,
 }
 
 impl fmt::Display for UpReport {
@@ -211,6 +226,9 @@ impl fmt::Display for UpReport {
         if let Some(urls) = &self.urls {
             writeln!(f, "WebSocket URL: {}", urls.websocket)?;
             writeln!(f, "Callback URL:  {}", urls.callback)?;
+            if let Some(t) = &urls.dns_target {
+                writeln!(f, "DNS:           point a CNAME for the domain at {t}")?;
+            }
         }
         Ok(())
     }
@@ -339,14 +357,26 @@ async fn up_once(
         urls: None,
         ids: Ids::default(),
     };
-    let urls = |ids: &Ids| {
+    // Where DNS must point, when wsctl does not keep the record itself.
+    let unmanaged_dns = stack
+        .config
+        .domain
+        .as_ref()
+        .is_some_and(|d| d.hosted_zone_id.is_none());
+    let mut dns_target = obs
+        .domain
+        .as_ref()
+        .and_then(|o| o.domain.as_ref())
+        .and_then(|d| d.target.clone());
+    let urls = |ids: &Ids, target: &Option<String>| {
         ids.api_id.as_ref().map(|id| Urls {
             websocket: n.websocket_url(id),
             callback: n.callback_url(id),
+            dns_target: target.clone().filter(|_| unmanaged_dns),
         })
     };
     if opts.dry_run || plan.is_noop() {
-        report.urls = urls(&ids);
+        report.urls = urls(&ids, &dns_target);
         report.ids = ids;
         return Ok(report);
     }
@@ -358,6 +388,12 @@ async fn up_once(
         anyhow::bail!("[auth] secret_parameter: {problem}");
     }
 
+    // A certificate that cannot serve the domain would fail CreateDomainName half-way.
+    if let (Some(d), Some(o)) = (&stack.config.domain, &obs.domain) {
+        if let Some(problem) = domain::certificate_problem(o, d, &n.region) {
+            anyhow::bail!("[domain] certificate_arn: {problem}. Nothing was changed.");
+        }
+    }
     // An account-wide change is never made silently.
     if let Some(change) = plan.get(ACCOUNT_RESOURCE).changes().first() {
         if !stack.config.api.logging.manage_account_log_role && !(opts.confirm_account)(change) {
@@ -548,6 +584,18 @@ async fn up_once(
     )?;
     ids.integration_id = Some(integration_id);
 
+    // The custom domain: its name, its mapping to the stage (which exists now), its record.
+    if let (Some(d), Some(o)) = (&stack.config.domain, &obs.domain) {
+        let step = progress.step("domain", "applying");
+        let target = domain::apply(c, o, d, &api_id, &n.stage, &stack.tags).await?;
+        step.done(format!(
+            "{} -> {}",
+            d.name,
+            target.as_deref().unwrap_or("(target not reported)")
+        ));
+        dns_target = target;
+    }
+
     // The grants' statements on the function (it exists now).
     if !stack.config.grants.is_empty() || plan.items.iter().any(|i| i.resource == "grant") {
         let step = progress.step("grants", "applying");
@@ -591,7 +639,7 @@ async fn up_once(
             step.done(if wrote { "put" } else { "unchanged" });
         }
     }
-    report.urls = urls(&ids);
+    report.urls = urls(&ids, &dns_target);
     report.ids = ids;
     Ok(report)
 }

@@ -8,7 +8,7 @@ use super::{Observation, Stack};
 use crate::naming;
 use crate::resources::function::CodeSpec;
 use crate::resources::{
-    account, alarm, api, dashboard, function, grant, logs, role, table, Action,
+    account, alarm, api, dashboard, domain, function, grant, logs, role, table, Action,
 };
 
 /// What `up` does to one resource.
@@ -209,6 +209,26 @@ pub fn plan(stack: &Stack, obs: &Observation, code: &CodeSpec) -> Result<Plan> {
         name: naming::PERMISSION_SID.into(),
         action: api::diff_permission(&obs.permission, n, api_id),
     });
+    // The custom domain, its mapping to the stage, and its alias record in a managed zone.
+    if let (Some(d), Some(o)) = (&stack.config.domain, &obs.domain) {
+        items.push(PlanItem {
+            resource: "domain".into(),
+            name: d.name.clone(),
+            action: domain::diff_domain(o.domain.as_ref(), d),
+        });
+        items.push(PlanItem {
+            resource: "api_mapping".into(),
+            name: format!("{} -> {}", d.name, n.stage),
+            action: domain::diff_mapping(o.domain.as_ref(), api_id, &n.stage),
+        });
+        if let Some(zone) = &d.hosted_zone_id {
+            items.push(PlanItem {
+                resource: "dns_record".into(),
+                name: format!("{} A alias in {zone}", d.name),
+                action: domain::diff_record(o),
+            });
+        }
+    }
     // The function's statements for [[grant]] broadcast, and the ones no longer granted.
     for g in &stack.config.grants {
         let action = grant::diff(&obs.permission, g);

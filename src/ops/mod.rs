@@ -35,7 +35,7 @@ pub async fn management_endpoint(
     }
     let api = api_id(c, names).await?;
     Ok(names
-        .callback_url(&api)
+        .api_callback_url(&api)
         .trim_end_matches("/@connections")
         .to_owned())
 }

@@ -6,6 +6,7 @@ pub mod account;
 pub mod alarm;
 pub mod api;
 pub mod dashboard;
+pub mod domain;
 pub mod function;
 pub mod grant;
 pub mod logs;

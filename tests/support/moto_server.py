@@ -1,8 +1,14 @@
-"""moto_server, plus the one API Gateway v2 call moto 5.2.5 lacks and wsctl needs.
+"""moto_server, plus what moto 5.2.5 lacks of API Gateway v2 and wsctl needs, as AWS does it.
 
-moto answers UpdateStage with HTTP 500 (not implemented); AWS implements it, and `wsctl up`
-uses it to converge a stage's auto-deploy and throttling (e.g. adopting a runbook-made stack).
-This adds it to moto's API Gateway v2 responses, then runs moto's own server entry point, so
+- UpdateStage: moto answers HTTP 500 (not implemented); `wsctl up` uses it to converge a
+  stage's auto-deploy, throttling and logs (e.g. adopting a runbook-made stack).
+- UpdateDomainName and UpdateApiMapping: not implemented either (a custom domain's certificate
+  changed, a mapping moved to another API or stage).
+- A domain name's configuration as AWS completes it: its regional target
+  (`apiGatewayDomainName`, `d-<id>.execute-api.<region>.amazonaws.com`), the target's hosted
+  zone (`hostedZoneId`) and `domainNameStatus`; moto returns only what it was given.
+
+This adds them to moto's responses, then runs moto's own server entry point, so
 `python moto_server.py -H 127.0.0.1 -p PORT` behaves like `moto_server` otherwise.
 """
 import json
@@ -37,6 +43,60 @@ def update_stage(self):
 
 if not hasattr(ApiGatewayV2Response, "update_stage"):
     ApiGatewayV2Response.update_stage = update_stage
+
+
+# API Gateway's hosted zones of regional endpoints (the alias target's zone), by region.
+REGIONAL_ZONES = {"us-east-1": "Z1UJRXOUMOOFQ8", "us-east-2": "ZOJJZC49E0EPZ", "us-west-2": "Z2OJLYMUO9EFXC", "eu-west-1": "ZLY8HYME6SFDD"}
+
+
+def complete(domain, region):
+    import hashlib
+    target = "d-" + hashlib.sha256(domain.domain_name.encode()).hexdigest()[:10]
+    for config in domain.domain_name_configurations:
+        config.setdefault("apiGatewayDomainName", f"{target}.execute-api.{region}.amazonaws.com")
+        config.setdefault("hostedZoneId", REGIONAL_ZONES.get(region, "Z1UJRXOUMOOFQ8"))
+        config.setdefault("domainNameStatus", "AVAILABLE")
+        config.setdefault("endpointType", "REGIONAL")
+    return domain
+
+
+from moto.apigatewayv2.models import ApiGatewayV2Backend  # noqa: E402
+
+_create_domain_name = ApiGatewayV2Backend.create_domain_name
+
+
+def create_domain_name(self, *args, **kwargs):
+    return complete(_create_domain_name(self, *args, **kwargs), self.region_name)
+
+
+ApiGatewayV2Backend.create_domain_name = create_domain_name
+
+
+def update_domain_name(self):
+    name = unquote(self.path.split("/")[-1])
+    domain = self.apigatewayv2_backend.get_domain_name(domain_name=name)
+    body = json.loads(self.body or "{}")
+    if "domainNameConfigurations" in body:
+        domain.domain_name_configurations = body["domainNameConfigurations"]
+        complete(domain, self.apigatewayv2_backend.region_name)
+    return 200, {}, json.dumps(domain.to_json())
+
+
+def update_api_mapping(self):
+    parts = self.path.split("/")
+    name, mapping_id = unquote(parts[-3]), parts[-1]
+    mapping = self.apigatewayv2_backend.get_api_mapping(api_mapping_id=mapping_id, domain_name=name)
+    body = json.loads(self.body or "{}")
+    mapping.api_id = body.get("apiId", mapping.api_id)
+    mapping.stage = body.get("stage", mapping.stage)
+    mapping.api_mapping_key = body.get("apiMappingKey", mapping.api_mapping_key)
+    return 200, {}, json.dumps(mapping.to_json())
+
+
+if not hasattr(ApiGatewayV2Response, "update_domain_name"):
+    ApiGatewayV2Response.update_domain_name = update_domain_name
+if not hasattr(ApiGatewayV2Response, "update_api_mapping"):
+    ApiGatewayV2Response.update_api_mapping = update_api_mapping
 
 if __name__ == "__main__":
     from moto.server import main
