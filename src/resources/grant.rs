@@ -8,8 +8,8 @@
 use anyhow::Result;
 use serde_json::{json, Value};
 
-use super::api::{remove_statement, Statement};
-use super::{decode_policy, send_unrepeated, Action, AwsContext, Change};
+use super::api::{add_invoke_statement, remove_statement, Statement};
+use super::{decode_policy, Action, AwsContext, Change};
 use crate::aws::Clients;
 use crate::config::{Allow, Grant};
 use crate::naming::Names;
@@ -96,22 +96,7 @@ pub async fn apply(
             wrote = true;
         }
         if matches!(action, Action::Create | Action::Update(_)) {
-            let id = sid(&g.principal);
-            send_unrepeated(format!("AddPermission {function} {id}"), || {
-                c.lambda
-                    .add_permission()
-                    .function_name(function)
-                    .statement_id(&id)
-                    .action("lambda:InvokeFunction")
-                    .principal(&g.principal)
-                    .customize()
-                    .config_override(
-                        aws_sdk_lambda::config::Builder::default()
-                            .retry_config(aws_config::retry::RetryConfig::disabled()),
-                    )
-                    .send()
-            })
-            .await?;
+            add_invoke_statement(c, function, &sid(&g.principal), &g.principal, None).await?;
             wrote = true;
         }
     }

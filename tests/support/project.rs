@@ -33,6 +33,25 @@ pub fn string_list(v: &serde_json::Value) -> Vec<String> {
     }
 }
 
+/// Runs `wsctl up --dry-run` in a fresh directory whose `wsctl.toml` is `text` (no AWS is
+/// reachable) and asserts that the file is refused as a config error: exit 2, its name in the
+/// message. Returns stderr, for the key and message to be checked.
+pub fn refused_config(text: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("wsctl.toml"), text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_wsctl"))
+        .args(["up", "--dry-run"])
+        .current_dir(dir.path())
+        .env("AWS_REGION", "us-east-1")
+        .env_remove("WSCTL_ENV")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{text}\n{stderr}");
+    assert!(stderr.contains("wsctl.toml"), "{text}\n{stderr}");
+    stderr
+}
+
 pub struct Out {
     pub code: i32,
     pub stdout: String,

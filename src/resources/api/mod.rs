@@ -699,26 +699,45 @@ pub async fn apply_permission(
         if !mine.is_empty() {
             remove_statement(c, function, PERMISSION_SID).await?;
         }
-        // AWS refuses a second statement with this Sid; emulators may add one. Either way
-        // the engine's next pass, not a blind retry, deals with a lost answer.
-        send_unrepeated(format!("AddPermission {function}"), || {
-            c.lambda
-                .add_permission()
-                .function_name(function)
-                .statement_id(PERMISSION_SID)
-                .action("lambda:InvokeFunction")
-                .principal(APIGATEWAY_PRINCIPAL)
-                .source_arn(&want)
-                .customize()
-                .config_override(
-                    aws_sdk_lambda::config::Builder::default()
-                        .retry_config(aws_config::retry::RetryConfig::disabled()),
-                )
-                .send()
-        })
+        add_invoke_statement(
+            c,
+            function,
+            PERMISSION_SID,
+            APIGATEWAY_PRINCIPAL,
+            Some(&want),
+        )
         .await?;
     }
     Ok(true)
+}
+
+/// Adds a statement letting `principal` invoke `function` (from `source_arn`, when given).
+/// AWS refuses a second statement with the same Sid; emulators may add one. Either way the
+/// engine's next pass, not a blind retry, deals with a lost answer.
+pub async fn add_invoke_statement(
+    c: &Clients,
+    function: &str,
+    sid: &str,
+    principal: &str,
+    source_arn: Option<&str>,
+) -> Result<()> {
+    send_unrepeated(format!("AddPermission {function} {sid}"), || {
+        c.lambda
+            .add_permission()
+            .function_name(function)
+            .statement_id(sid)
+            .action("lambda:InvokeFunction")
+            .principal(principal)
+            .set_source_arn(source_arn.map(str::to_owned))
+            .customize()
+            .config_override(
+                aws_sdk_lambda::config::Builder::default()
+                    .retry_config(aws_config::retry::RetryConfig::disabled()),
+            )
+            .send()
+    })
+    .await?;
+    Ok(())
 }
 
 pub async fn remove_statement(c: &Clients, function: &str, sid: &str) -> Result<()> {
