@@ -253,6 +253,27 @@ async fn without_a_zone_the_target_is_printed_and_a_wrong_certificate_is_refused
     );
     let json: Value = p.up(&["-o", "json"]).json();
     assert_eq!(json["urls"]["dns_target"], target.as_str());
+
+    // [domain] removed from the file: the next up finds the stack's domain by its tags and
+    // deletes it, as it does an alarm turned off.
+    p.write_config("project = \"dom2\"\n");
+    let json: Value = p.up(&["-o", "json"]).json();
+    let gone: Vec<&Value> = json["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["resource"] == "domain")
+        .collect();
+    assert_eq!(gone.len(), 1, "{json}");
+    assert_eq!(gone[0]["action"], "delete");
+    assert_eq!(gone[0]["name"], "ws.example.com (no longer in the config)");
+    let apigw = aws_sdk_apigatewayv2::Client::new(&p.sdk().await);
+    assert!(apigw
+        .get_domain_name()
+        .domain_name("ws.example.com")
+        .send()
+        .await
+        .is_err());
     assert_eq!(p.wsctl(&["down", "--yes"]).code, 0);
 }
 

@@ -129,6 +129,9 @@ pub fn down_plan(
     if let Some(d) = obs.domain.as_ref().and_then(|o| o.domain.as_ref()) {
         consider(&mut delete, "domain", &d.name, &d.tags);
     }
+    for d in &obs.stray_domains {
+        consider(&mut delete, "domain", &d.name, &d.tags);
+    }
     for a in apis {
         consider(
             &mut delete,
@@ -269,10 +272,28 @@ async fn down_once(
     }
     let deleting = |resource: &str| delete.iter().any(|d| d.resource == resource);
 
-    if let (true, Some(d), Some(o)) = (deleting("domain"), &stack.config.domain, &obs.domain) {
-        let step = progress.step("domain", "deleting");
-        domain::delete(c, d, o).await?;
-        step.done("deleted (with its mapping and alias record; the certificate and zone stay)");
+    if let (Some(d), Some(o)) = (&stack.config.domain, &obs.domain) {
+        if delete
+            .iter()
+            .any(|x| x.resource == "domain" && x.name == d.name)
+        {
+            let step = progress.step("domain", "deleting");
+            domain::delete(c, d, o).await?;
+            step.done("deleted (with its mapping and alias record; the certificate and zone stay)");
+        }
+    }
+    for o in &obs.stray_domains {
+        if delete
+            .iter()
+            .any(|x| x.resource == "domain" && x.name == o.name)
+        {
+            let step = progress.step("domain", "deleting");
+            domain::delete_stray(c, o).await?;
+            step.done(format!(
+                "deleted {} (with its mapping and alias record)",
+                o.name
+            ));
+        }
     }
     for a in &apis {
         if delete

@@ -68,6 +68,8 @@ pub struct Observation {
     pub dashboard: Option<dashboard::Observed>,
     /// The custom domain, its certificate and DNS record (`[domain]` only).
     pub domain: Option<domain::DomainObs>,
+    /// Domain names of this stack (by their tags) that the config does not name.
+    pub stray_domains: Vec<domain::Observed>,
 }
 
 pub async fn observe(stack: &Stack) -> Result<Observation> {
@@ -98,7 +100,7 @@ async fn observe_with(stack: &Stack, with_api: bool) -> Result<Observation> {
     };
     let (
         (table, subscriptions, broadcasts, role, function, api, permission, log_group, alarm),
-        (access_log_group, account, dashboard, domain),
+        (access_log_group, account, dashboard, domain, stray_domains),
     ) = tokio::try_join!(
         async {
             tokio::try_join!(
@@ -119,6 +121,11 @@ async fn observe_with(stack: &Stack, with_api: bool) -> Result<Observation> {
                 account,
                 dashboard::observe(c, &n.dashboard),
                 domain,
+                domain::strays(
+                    c,
+                    &stack.tags,
+                    stack.config.domain.as_ref().map(|d| d.name.as_str())
+                ),
             )
         },
     )?;
@@ -136,6 +143,7 @@ async fn observe_with(stack: &Stack, with_api: bool) -> Result<Observation> {
         account,
         dashboard,
         domain,
+        stray_domains,
     })
 }
 
@@ -594,6 +602,12 @@ async fn up_once(
             target.as_deref().unwrap_or("(target not reported)")
         ));
         dns_target = target;
+    }
+
+    for o in &obs.stray_domains {
+        let step = progress.step("domain", "deleting");
+        domain::delete_stray(c, o).await?;
+        step.done(format!("deleted {} (no longer in the config)", o.name));
     }
 
     // The grants' statements on the function (it exists now).

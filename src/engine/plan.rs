@@ -214,7 +214,7 @@ pub fn plan(stack: &Stack, obs: &Observation, code: &CodeSpec) -> Result<Plan> {
         items.push(PlanItem {
             resource: "domain".into(),
             name: d.name.clone(),
-            action: domain::diff_domain(o.domain.as_ref(), d),
+            action: domain::diff_domain(o.domain.as_ref(), d, &stack.tags),
         });
         items.push(PlanItem {
             resource: "api_mapping".into(),
@@ -228,6 +228,14 @@ pub fn plan(stack: &Stack, obs: &Observation, code: &CodeSpec) -> Result<Plan> {
                 action: domain::diff_record(o),
             });
         }
+    }
+    // Domains of this stack the config no longer names (found by their tags) go.
+    for o in &obs.stray_domains {
+        items.push(PlanItem {
+            resource: "domain".into(),
+            name: format!("{} (no longer in the config)", o.name),
+            action: Action::Delete,
+        });
     }
     // The function's statements for [[grant]] broadcast, and the ones no longer granted.
     for g in &stack.config.grants {

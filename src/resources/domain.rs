@@ -17,6 +17,9 @@ use crate::aws::Clients;
 use crate::config::DomainConfig;
 
 const ENDPOINT: &str = "REGIONAL";
+/// The tag on a domain name recording the hosted zone of the alias record wsctl keeps, so that
+/// the record can be found and removed with the domain after the config stopped naming it.
+pub const ZONE_TAG: &str = "wsctl:hosted-zone";
 const TLS: &str = "TLS_1_2";
 
 #[derive(Debug, Clone, Serialize)]
@@ -31,6 +34,7 @@ pub struct Mapping {
 #[derive(Debug, Clone, Serialize)]
 pub struct Observed {
     pub name: String,
+    pub arn: Option<String>,
     pub certificate_arn: Option<String>,
     pub endpoint_type: Option<String>,
     pub security_policy: Option<String>,
@@ -115,6 +119,7 @@ async fn observe_domain(c: &Clients, name: &str) -> Result<Option<Observed>> {
         .collect();
     Ok(Some(Observed {
         name: name.to_owned(),
+        arn: out.domain_name_arn().map(str::to_owned),
         certificate_arn: config.and_then(|c| c.certificate_arn().map(str::to_owned)),
         endpoint_type: config.and_then(|c| c.endpoint_type().map(|e| e.as_str().to_owned())),
         security_policy: config.and_then(|c| c.security_policy().map(|s| s.as_str().to_owned())),
@@ -219,7 +224,23 @@ pub fn certificate_problem(obs: &DomainObs, d: &DomainConfig, region: &str) -> O
     None
 }
 
-pub fn diff_domain(o: Option<&Observed>, d: &DomainConfig) -> Action {
+/// The domain name's tags: the stack's, and the zone of the record wsctl keeps.
+pub fn desired_tags(
+    d: &DomainConfig,
+    stack: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut tags = stack.clone();
+    if let Some(zone) = &d.hosted_zone_id {
+        tags.insert(ZONE_TAG.into(), zone.clone());
+    }
+    tags
+}
+
+pub fn diff_domain(
+    o: Option<&Observed>,
+    d: &DomainConfig,
+    tags: &BTreeMap<String, String>,
+) -> Action {
     let Some(o) = o else { return Action::Create };
     let mut changes = Vec::new();
     let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
@@ -244,6 +265,7 @@ pub fn diff_domain(o: Option<&Observed>, d: &DomainConfig) -> Action {
             TLS,
         ));
     }
+    changes.extend(super::tag_changes(&o.tags, &desired_tags(d, tags)));
     Action::from_changes(changes)
 }
 
@@ -288,6 +310,7 @@ pub async fn apply(
     tags: &BTreeMap<String, String>,
 ) -> Result<Option<String>> {
     let name = &d.name;
+    let tags = desired_tags(d, tags);
     let config = DomainNameConfiguration::builder()
         .certificate_arn(&d.certificate_arn)
         .endpoint_type(EndpointType::Regional)
@@ -313,7 +336,12 @@ pub async fn apply(
         }
         Some(o) => {
             let (mut target, mut zone) = (o.target.clone(), o.target_zone.clone());
-            if diff_domain(Some(o), d).is_change() {
+            let fields = diff_domain(Some(o), d, &tags);
+            if fields
+                .changes()
+                .iter()
+                .any(|c| !c.field.starts_with("tags."))
+            {
                 let out = c
                     .apigw
                     .update_domain_name()
@@ -326,6 +354,16 @@ pub async fn apply(
                     target = cfg.api_gateway_domain_name().map(str::to_owned).or(target);
                     zone = cfg.hosted_zone_id().map(str::to_owned).or(zone);
                 }
+            }
+            let missing = super::tags_to_set(&o.tags, &tags);
+            if let (false, Some(arn)) = (missing.is_empty(), &o.arn) {
+                c.apigw
+                    .tag_resource()
+                    .resource_arn(arn)
+                    .set_tags(Some(missing.into_iter().collect()))
+                    .send()
+                    .await
+                    .aws(format!("TagResource {arn}"))?;
             }
             (target, zone, o.mappings.clone())
         }
@@ -360,18 +398,20 @@ pub async fn apply(
             anyhow::bail!("API Gateway did not report {name}'s regional target: the alias record cannot be written");
         };
         if obs.record.as_ref().and_then(|r| r.target.as_deref()) != Some(t.as_str()) {
-            upsert_record(c, zone, name, t, tz).await?;
+            change_record(c, zone, name, (t, tz), ChangeAction::Upsert).await?;
         }
     }
     Ok(target)
 }
 
-async fn upsert_record(
+/// Writes (UPSERT) or removes (DELETE) the alias record `name` -> `target` in `zone`. A
+/// DELETE of a record that is not there (or no longer matches) is success.
+async fn change_record(
     c: &Clients,
     zone: &str,
     name: &str,
-    target: &str,
-    target_zone: &str,
+    (target, target_zone): (&str, &str),
+    action: ChangeAction,
 ) -> Result<()> {
     let record = ResourceRecordSet::builder()
         .name(name)
@@ -384,7 +424,10 @@ async fn upsert_record(
                 .build()?,
         )
         .build()?;
-    c.route53
+    let what = format!("ChangeResourceRecordSets {zone} {} {name}", action.as_str());
+    let deleting = action == ChangeAction::Delete;
+    let sent = c
+        .route53
         .change_resource_record_sets()
         .hosted_zone_id(zone)
         .change_batch(
@@ -392,71 +435,76 @@ async fn upsert_record(
                 .comment("wsctl: the WebSocket API's custom domain")
                 .changes(
                     DnsChange::builder()
-                        .action(ChangeAction::Upsert)
+                        .action(action)
                         .resource_record_set(record)
                         .build()?,
                 )
                 .build()?,
         )
         .send()
-        .await
-        .aws(format!("ChangeResourceRecordSets {zone} UPSERT {name}"))?;
-    Ok(())
+        .await;
+    match sent {
+        Ok(_) => Ok(()),
+        Err(e)
+            if deleting
+                && e.as_service_error()
+                    .is_some_and(|s| s.is_invalid_change_batch()) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(e).aws(what),
+    }
 }
 
 /// Deletes the alias record (only when it still points at `target`), then the domain name
 /// with its mappings. Already gone is success. The certificate and the zone stay.
 pub async fn delete(c: &Clients, d: &DomainConfig, obs: &DomainObs) -> Result<()> {
-    if let (Some(zone), Some(o), Some(r)) = (&d.hosted_zone_id, &obs.domain, &obs.record) {
-        if let (Some(t), Some(tz)) = (&o.target, &r.target_zone) {
-            if r.target.as_deref() == Some(t.as_str()) {
-                let record = ResourceRecordSet::builder()
-                    .name(&d.name)
-                    .r#type(RrType::A)
-                    .alias_target(
-                        AliasTarget::builder()
-                            .hosted_zone_id(tz)
-                            .dns_name(t)
-                            .evaluate_target_health(false)
-                            .build()?,
-                    )
-                    .build()?;
-                let sent = c
-                    .route53
-                    .change_resource_record_sets()
-                    .hosted_zone_id(zone)
-                    .change_batch(
-                        ChangeBatch::builder()
-                            .changes(
-                                DnsChange::builder()
-                                    .action(ChangeAction::Delete)
-                                    .resource_record_set(record)
-                                    .build()?,
-                            )
-                            .build()?,
-                    )
-                    .send()
-                    .await;
-                match sent {
-                    Ok(_) => {}
-                    Err(e)
-                        if e.as_service_error()
-                            .is_some_and(|s| s.is_invalid_change_batch()) => {}
-                    Err(e) => {
-                        return Err(e)
-                            .aws(format!("ChangeResourceRecordSets {zone} DELETE {}", d.name))
-                    }
-                }
+    let zone = d.hosted_zone_id.as_deref().or_else(|| {
+        obs.domain
+            .as_ref()
+            .and_then(|o| o.tags.get(ZONE_TAG).map(String::as_str))
+    });
+    let record = match (zone, &obs.record) {
+        (Some(_), Some(r)) => Some(r.clone()),
+        (Some(z), None) => observe_record(c, z, &d.name).await?,
+        (None, _) => None,
+    };
+    delete_named(
+        c,
+        &d.name,
+        zone,
+        obs.domain.as_ref().and_then(|o| o.target.as_deref()),
+        record.as_ref(),
+    )
+    .await
+}
+
+/// Deletes a domain of this stack that the config no longer names (found by its tags), with
+/// the alias record its zone tag says wsctl wrote.
+pub async fn delete_stray(c: &Clients, o: &Observed) -> Result<()> {
+    let zone = o.tags.get(ZONE_TAG).map(String::as_str);
+    let record = match zone {
+        Some(z) => observe_record(c, z, &o.name).await?,
+        None => None,
+    };
+    delete_named(c, &o.name, zone, o.target.as_deref(), record.as_ref()).await
+}
+
+async fn delete_named(
+    c: &Clients,
+    name: &str,
+    zone: Option<&str>,
+    target: Option<&str>,
+    record: Option<&Record>,
+) -> Result<()> {
+    if let (Some(zone), Some(t), Some(r)) = (zone, target, record) {
+        if let (Some(rt), Some(tz)) = (&r.target, &r.target_zone) {
+            if rt == t {
+                change_record(c, zone, name, (t, tz), ChangeAction::Delete).await?;
             }
         }
     }
-    match c
-        .apigw
-        .delete_domain_name()
-        .domain_name(&d.name)
-        .send()
-        .await
-    {
+    match c.apigw.delete_domain_name().domain_name(name).send().await {
         Ok(_) => Ok(()),
         Err(e)
             if e.as_service_error()
@@ -464,7 +512,57 @@ pub async fn delete(c: &Clients, d: &DomainConfig, obs: &DomainObs) -> Result<()
         {
             Ok(())
         }
-        Err(e) => Err(e).aws(format!("DeleteDomainName {}", d.name)),
+        Err(e) => Err(e).aws(format!("DeleteDomainName {name}")),
+    }
+}
+
+/// The domain names of this stack (`ManagedBy=wsctl` and the stack's `Project`, and its
+/// `Environment` or none) other than `except`: ones the config stopped naming.
+pub async fn strays(
+    c: &Clients,
+    tags: &BTreeMap<String, String>,
+    except: Option<&str>,
+) -> Result<Vec<Observed>> {
+    let mut found = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let out = c
+            .apigw
+            .get_domain_names()
+            .set_next_token(token.clone())
+            .send()
+            .await
+            .aws("GetDomainNames")?;
+        for item in out.items() {
+            let name = item.domain_name().unwrap_or_default();
+            let item_tags: BTreeMap<String, String> = item
+                .tags()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .collect();
+            let ours = ["ManagedBy", "Project", "Environment"]
+                .iter()
+                .all(|k| item_tags.get(*k) == tags.get(*k));
+            if ours && Some(name) != except {
+                let config = item.domain_name_configurations().first();
+                found.push(Observed {
+                    name: name.to_owned(),
+                    arn: item.domain_name_arn().map(str::to_owned),
+                    certificate_arn: config.and_then(|c| c.certificate_arn().map(str::to_owned)),
+                    endpoint_type: None,
+                    security_policy: None,
+                    target: config.and_then(|c| c.api_gateway_domain_name().map(str::to_owned)),
+                    target_zone: config.and_then(|c| c.hosted_zone_id().map(str::to_owned)),
+                    tags: item_tags,
+                    mappings: Vec::new(),
+                });
+            }
+        }
+        token = out.next_token().map(str::to_owned);
+        if token.is_none() {
+            return Ok(found);
+        }
     }
 }
 
