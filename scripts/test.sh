@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite. Installs the AWS emulator (moto 5.2.5, in server mode) and the aws CLI
 # into a virtualenv when missing, and the npm packages of tests/runbook-react and
-# clients/react (Node.js 20+), and Debian's Chromium for the React client's browser test
-# (through apt-get when it is missing and this user is root or has sudo; otherwise it stops
-# and names the package). The tests start and stop moto and `wsctl dev` themselves.
+# clients/react (Node.js 20+), and Debian's openssl (certificates for the TLS tests) and
+# Chromium (the React client's browser test), through apt-get when they are missing and this
+# user is root or has sudo; otherwise it stops and names the package. The tests start and stop moto and `wsctl dev` themselves.
 #
 #   scripts/test.sh                 # everything: cargo test, then the React client's tests
 #   scripts/test.sh --test up       # extra arguments go to cargo test, and only it runs
@@ -26,28 +26,39 @@ if [ ! -d clients/react/node_modules/react ]; then
     echo "installing the React client's packages (npm ci)" >&2
     (cd clients/react && npm ci --no-audit --no-fund --loglevel=error)
 fi
+# Installs a Debian package with apt-get, as root or with sudo -n; fails when it cannot.
+apt_install() {
+    local pkg=$1 sudo_=""
+    command -v apt-get >/dev/null || return 1
+    if [ "$(id -u)" != 0 ]; then
+        sudo -n true 2>/dev/null || return 1
+        sudo_="sudo -n"
+    fi
+    echo "installing Debian's $pkg (apt-get install $pkg)" >&2
+    DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -q "$pkg" >/dev/null 2>&1 \
+        || { $sudo_ apt-get update -q >/dev/null \
+            && DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -q "$pkg" >/dev/null; }
+}
+# The openssl command makes the certificates of the wss:// load test and the custom domain's.
+if ! command -v openssl >/dev/null; then
+    apt_install openssl || true
+    if ! command -v openssl >/dev/null; then
+        echo "error: the tests need the openssl command: install Debian's package 'openssl'" \
+            "(apt-get install openssl, as root)" >&2
+        exit 1
+    fi
+fi
 # The browser test's Chromium, checked (and installed) before the long cargo test run.
 chromium=${CHROMIUM:-/usr/bin/chromium}
 if [ $# -eq 0 ] && [ "${WSCTL_SKIP_BROWSER:-}" != 1 ]; then
+    if [ ! -x "$chromium" ] && [ "$chromium" = /usr/bin/chromium ]; then
+        apt_install chromium || true
+    fi
     if [ ! -x "$chromium" ]; then
-        if [ "$chromium" = /usr/bin/chromium ] && command -v apt-get >/dev/null; then
-            sudo_=""
-            if [ "$(id -u)" != 0 ]; then
-                if sudo -n true 2>/dev/null; then sudo_="sudo -n"; else sudo_=none; fi
-            fi
-            if [ "$sudo_" != none ]; then
-                echo "installing Debian's chromium for the browser test (apt-get install chromium)" >&2
-                DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -q chromium >/dev/null 2>&1 \
-                    || { $sudo_ apt-get update -q >/dev/null \
-                        && DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -q chromium >/dev/null; } || true
-            fi
-        fi
-        if [ ! -x "$chromium" ]; then
-            echo "error: the browser test needs Chromium at $chromium: install Debian's package" \
-                "'chromium' (apt-get install chromium, as root), or set CHROMIUM to a Chromium binary," \
-                "or WSCTL_SKIP_BROWSER=1 to skip this test" >&2
-            exit 1
-        fi
+        echo "error: the browser test needs Chromium at $chromium: install Debian's package" \
+            "'chromium' (apt-get install chromium, as root), or set CHROMIUM to a Chromium binary," \
+            "or WSCTL_SKIP_BROWSER=1 to skip this test" >&2
+        exit 1
     fi
 fi
 export MOTO_PYTHON="$venv/bin/python"
