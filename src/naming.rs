@@ -241,6 +241,14 @@ pub fn tags(config: &Config) -> BTreeMap<String, String> {
     tags
 }
 
+/// A project as reports name it: `demo`, or `demo (environment staging)`.
+pub fn label(project: &str, env: Option<&str>) -> String {
+    match env {
+        Some(e) => format!("{project} (environment {e})"),
+        None => project.to_owned(),
+    }
+}
+
 pub fn is_managed(tags: &BTreeMap<String, String>) -> bool {
     tags.get(MANAGED_BY_KEY).map(String::as_str) == Some(MANAGED_BY_VALUE)
 }

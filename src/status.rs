@@ -42,6 +42,9 @@ pub struct Check {
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusReport {
     pub project: String,
+    /// The environment (`--env`), when one was picked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
     pub region: String,
     pub healthy: bool,
     pub websocket_url: Option<String>,
@@ -103,6 +106,7 @@ pub async fn status(stack: &Stack) -> Result<StatusReport> {
         resources.iter().all(|r| r.state == State::Present) && checks.iter().all(|c| c.ok);
     Ok(StatusReport {
         project: stack.names.project.clone(),
+        env: stack.config.env.clone(),
         region: stack.names.region.clone(),
         healthy,
         websocket_url: api_id.as_deref().map(|id| stack.names.websocket_url(id)),
@@ -662,7 +666,12 @@ fn logging_checks(stack: &Stack, obs: &Observation) -> Vec<Check> {
 
 impl fmt::Display for StatusReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "Project {} in {}", self.project, self.region)?;
+        writeln!(
+            f,
+            "Project {} in {}",
+            crate::naming::label(&self.project, self.env.as_deref()),
+            self.region
+        )?;
         for r in &self.resources {
             let state = match r.state {
                 State::Present => "present",

@@ -138,7 +138,15 @@ async fn each_environment_is_a_stack_of_its_own_with_its_overrides() {
         }
         let out = p.wsctl(&args);
         assert_eq!(out.code, 0, "{env:?}: {out:?}");
+        // The report names the environment it is about.
+        let header = match env {
+            Some(e) => format!("Project envs (environment {e}) in us-east-1"),
+            None => "Project envs in us-east-1".to_owned(),
+        };
+        assert!(out.stdout.starts_with(&header), "{env:?}: {out:?}");
     }
+    assert_eq!(staging["env"], "staging");
+    assert!(plain.get("env").is_none(), "{plain}");
     p.proxy.clear();
     p.up(&["--env", "staging"]);
     assert!(

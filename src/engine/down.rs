@@ -25,6 +25,9 @@ pub struct DownItem {
 #[derive(Debug, Clone, Serialize)]
 pub struct DownReport {
     pub project: String,
+    /// The environment (`--env`), when one was picked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
     pub region: String,
     pub dry_run: bool,
     /// Deleted (or, with --dry-run, to be deleted).
@@ -50,7 +53,8 @@ impl fmt::Display for DownReport {
             return writeln!(
                 f,
                 "Nothing to delete: no resource of project {} exists in {}.",
-                self.project, self.region
+                crate::naming::label(&self.project, self.env.as_deref()),
+                self.region
             );
         }
         let verb = if self.dry_run {
@@ -248,6 +252,7 @@ async fn down_once(
     let (delete, left_alone) = down_plan(stack, &obs, &apis, adopt);
     let mut report = DownReport {
         project: n.project.clone(),
+        env: stack.config.env.clone(),
         region: n.region.clone(),
         dry_run,
         deleted: delete.clone(),

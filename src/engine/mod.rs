@@ -151,6 +151,9 @@ async fn observe_with(stack: &Stack, with_api: bool) -> Result<Observation> {
 #[derive(Debug, Clone, Serialize)]
 pub struct UpReport {
     pub project: String,
+    /// The environment (`--env`), when one was picked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
     pub region: String,
     pub account: String,
     pub dry_run: bool,
@@ -196,7 +199,8 @@ impl fmt::Display for UpReport {
             writeln!(
                 f,
                 "Plan for project {} in {} (dry run: nothing was changed):",
-                self.project, self.region
+                crate::naming::label(&self.project, self.env.as_deref()),
+                self.region
             )?;
         }
         for item in &self.resources {
@@ -218,7 +222,7 @@ impl fmt::Display for UpReport {
             writeln!(
                 f,
                 "No changes: the stack of project {} matches the config.",
-                self.project
+                crate::naming::label(&self.project, self.env.as_deref())
             )?;
         } else if self.dry_run {
             let n = self
@@ -357,6 +361,7 @@ async fn up_once(
     };
     let mut report = UpReport {
         project: n.project.clone(),
+        env: stack.config.env.clone(),
         region: n.region.clone(),
         account: n.account.clone(),
         dry_run: opts.dry_run,
