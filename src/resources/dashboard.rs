@@ -162,55 +162,37 @@ pub fn body(names: &Names, api_id: &str) -> Value {
         names.subscriptions_table.as_str(),
         names.broadcasts_table.as_str(),
     ];
-    graph(
-        "Tables: consumed capacity",
+    // One read and one write metric per table, labelled "{table} {read}" / "{table} {write}".
+    let per_table = |read: (&str, &str), write: (&str, &str)| -> Vec<Value> {
         tables
             .iter()
             .flat_map(|t| {
                 let dims = ["TableName", t];
-                [
+                [read, write].map(|(metric_name, label)| {
                     metric(
                         "AWS/DynamoDB",
-                        "ConsumedReadCapacityUnits",
+                        metric_name,
                         &dims,
                         "Sum",
-                        &format!("{t} read"),
-                    ),
-                    metric(
-                        "AWS/DynamoDB",
-                        "ConsumedWriteCapacityUnits",
-                        &dims,
-                        "Sum",
-                        &format!("{t} write"),
-                    ),
-                ]
+                        &format!("{t} {label}"),
+                    )
+                })
             })
-            .collect(),
+            .collect()
+    };
+    graph(
+        "Tables: consumed capacity",
+        per_table(
+            ("ConsumedReadCapacityUnits", "read"),
+            ("ConsumedWriteCapacityUnits", "write"),
+        ),
     );
     graph(
         "Tables: throttled requests",
-        tables
-            .iter()
-            .flat_map(|t| {
-                let dims = ["TableName", t];
-                [
-                    metric(
-                        "AWS/DynamoDB",
-                        "ReadThrottleEvents",
-                        &dims,
-                        "Sum",
-                        &format!("{t} reads"),
-                    ),
-                    metric(
-                        "AWS/DynamoDB",
-                        "WriteThrottleEvents",
-                        &dims,
-                        "Sum",
-                        &format!("{t} writes"),
-                    ),
-                ]
-            })
-            .collect(),
+        per_table(
+            ("ReadThrottleEvents", "reads"),
+            ("WriteThrottleEvents", "writes"),
+        ),
     );
     // Closed connections have no API Gateway metric: the handler logs every event with its
     // route (JSON), so Logs Insights counts both ends from the function's log group.
@@ -420,6 +402,21 @@ mod tests {
             assert!(text.contains(needle), "{needle} missing from {text}");
         }
         assert!(body_changes(&b, &b).is_empty());
+        // Each table's pair of metrics, in order, with its labels.
+        let throttled = b["widgets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["properties"]["title"] == "Tables: throttled requests")
+            .unwrap();
+        assert_eq!(
+            throttled["properties"]["metrics"][0],
+            json!(["AWS/DynamoDB", "ReadThrottleEvents", "TableName", "demo_ws_connections", {"stat": "Sum", "label": "demo_ws_connections reads"}])
+        );
+        assert_eq!(
+            throttled["properties"]["metrics"][5],
+            json!(["AWS/DynamoDB", "WriteThrottleEvents", "TableName", "demo_ws_broadcasts", {"stat": "Sum", "label": "demo_ws_broadcasts writes"}])
+        );
     }
 
     #[test]
