@@ -292,29 +292,29 @@ where
     }
 }
 
+/// `ask`, until it answers yes once; from then on the answer is yes without asking.
+fn remembered<'a, T: ?Sized>(
+    ask: &'a (dyn Fn(&T) -> bool + Sync),
+) -> impl Fn(&T) -> bool + Sync + 'a {
+    let yes = std::sync::atomic::AtomicBool::new(false);
+    move |x| {
+        if yes.load(std::sync::atomic::Ordering::Relaxed) {
+            return true;
+        }
+        let ok = ask(x);
+        yes.store(ok, std::sync::atomic::Ordering::Relaxed);
+        ok
+    }
+}
+
 /// Creates or converges the stack. The report lists the changes of the first pass (what the
 /// user was shown and confirmed); later passes finish the same plan.
 pub async fn up(stack: &Stack, opts: UpOptions<'_>, progress: &Progress) -> Result<UpReport> {
     let first: std::sync::Mutex<Option<Plan>> = Default::default();
-    let confirmed = std::sync::atomic::AtomicBool::new(false);
-    let confirm = |plan: &Plan| {
-        if confirmed.load(std::sync::atomic::Ordering::Relaxed) {
-            return true;
-        }
-        let ok = (opts.confirm)(plan);
-        confirmed.store(ok, std::sync::atomic::Ordering::Relaxed);
-        ok
-    };
-    // The account-wide change is asked about once too, however many passes it takes.
-    let account_confirmed = std::sync::atomic::AtomicBool::new(false);
-    let confirm_account = |change: &Change| {
-        if account_confirmed.load(std::sync::atomic::Ordering::Relaxed) {
-            return true;
-        }
-        let ok = (opts.confirm_account)(change);
-        account_confirmed.store(ok, std::sync::atomic::Ordering::Relaxed);
-        ok
-    };
+    // The plan, and the account-wide change, are each asked about once, however many passes
+    // it takes.
+    let confirm = remembered(opts.confirm);
+    let confirm_account = remembered(opts.confirm_account);
     let mut report = in_passes(progress, || {
         let attempt = UpOptions {
             dry_run: opts.dry_run,
@@ -616,7 +616,7 @@ async fn up_once(
     }
 
     // The grants' statements on the function (it exists now).
-    if !stack.config.grants.is_empty() || plan.items.iter().any(|i| i.resource == "grant") {
+    if plan.items.iter().any(|i| i.resource == "grant") {
         let step = progress.step("grants", "applying");
         let wrote = grant::apply(c, &n.function, &obs.permission, &stack.config.grants).await?;
         step.done(if wrote { "converged" } else { "unchanged" });
