@@ -1,6 +1,6 @@
 //! Benchmark (not a test): one broadcast by the release `bootstrap` under a Lambda Runtime API
 //! emulator, the rows in an in-memory DynamoDB table served on DynamoDB's wire protocol (moto's
-//! Scan would set the pace, see tests/support/scan_table.rs), posting to `wsctl dev`'s
+//! Scan would set the pace, see tests/support/src/scan_table.rs), posting to `wsctl dev`'s
 //! management API with API Gateway's account throttle emulated, to N real WebSocket clients
 //! that count what they get.
 //!
@@ -25,13 +25,6 @@
 //! ratio, delivered (counted by the clients, unique), lost, duplicates, the report's counts,
 //! posts per second, and the bootstrap's CPU time (user + system) per post attempted.
 
-#[path = "../tests/support/runtime_api.rs"]
-mod runtime_api;
-#[path = "../tests/support/scan_table.rs"]
-mod scan_table;
-#[path = "../tests/support/mod.rs"]
-mod support;
-
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -41,8 +34,8 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use runtime_api::RuntimeApi;
-use scan_table::ScanTable;
+use support::runtime_api::RuntimeApi;
+use support::scan_table::ScanTable;
 
 fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -230,7 +223,7 @@ async fn run(
         opened.elapsed().as_secs_f64()
     );
     table.fill(&ids);
-    let mut rt = RuntimeApi::start().await;
+    let rt = RuntimeApi::start().await;
     let spawn = || {
         let mut cmd = Command::new(bootstrap);
         cmd.env("AWS_LAMBDA_RUNTIME_API", rt.addr.to_string())
@@ -278,8 +271,8 @@ async fn run(
     let started = Instant::now();
     let event =
         serde_json::json!({"action": "broadcast", "message": {"type": "bench", "data": round}});
-    rt.invoke("b1", event.to_string(), Duration::from_secs(900));
-    let mut answer = tokio::time::timeout(Duration::from_secs(900), rt.answer())
+    rt.queue("b1", event.to_string(), Duration::from_secs(900));
+    let mut answer = tokio::time::timeout(Duration::from_secs(900), rt.next_answer())
         .await
         .expect("the broadcast answered within 15 minutes");
     let mut report: serde_json::Value = serde_json::from_str(&answer.body).unwrap_or_default();
@@ -293,7 +286,7 @@ async fn run(
         // Each segment's worker answers when its segment is done; their counts add up.
         let mut total = serde_json::json!({"delivered": 0, "gone": 0, "failed": 0, "throttled": 0, "retried": 0});
         for _ in 0..segments {
-            answer = tokio::time::timeout(Duration::from_secs(900), rt.answer())
+            answer = tokio::time::timeout(Duration::from_secs(900), rt.next_answer())
                 .await
                 .expect("every worker answered within 15 minutes");
             assert!(!answer.error, "a worker failed: {}", answer.body);

@@ -96,11 +96,12 @@ pub async fn load_test(cli: &Cli, args: &cli::LoadArgs) -> Result<ExitCode> {
         Some(Box::new(move |message| {
             let (clients, function) = (clients.clone(), names.function.clone());
             Box::pin(async move {
-                let payload = serde_json::json!({
-                    "action": "broadcast",
-                    "message": message,
-                    "broadcast_id": handler::fanout::new_broadcast_id(),
-                });
+                let payload = handler::Invocation::Broadcast {
+                    message,
+                    topic: None,
+                    broadcast_id: Some(handler::invocation::new_broadcast_id()),
+                }
+                .payload();
                 ops::invoke(&clients, &function, &payload).await
             })
         }))

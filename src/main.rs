@@ -7,7 +7,6 @@ mod commands;
 mod config;
 mod dev;
 mod engine;
-mod glibc;
 mod load;
 mod lock;
 mod naming;
@@ -632,12 +631,13 @@ async fn broadcast(cli: &Cli, args: &BroadcastArgs) -> Result<ExitCode> {
     }
     let message = message_of(&args.message)?;
     // The id is ours, so a repeated invocation (an SDK retry) finds the broadcast started.
-    let id = handler::fanout::new_broadcast_id();
-    let mut payload =
-        serde_json::json!({"action": "broadcast", "message": message, "broadcast_id": id});
-    if let Some(topic) = &args.topic {
-        payload["topic"] = serde_json::json!(topic);
+    let id = handler::invocation::new_broadcast_id();
+    let payload = handler::Invocation::Broadcast {
+        message,
+        topic: args.topic.clone(),
+        broadcast_id: Some(id.clone()),
     }
+    .payload();
     let (_, clients, names) = ops_context(cli).await?;
     if args.no_wait {
         ops::invoke_event(&clients, &names.function, &payload).await?;
@@ -671,7 +671,7 @@ async fn broadcast_status(
     wait: bool,
     stall: std::time::Duration,
 ) -> Result<ExitCode> {
-    if !handler::fanout::valid_broadcast_id(id) {
+    if !handler::invocation::valid_broadcast_id(id) {
         return Err(UsageError(format!(
             "{id:?} is not a broadcast id (1 to 64 letters, digits, '-', '_' or '.')"
         ))
@@ -699,15 +699,14 @@ fn print_followed(cli: &Cli, function: &str, status: handler::BroadcastStatus) -
 
 async fn send(cli: &Cli, args: &SendArgs) -> Result<ExitCode> {
     let message = message_of(&args.message)?;
-    let payload = match (&args.connection_id, &args.user) {
-        (_, Some(user)) => serde_json::json!({"action": "send", "user": user, "message": message}),
-        (Some(id), None) => {
-            serde_json::json!({"action": "send", "connection_id": id, "message": message})
-        }
+    let to = match (&args.connection_id, &args.user) {
+        (_, Some(user)) => handler::Recipient::User(user.clone()),
+        (Some(id), None) => handler::Recipient::ConnectionId(id.clone()),
         (None, None) => {
             return Err(UsageError("send needs a CONNECTION_ID or --user SUB".into()).into())
         }
     };
+    let payload = handler::Invocation::Send { to, message }.payload();
     deliver(cli, payload).await
 }
 

@@ -12,7 +12,7 @@ use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
 use crate::config::Architecture;
-use crate::glibc;
+use handler::glibc;
 
 /// A deployable zip.
 #[derive(Clone)]

@@ -1,9 +1,7 @@
 //! Tokens on `$connect`, through `wsctl dev` with real clients: HS256 with a secret, and
 //! ES256 against a local JWKS server whose key rotates.
 
-#[path = "support/dev.rs"]
-mod devkit;
-mod support;
+use support::dev as devkit;
 
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};

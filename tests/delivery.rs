@@ -2,9 +2,7 @@
 //! with its throttle emulation on: nothing lost, a 429 like AWS's for backends, and a deadline
 //! that leaves connections undelivered reports them by id (`wsctl broadcast` exits 1).
 
-#[path = "support/dev.rs"]
-mod devkit;
-mod support;
+use support::dev as devkit;
 
 use devkit::{Dev, Ws};
 

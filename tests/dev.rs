@@ -1,9 +1,7 @@
 //! `wsctl dev` with real WebSocket clients against the running binary: one test per API
 //! Gateway behaviour it keeps.
 
-#[path = "support/dev.rs"]
-mod devkit;
-mod support;
+use support::dev as devkit;
 
 use devkit::{Dev, Ws};
 

@@ -3,11 +3,7 @@
 //! record targets the domain's regional name; `status` checks the certificate, the mapping and
 //! the record; `down` removes what `up` made and leaves the certificate and the zone.
 
-#[path = "support/project.rs"]
-mod project;
-#[path = "support/proxy.rs"]
-mod proxy;
-mod support;
+use support::project;
 
 use std::process::Command;
 

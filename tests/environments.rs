@@ -2,13 +2,8 @@
 //! stacks named `{project}-{env}-...` side by side with the runbook-named one, each with its
 //! overrides; unknown environments and keys refused; `wsctl dev --env` using the environment.
 
-#[path = "support/dev.rs"]
-mod dev;
-#[path = "support/project.rs"]
-mod project;
-#[path = "support/proxy.rs"]
-mod proxy;
-mod support;
+use support::dev;
+use support::project;
 
 use project::Project;
 

@@ -2,11 +2,7 @@
 //! policy, which `up` converges) or manage connections (a policy their owner attaches, printed
 //! by `wsctl grant --print`; `status` checks it). Against moto, through the recording proxy.
 
-#[path = "support/project.rs"]
-mod project;
-#[path = "support/proxy.rs"]
-mod proxy;
-mod support;
+use support::project;
 
 use project::Project;
 use serde_json::Value;

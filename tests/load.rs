@@ -1,9 +1,7 @@
 //! `wsctl load` against `wsctl dev`: 1,000 clients opened, pinged and broadcast to, the
 //! report checked; failures counted by kind; the quota and the token handled.
 
-#[path = "support/dev.rs"]
-mod dev;
-mod support;
+use support::dev;
 
 use std::process::{Command, Output};
 

@@ -2,11 +2,7 @@
 //! Gateway's logs (the stage's access log and execution log level as AWS stores them, the
 //! account-wide CloudWatch role set only when allowed) and the CloudWatch dashboard.
 
-#[path = "support/project.rs"]
-mod project;
-#[path = "support/proxy.rs"]
-mod proxy;
-mod support;
+use support::project;
 
 use project::Project;
 use serde_json::Value;

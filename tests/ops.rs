@@ -1,13 +1,8 @@
 //! Day-two commands end to end: against `wsctl dev` with real WebSocket clients, and the
 //! AWS-side calls (scan pages, invoke request shape, log filtering) against moto.
 
-#[path = "support/dev.rs"]
-mod devkit;
-#[path = "support/project.rs"]
-mod project;
-#[path = "support/proxy.rs"]
-mod proxy;
-mod support;
+use support::dev as devkit;
+use support::project;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};

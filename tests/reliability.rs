@@ -4,11 +4,8 @@
 //! Figures and the commands that reproduce them: docs/RELIABILITY.md. The number of seeded
 //! runs is `WSCTL_CHAOS_RUNS` (default 50) and the fault rate `WSCTL_CHAOS_RATE` (default 0.2).
 
-#[path = "support/project.rs"]
-mod project;
-#[path = "support/proxy.rs"]
-mod proxy;
-mod support;
+use support::project;
+use support::proxy;
 
 use std::collections::BTreeMap;
 use std::process::Stdio;

@@ -1,11 +1,7 @@
 //! The production checklist of #7 against moto: the HS256 secret in SSM, the errors alarm,
 //! every policy wsctl writes, and secrets kept out of everything wsctl prints.
 
-#[path = "support/project.rs"]
-mod project;
-#[path = "support/proxy.rs"]
-mod proxy;
-mod support;
+use support::project;
 
 use project::{string_list, Project};
 use serde_json::Value;

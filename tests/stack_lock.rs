@@ -4,11 +4,7 @@
 //! and taken over once its lease runs out; a refused lock write stops `up` before it changes
 //! anything. The real binary against moto, through the test proxy.
 
-#[path = "support/project.rs"]
-mod project;
-#[path = "support/proxy.rs"]
-mod proxy;
-mod support;
+use support::project;
 
 use std::process::{Output, Stdio};
 

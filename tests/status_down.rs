@@ -1,11 +1,7 @@
 //! `wsctl status` and `wsctl down` end to end: the real binary against moto through the
 //! recording proxy.
 
-#[path = "support/project.rs"]
-mod project;
-#[path = "support/proxy.rs"]
-mod proxy;
-mod support;
+use support::project;
 
 use project::Project;
 use serde_json::Value;

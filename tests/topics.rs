@@ -2,9 +2,7 @@
 //! broadcast queries its subscribers and reads no other row of the connections table; the
 //! index follows subscribe, unsubscribe and `$disconnect`.
 
-#[path = "support/proxy.rs"]
-mod proxy;
-mod support;
+use support::proxy;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

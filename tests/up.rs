@@ -1,10 +1,6 @@
 //! `wsctl up` end to end: the real binary against moto, through a recording proxy.
 
-#[path = "support/project.rs"]
-mod project;
-#[path = "support/proxy.rs"]
-mod proxy;
-mod support;
+use support::project;
 
 use std::collections::BTreeMap;
 

@@ -7,28 +7,14 @@
 //! spawn -> the function's POST of its response. Warm invocations then run back to back in one
 //! process. The ping's pong goes to a local @connections stand-in, so no AWS is involved.
 
-#[path = "../../tests/support/runtime_api.rs"]
-mod runtime_api;
-
-use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use axum::http::StatusCode;
-use axum::routing::post;
-use axum::Router;
-
-use runtime_api::RuntimeApi;
+use support::connections::Connections;
+use support::runtime_api::RuntimeApi;
 
 /// Lambda's longest timeout: the deadline each invocation is given.
 const TIMEOUT: Duration = Duration::from_secs(900);
-
-async fn serve(app: Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr
-}
 
 fn ping_event(id: u64) -> String {
     serde_json::json!({
@@ -60,11 +46,9 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2000);
-    let mut rt = RuntimeApi::start().await;
+    let rt = RuntimeApi::start().await;
     let runtime_addr = rt.addr;
-    let gateway =
-        serve(Router::new().route("/prod/@connections/{id}", post(|| async { StatusCode::OK })))
-            .await;
+    let gateway = Connections::start().await;
 
     let spawn = || {
         Command::new(env!("CARGO_BIN_EXE_bootstrap"))
@@ -77,10 +61,7 @@ async fn main() {
             .env("AWS_SECRET_ACCESS_KEY", "bench")
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("CONNECTIONS_TABLE", "bench_ws_connections")
-            .env(
-                "WEBSOCKET_MANAGEMENT_ENDPOINT",
-                format!("http://{gateway}/prod"),
-            )
+            .env("WEBSOCKET_MANAGEMENT_ENDPOINT", gateway.endpoint())
             .env("AWS_LAMBDA_LOG_LEVEL", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -92,10 +73,10 @@ async fn main() {
     let mut counter = 0u64;
     for _ in 0..cold_runs {
         counter += 1;
-        rt.invoke(&format!("c{counter}"), ping_event(counter), TIMEOUT);
+        rt.queue(&format!("c{counter}"), ping_event(counter), TIMEOUT);
         let start = Instant::now();
         let mut child = spawn();
-        let answer = tokio::time::timeout(Duration::from_secs(10), rt.answer())
+        let answer = tokio::time::timeout(Duration::from_secs(10), rt.next_answer())
             .await
             .expect("answered");
         cold.push((answer.at - start).as_secs_f64() * 1000.0);
@@ -108,8 +89,8 @@ async fn main() {
     for _ in 0..warm_runs {
         counter += 1;
         let start = Instant::now();
-        rt.invoke(&format!("w{counter}"), ping_event(counter), TIMEOUT);
-        let answer = rt.answer().await;
+        rt.queue(&format!("w{counter}"), ping_event(counter), TIMEOUT);
+        let answer = rt.next_answer().await;
         warm.push((answer.at - start).as_secs_f64() * 1000.0);
     }
     let _ = child.kill();

@@ -8,15 +8,19 @@ use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use base64::Engine as _;
 use serde_json::Value;
 
-use crate::{Event, RequestContext};
+use crate::inbound::{Event, RequestContext};
+
+/// A payload with a `requestContext` that is not an API Gateway WebSocket event.
+#[derive(Debug, thiserror::Error)]
+#[error("not an API Gateway WebSocket event: {0}")]
+pub struct BadEvent(#[from] serde_json::Error);
 
 /// API Gateway events carry a `requestContext`; anything else is a direct invocation.
-pub fn to_event(payload: Value) -> Result<Event, String> {
+pub fn to_event(payload: Value) -> Result<Event, BadEvent> {
     if !payload.get("requestContext").is_some_and(Value::is_object) {
         return Ok(Event::Invoke(payload));
     }
-    let request: ApiGatewayWebsocketProxyRequest = serde_json::from_value(payload)
-        .map_err(|e| format!("not an API Gateway WebSocket event: {e}"))?;
+    let request: ApiGatewayWebsocketProxyRequest = serde_json::from_value(payload)?;
     let rc = request.request_context;
     let ctx = RequestContext {
         connection_id: rc.connection_id.unwrap_or_default(),

@@ -55,10 +55,15 @@ impl AuthError {
     }
 }
 
+/// Why a JWKS document could not be fetched (the message names the URL).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct FetchError(pub String);
+
 /// Fetches a JWKS document.
 #[async_trait]
 pub trait JwksFetcher: Send + Sync {
-    async fn fetch(&self, url: &str) -> Result<String, String>;
+    async fn fetch(&self, url: &str) -> Result<String, FetchError>;
 }
 
 pub enum Keys {
@@ -98,17 +103,31 @@ pub enum TokenSource {
     Either,
 }
 
+/// A token source that is not `query`, `protocol` or `either`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a token source: expected \"query\", \"protocol\" or \"either\"")]
+pub struct UnknownTokenSource(pub String);
+
 impl std::str::FromStr for TokenSource {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownTokenSource;
+    fn from_str(s: &str) -> Result<Self, UnknownTokenSource> {
         match s {
             "query" => Ok(TokenSource::Query),
             "protocol" => Ok(TokenSource::Protocol),
             "either" => Ok(TokenSource::Either),
-            other => Err(format!(
-                "{other:?} is not a token source: expected \"query\", \"protocol\" or \"either\""
-            )),
+            other => Err(UnknownTokenSource(other.to_owned())),
         }
+    }
+}
+
+impl std::fmt::Display for TokenSource {
+    /// The name the project file and the function's environment use.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TokenSource::Query => "query",
+            TokenSource::Protocol => "protocol",
+            TokenSource::Either => "either",
+        })
     }
 }
 
@@ -149,35 +168,6 @@ struct Claims {
 }
 
 impl Auth {
-    /// Applies `AUTH_ISSUER`, `AUTH_AUDIENCE` (comma-separated) and `AUTH_QUERY_PARAM` from a
-    /// variable lookup.
-    pub fn configured(mut self, get: impl Fn(&str) -> Option<String>) -> Auth {
-        let nonempty = |k: &str| {
-            get(k)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        if let Some(iss) = nonempty("AUTH_ISSUER") {
-            self.issuer = Some(iss);
-        }
-        if let Some(aud) = nonempty("AUTH_AUDIENCE") {
-            self.audience = aud
-                .split(',')
-                .map(|a| a.trim().to_owned())
-                .filter(|a| !a.is_empty())
-                .collect();
-        }
-        if let Some(p) = nonempty("AUTH_QUERY_PARAM") {
-            self.query_param = p;
-        }
-        // An unknown value keeps the default (the query string): the function's environment
-        // is written by wsctl, which accepts only the three.
-        if let Some(source) = nonempty("AUTH_TOKEN_SOURCE").and_then(|s| s.parse().ok()) {
-            self.source = source;
-        }
-        self
-    }
-
     /// The token of a `$connect`, from where [`Auth::source`] says; the error says where it
     /// was looked for.
     pub fn token<'a>(
@@ -316,7 +306,7 @@ impl Auth {
         }
         // Expired cache, or an unknown kid (a rotated key): fetch again, but not in a loop.
         if !fresh || stale_ok {
-            let text = fetcher.fetch(url).await.map_err(AuthError::Keys)?;
+            let text = fetcher.fetch(url).await.map_err(|e| AuthError::Keys(e.0))?;
             let set: JwkSet = serde_json::from_str(&text)
                 .map_err(|e| AuthError::Keys(format!("{url} is not a JWKS: {e}")))?;
             let key = lookup(&set);
@@ -338,59 +328,54 @@ pub use https::HttpsFetcher;
 mod https {
     use async_trait::async_trait;
     use http_body_util::{BodyExt, Empty, Limited};
-    use hyper_util::client::legacy::connect::HttpConnector;
     use hyper_util::client::legacy::Client;
     use hyper_util::rt::TokioExecutor;
 
-    use super::JwksFetcher;
+    use super::{FetchError, JwksFetcher};
+    use crate::signed::{https_connector, ClientInitError, Https};
 
     /// JWKS documents are small; refuse anything larger.
     const MAX_JWKS_BYTES: usize = 1024 * 1024;
 
     /// Fetches JWKS over HTTPS (system roots) or plain HTTP (a local issuer in development).
     pub struct HttpsFetcher {
-        client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<hyper::body::Bytes>>,
+        client: Client<Https, Empty<hyper::body::Bytes>>,
     }
 
     impl HttpsFetcher {
-        pub fn new() -> Result<HttpsFetcher, String> {
-            let https = hyper_rustls::HttpsConnectorBuilder::new()
-                .with_native_roots()
-                .map_err(|e| format!("cannot load the system's root certificates: {e}"))?
-                .https_or_http()
-                .enable_http1()
-                .build();
+        pub fn new() -> Result<HttpsFetcher, ClientInitError> {
             Ok(HttpsFetcher {
-                client: Client::builder(TokioExecutor::new()).build(https),
+                client: Client::builder(TokioExecutor::new()).build(https_connector()?),
             })
         }
     }
 
     #[async_trait]
     impl JwksFetcher for HttpsFetcher {
-        async fn fetch(&self, url: &str) -> Result<String, String> {
+        async fn fetch(&self, url: &str) -> Result<String, FetchError> {
             let uri: hyper::Uri = url
                 .parse()
-                .map_err(|e| format!("bad JWKS URL {url}: {e}"))?;
+                .map_err(|e| FetchError(format!("bad JWKS URL {url}: {e}")))?;
             let request = async {
                 let resp = self
                     .client
                     .get(uri)
                     .await
-                    .map_err(|e| format!("GET {url}: {e}"))?;
+                    .map_err(|e| FetchError(format!("GET {url}: {e}")))?;
                 if !resp.status().is_success() {
-                    return Err(format!("GET {url} answered {}", resp.status()));
+                    return Err(FetchError(format!("GET {url} answered {}", resp.status())));
                 }
                 let body = Limited::new(resp.into_body(), MAX_JWKS_BYTES)
                     .collect()
                     .await
-                    .map_err(|e| format!("reading {url}: {e}"))?
+                    .map_err(|e| FetchError(format!("reading {url}: {e}")))?
                     .to_bytes();
-                String::from_utf8(body.to_vec()).map_err(|_| format!("{url} is not UTF-8"))
+                String::from_utf8(body.to_vec())
+                    .map_err(|_| FetchError(format!("{url} is not UTF-8")))
             };
             tokio::time::timeout(std::time::Duration::from_secs(5), request)
                 .await
-                .map_err(|_| format!("GET {url} timed out after 5 s"))?
+                .map_err(|_| FetchError(format!("GET {url} timed out after 5 s")))?
         }
     }
 }

@@ -2,8 +2,9 @@
 
 use std::error::Error as StdError;
 
-use crate::report::DeliveryReport;
-use crate::{PushError, StoreError};
+use crate::delivered::DeliveryReport;
+use crate::push::PushError;
+use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
@@ -32,6 +33,12 @@ pub enum HandlerError {
         #[source]
         source: StoreError,
     },
+}
+
+impl From<crate::invocation::BadInvocation> for HandlerError {
+    fn from(e: crate::invocation::BadInvocation) -> Self {
+        HandlerError::BadInvocation(e.0)
+    }
 }
 
 impl HandlerError {

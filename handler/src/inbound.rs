@@ -1,14 +1,12 @@
-//! What comes in: API Gateway's events as the library sees them, client messages and their
-//! route, and direct invocations (the runbook's Step 6 payloads), each parsed without panics.
+//! What comes in through API Gateway: its events as the library sees them, and client messages
+//! and their route, each parsed without panics. Direct invocations (the runbook's Step 6
+//! payloads) are [`crate::invocation`]'s.
 
 use std::collections::BTreeMap;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use crate::error::HandlerError;
-
-/// Longest topic name a client may subscribe to.
-pub const MAX_TOPIC_CHARS: usize = 128;
+use crate::invocation::{json_kind, valid_topic, MAX_TOPIC_CHARS};
 
 /// What API Gateway tells the function about the connection an event belongs to.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -78,30 +76,6 @@ pub enum ClientMessage {
     Other(Value),
 }
 
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-fn valid_topic(v: Option<&Value>) -> Option<String> {
-    match v {
-        Some(Value::String(t))
-            if !t.is_empty()
-                && t.chars().count() <= MAX_TOPIC_CHARS
-                && !t.chars().any(char::is_control) =>
-        {
-            Some(t.clone())
-        }
-        _ => None,
-    }
-}
-
 /// Parses a client's message body. Never panics, whatever the input.
 pub fn parse_client_message(body: Option<&str>, limit: usize) -> Result<ClientMessage, BadRequest> {
     let body = body.unwrap_or_default();
@@ -169,93 +143,6 @@ pub fn select_route(path: &str, routes: &[String], body: &str) -> String {
     }
 }
 
-/// A direct invocation, parsed.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Invocation {
-    Broadcast {
-        message: Value,
-        topic: Option<String>,
-        /// Given by the caller (`wsctl broadcast --no-wait`), or made by the coordinator.
-        broadcast_id: Option<String>,
-    },
-    /// One part of a fanned-out broadcast (a worker or a hand-over).
-    Part(Box<crate::fanout::Part>),
-    /// A broadcast's status record.
-    Status { broadcast_id: String },
-    Send {
-        connection_id: String,
-        message: Value,
-    },
-    /// Every connection of an authenticated subject.
-    SendToUser { user: String, message: Value },
-}
-
-/// Parses a direct invocation payload.
-pub fn parse_invocation(payload: &Value) -> Result<Invocation, HandlerError> {
-    let bad = |m: &str| HandlerError::BadInvocation(m.to_owned());
-    let obj = payload.as_object().ok_or_else(|| {
-        HandlerError::BadInvocation(format!(
-            "expected a JSON object, got {}",
-            json_kind(payload)
-        ))
-    })?;
-    let message = |obj: &Map<String, Value>| {
-        obj.get("message").cloned().ok_or_else(|| {
-            bad("\"message\" is missing (the runbook's shape is {\"type\":...,\"data\":...})")
-        })
-    };
-    match obj.get("action").and_then(Value::as_str) {
-        Some("broadcast") => {
-            let topic = match obj.get("topic") {
-                None | Some(Value::Null) => None,
-                t => Some(valid_topic(t).ok_or_else(|| {
-                    bad("\"topic\" must be a non-empty string of at most 128 characters")
-                })?),
-            };
-            let broadcast_id = match obj.get("broadcast_id") {
-                None | Some(Value::Null) => None,
-                Some(Value::String(id)) if crate::fanout::valid_broadcast_id(id) => Some(id.clone()),
-                Some(_) => return Err(bad("\"broadcast_id\" must be 1 to 64 letters, digits, '-', '_' or '.'")),
-            };
-            Ok(Invocation::Broadcast {
-                message: message(obj)?,
-                topic,
-                broadcast_id,
-            })
-        }
-        Some("broadcast_part") => serde_json::from_value::<crate::fanout::Part>(payload.clone())
-            .map(|p| Invocation::Part(Box::new(p)))
-            .map_err(|e| HandlerError::BadInvocation(format!("a broadcast_part payload: {e}"))),
-        Some("broadcast_status") => match obj.get("broadcast_id") {
-            Some(Value::String(id)) if crate::fanout::valid_broadcast_id(id) => {
-                Ok(Invocation::Status {
-                    broadcast_id: id.clone(),
-                })
-            }
-            _ => Err(bad("\"broadcast_status\" needs a \"broadcast_id\"")),
-        },
-        Some("send") => match (obj.get("connection_id"), obj.get("user")) {
-            (Some(Value::String(id)), None) if !id.is_empty() => Ok(Invocation::Send {
-                connection_id: id.clone(),
-                message: message(obj)?,
-            }),
-            (None, Some(Value::String(user))) if !user.is_empty() => Ok(Invocation::SendToUser {
-                user: user.clone(),
-                message: message(obj)?,
-            }),
-            _ => Err(bad(
-                "\"send\" needs either \"connection_id\" or \"user\" (the token's sub): a non-empty string",
-            )),
-        },
-        Some(other) => Err(HandlerError::BadInvocation(format!(
-            "unknown action {other:?}; expected \"broadcast\", \"send\" or \"broadcast_status\""
-        ))),
-        None => Err(bad(
-            "\"action\" is missing; expected \"broadcast\" or \"send\"",
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -297,34 +184,5 @@ mod tests {
             p(r#"{"hello":1}"#),
             Ok(ClientMessage::Other(json!({"hello":1})))
         );
-    }
-
-    #[test]
-    fn invocations_parse() {
-        assert_eq!(
-            parse_invocation(&json!({"action":"broadcast","message":{"type":"t","data":1}}))
-                .unwrap(),
-            Invocation::Broadcast {
-                message: json!({"type":"t","data":1}),
-                topic: None,
-                broadcast_id: None
-            }
-        );
-        assert!(matches!(
-            parse_invocation(&json!({"action":"broadcast"})),
-            Err(HandlerError::BadInvocation(_))
-        ));
-        assert!(matches!(
-            parse_invocation(&json!({"action":"explode"})),
-            Err(HandlerError::BadInvocation(_))
-        ));
-        assert!(matches!(
-            parse_invocation(&json!([1])),
-            Err(HandlerError::BadInvocation(_))
-        ));
-        assert!(matches!(
-            parse_invocation(&json!({"action":"send","message":1})),
-            Err(HandlerError::BadInvocation(_))
-        ));
     }
 }

@@ -5,41 +5,46 @@
 //! [`push::ManagementApiPusher`]; `wsctl dev` runs the same [`Handler`] against a
 //! [`store::MemoryStore`] and an [`push::InProcessPusher`]. Nothing here names an AWS type.
 //!
-//! The modules, in the order a message travels: [`settings`] (the function's environment),
-//! [`inbound`] (events, client messages, route selection, direct invocations), [`handler`]
-//! (what each event does), [`delivery`] (encoding, then the delivery engine: retries, pacing,
-//! read-ahead) and
-//! [`report`] (what a delivery did); the ports are [`store`] and [`push`].
+//! The modules, in the order a message travels: [`env`] (the function's environment contract,
+//! shared with the CLI) and [`settings`]; [`inbound`] (events, client messages, route
+//! selection) and [`invocation`] (direct invocations, shared with the CLI); [`events`] (what
+//! each event does), which calls [`fanout`] (one broadcast over many invocations) and
+//! [`delivery`] (encoding, then the delivery engine: retries, pacing, read-ahead), whose
+//! [`delivered`] says what a delivery did; the ports are [`store`] and [`push`]. Below them all,
+//! [`signed`] (the one SigV4-signed HTTP client) and [`retry`].
 
 #[cfg(feature = "aws")]
 pub mod apigw;
 pub mod auth;
 mod clock;
+pub mod delivered;
 pub mod delivery;
+pub mod env;
 mod error;
+pub mod events;
 pub mod fanout;
-pub mod handler;
+pub mod glibc;
 pub mod inbound;
+pub mod invocation;
 pub mod push;
-pub mod report;
+mod retry;
 pub mod settings;
+#[cfg(feature = "aws")]
+pub mod signed;
 pub mod store;
 
 pub use clock::now_iso8601;
+pub use delivered::DeliveryReport;
 pub use delivery::encode_message;
 pub use error::{error_chain, HandlerError};
+pub use events::{error_message, Handler, Outcome, MAX_INVOCATION};
 pub use fanout::{BroadcastLog, BroadcastStatus, FanOut, Invoker, MemoryBroadcastLog};
-pub use handler::{error_message, Handler, Outcome, MAX_INVOCATION};
 pub use inbound::{
-    parse_client_message, parse_invocation, select_route, BadRequest, ClientMessage, Event,
-    Invocation, RequestContext, MAX_TOPIC_CHARS,
+    parse_client_message, select_route, BadRequest, ClientMessage, Event, RequestContext,
 };
-pub use push::{Closed, InProcessPusher, Outlet, PushError, Pusher};
-pub use report::DeliveryReport;
-pub use settings::{Settings, SettingsError};
+pub use invocation::{Invocation, Recipient, MAX_TOPIC_CHARS};
+pub use push::{Closed, InProcessPusher, PushError, Pusher, Sink};
+pub use settings::{Settings, MAX_MESSAGE_BYTES};
 pub use store::{
     Connection, ConnectionStore, Filter, IdPage, MemoryStore, Page, Rows, Segment, StoreError,
 };
-
-/// API Gateway's limit for one message (and so for one `post_to_connection`).
-pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;

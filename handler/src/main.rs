@@ -7,10 +7,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use handler::auth::{Auth, HttpsFetcher};
+use handler::env::{AuthKeysEnv, EnvError, FunctionEnv};
 use handler::fanout::{DynamoBroadcastLog, LambdaInvoker};
 use handler::push::ManagementApiPusher;
+use handler::signed::{ClientInitError, SignedClient};
 use handler::store::DynamoStore;
-use handler::{error_chain, Event, FanOut, Handler, Outcome, Settings};
+use handler::{error_chain, Event, FanOut, Handler, Outcome};
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use serde_json::Value;
 
@@ -19,15 +22,13 @@ type Live = Handler<DynamoStore, ManagementApiPusher>;
 #[derive(Debug, thiserror::Error)]
 enum InitError {
     #[error(transparent)]
-    Settings(#[from] handler::SettingsError),
-    #[error("environment variable CONNECTIONS_TABLE is not set: the function needs its DynamoDB table name")]
-    NoTable,
+    Env(#[from] EnvError),
     #[error("authentication is configured but cannot start: {0}")]
-    Auth(String),
+    Secret(String),
     #[error(transparent)]
-    Pusher(#[from] handler::push::PusherInitError),
+    Client(#[from] ClientInitError),
     #[error("broadcast fan-out cannot start: {0}")]
-    FanOut(String),
+    FanOut(&'static str),
 }
 
 // One thread: Lambda hands a function one event at a time, and below 1,769 MB it gets less
@@ -54,59 +55,42 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 
 async fn build() -> Result<Live, InitError> {
     let get = |k: &str| std::env::var(k).ok();
-    let settings = Settings::from_lookup(get)?;
-    let table = get("CONNECTIONS_TABLE")
-        .filter(|t| !t.trim().is_empty())
-        .ok_or(InitError::NoTable)?;
-    let page_size = match get("SCAN_PAGE_SIZE").filter(|v| !v.is_empty()) {
-        None => None,
-        Some(v) => Some(v.parse::<i32>().ok().filter(|n| *n > 0).ok_or(
-            handler::SettingsError {
-                name: "SCAN_PAGE_SIZE",
-                value: v,
-                expected: "a positive whole number",
-            },
-        )?),
-    };
+    let env = FunctionEnv::read(get)?;
+    let settings = env.settings.clone();
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
     if let Some(region) = &settings.region {
         loader = loader.region(aws_config::Region::new(region.clone()));
     }
     let sdk = loader.load().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
-    let store = DynamoStore::new(dynamodb.clone(), table)
-        .with_page_size(page_size)
-        .with_subscriptions(get("SUBSCRIPTIONS_TABLE"));
-    let secret = match get("AUTH_SECRET_PARAMETER").filter(|p| !p.trim().is_empty()) {
-        Some(name) => Some(read_secret(&sdk, name.trim()).await?),
-        None => None,
-    };
-    let pusher = ManagementApiPusher::new(&sdk, settings.region.as_deref())?;
-    let fanout = match get("BROADCASTS_TABLE").filter(|t| !t.trim().is_empty()) {
-        Some(broadcasts) => Some(fan_out(&sdk, &settings, dynamodb, broadcasts, &get)?),
+    let store = DynamoStore::new(dynamodb.clone(), env.connections_table.clone())
+        .with_page_size(env.scan_page_size)
+        .with_subscriptions(env.subscriptions_table.clone());
+    // One signed client (one credentials cache) for the management API and Lambda's Invoke.
+    let client = Arc::new(SignedClient::new(&sdk)?);
+    let region = settings
+        .region
+        .clone()
+        .or_else(|| sdk.region().map(|r| r.to_string()));
+    let pusher = ManagementApiPusher::new(client.clone(), region.as_deref());
+    let fanout = match &env.broadcasts_table {
+        Some(table) => Some(fan_out(client, region, &settings, dynamodb, table, &get)?),
         None => None,
     };
     let mut handler = Handler::new(settings, Arc::new(store), Arc::new(pusher));
     if let Some(fanout) = fanout {
         handler = handler.with_fanout(fanout);
     }
-    let jwks = get("AUTH_JWKS_URL").filter(|u| !u.trim().is_empty());
-    match (jwks, secret) {
-        (Some(_), Some(_)) => {
-            return Err(InitError::Auth(
-                "set AUTH_JWKS_URL or AUTH_SECRET_PARAMETER, not both".into(),
-            ))
-        }
-        (Some(url), None) => {
-            let fetcher = handler::auth::HttpsFetcher::new().map_err(InitError::Auth)?;
-            handler = handler.with_auth(
-                handler::auth::Auth::jwks(url.trim(), Box::new(fetcher)).configured(get),
-            );
-        }
-        (None, Some(secret)) => {
-            handler = handler.with_auth(handler::auth::Auth::hs256(secret).configured(get));
-        }
-        (None, None) => {}
+    if let Some(a) = &env.auth {
+        let mut auth = match &a.keys {
+            AuthKeysEnv::Jwks(url) => Auth::jwks(url, Box::new(HttpsFetcher::new()?)),
+            AuthKeysEnv::SecretParameter(name) => Auth::hs256(read_secret(&sdk, name).await?),
+        };
+        auth.issuer = a.issuer.clone();
+        auth.audience = a.audience.clone();
+        auth.query_param = a.query_param.clone();
+        auth.source = a.token_source;
+        handler = handler.with_auth(auth);
     }
     Ok(handler)
 }
@@ -114,34 +98,30 @@ async fn build() -> Result<Live, InitError> {
 /// Broadcast records in `table`, and invocations of this function (`AWS_LAMBDA_FUNCTION_NAME`,
 /// set by Lambda) for the workers of a broadcast and their hand-overs.
 fn fan_out(
-    sdk: &aws_config::SdkConfig,
-    settings: &Settings,
+    client: Arc<SignedClient>,
+    region: Option<String>,
+    settings: &handler::Settings,
     dynamodb: aws_sdk_dynamodb::Client,
-    table: String,
+    table: &str,
     get: &impl Fn(&str) -> Option<String>,
 ) -> Result<FanOut, InitError> {
-    let function = get("AWS_LAMBDA_FUNCTION_NAME")
+    let function = get(handler::env::AWS_LAMBDA_FUNCTION_NAME)
         .filter(|f| !f.trim().is_empty())
         .ok_or(InitError::FanOut(
-            "AWS_LAMBDA_FUNCTION_NAME is not set: a broadcast's workers are invocations of this function".into(),
+            "AWS_LAMBDA_FUNCTION_NAME is not set: a broadcast's workers are invocations of this function",
         ))?;
-    let region = settings
-        .region
-        .clone()
-        .or_else(|| sdk.region().map(|r| r.to_string()))
-        .ok_or(InitError::FanOut(
-            "no region (AWS_REGION): the function cannot invoke itself".into(),
-        ))?;
+    let region = region.ok_or(InitError::FanOut(
+        "no region (AWS_REGION): the function cannot invoke itself",
+    ))?;
     let invoker = LambdaInvoker::new(
-        sdk,
+        client,
         &region,
         &function,
         LambdaInvoker::endpoint_from_env(get).as_deref(),
-    )
-    .map_err(InitError::FanOut)?;
+    );
     Ok(FanOut::new(
         Arc::new(invoker),
-        Arc::new(DynamoBroadcastLog::new(dynamodb, table)),
+        Arc::new(DynamoBroadcastLog::new(dynamodb, table.to_owned())),
         settings.broadcast_workers,
     ))
 }
@@ -156,7 +136,7 @@ async fn read_secret(sdk: &aws_config::SdkConfig, name: &str) -> Result<Vec<u8>,
         .send()
         .await
         .map_err(|e| {
-            InitError::Auth(format!(
+            InitError::Secret(format!(
                 "reading the JWT secret from SSM parameter {name}: {}",
                 error_chain(&e)
             ))
@@ -167,7 +147,7 @@ async fn read_secret(sdk: &aws_config::SdkConfig, name: &str) -> Result<Vec<u8>,
         .filter(|v| !v.is_empty())
     {
         Some(value) => Ok(value.into_bytes()),
-        None => Err(InitError::Auth(format!(
+        None => Err(InitError::Secret(format!(
             "SSM parameter {name} has no value"
         ))),
     }
@@ -219,7 +199,7 @@ async fn invoke(handler: &Live, event: LambdaEvent<Value>) -> Result<Value, Diag
             }),
         Err(e) => Err(Diagnostic {
             error_type: "BadEvent".to_owned(),
-            error_message: e,
+            error_message: e.to_string(),
         }),
     };
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -284,7 +264,7 @@ fn deadline(context: &lambda_runtime::Context) -> Instant {
     Instant::now() + left.min(handler::MAX_INVOCATION)
 }
 
-fn describe(event: &Result<Event, String>) -> (String, String) {
+fn describe(event: &Result<Event, handler::apigw::BadEvent>) -> (String, String) {
     match event {
         Ok(Event::Connect { ctx, .. }) => ("$connect".into(), ctx.connection_id.clone()),
         Ok(Event::Disconnect { ctx }) => ("$disconnect".into(), ctx.connection_id.clone()),

@@ -1,217 +1,16 @@
-//! The built `bootstrap` binary end to end: a Lambda Runtime API emulator (written here) feeds
-//! it API Gateway-shaped events and direct invocations; rows land in moto's DynamoDB; pushes
-//! land on a local @connections server that answers 410 GoneException for unknown ids.
+//! The built `bootstrap` binary end to end: the test support's Lambda Runtime API emulator
+//! feeds it API Gateway-shaped events and direct invocations; rows land in moto's DynamoDB;
+//! pushes land on the `@connections` stand-in, which answers 410 GoneException for unknown ids.
 
-#[path = "../../src/glibc.rs"]
-mod glibc;
-#[path = "../../tests/support/mod.rs"]
-mod support;
-
-use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
+use handler::glibc;
 use serde_json::{json, Value};
+use support::connections::Connections;
+use support::runtime_api::{Answer, RuntimeApi};
 use support::{create_connections_table, Moto};
-use tokio::sync::Notify;
-
-const FUNCTION_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:demo-websocket-handler";
-
-/// What the function posted back for one invocation.
-#[derive(Debug, Clone)]
-enum Answer {
-    Response(Value),
-    Error { body: Value },
-}
-
-#[derive(Default)]
-struct RuntimeApi {
-    queue: Mutex<VecDeque<(String, Value)>>,
-    queued: Notify,
-    answers: Mutex<HashMap<String, Answer>>,
-    answered: Notify,
-    init_error: Mutex<Option<Value>>,
-    /// The headers of each /next answer, by request id, to check what the runtime was told.
-    next_requests: Mutex<u32>,
-}
-
-async fn next_invocation(State(rt): State<Arc<RuntimeApi>>) -> Response {
-    *rt.next_requests.lock().unwrap() += 1;
-    loop {
-        let notified = rt.queued.notified();
-        if let Some((id, payload)) = rt.queue.lock().unwrap().pop_front() {
-            let deadline = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap()
-                .as_millis()
-                + 30_000;
-            let mut headers = HeaderMap::new();
-            headers.insert("Lambda-Runtime-Aws-Request-Id", id.parse().unwrap());
-            headers.insert(
-                "Lambda-Runtime-Deadline-Ms",
-                deadline.to_string().parse().unwrap(),
-            );
-            headers.insert(
-                "Lambda-Runtime-Invoked-Function-Arn",
-                FUNCTION_ARN.parse().unwrap(),
-            );
-            headers.insert(
-                "Lambda-Runtime-Trace-Id",
-                format!("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1;Lineage={id}")
-                    .parse()
-                    .unwrap(),
-            );
-            headers.insert("Content-Type", "application/json".parse().unwrap());
-            return (StatusCode::OK, headers, payload.to_string()).into_response();
-        }
-        notified.await;
-    }
-}
-
-async fn invocation_response(
-    State(rt): State<Arc<RuntimeApi>>,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> StatusCode {
-    let value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    rt.answers
-        .lock()
-        .unwrap()
-        .insert(id, Answer::Response(value));
-    rt.answered.notify_waiters();
-    StatusCode::ACCEPTED
-}
-
-async fn invocation_error(
-    State(rt): State<Arc<RuntimeApi>>,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> StatusCode {
-    let value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    rt.answers
-        .lock()
-        .unwrap()
-        .insert(id, Answer::Error { body: value });
-    rt.answered.notify_waiters();
-    StatusCode::ACCEPTED
-}
-
-async fn init_error(State(rt): State<Arc<RuntimeApi>>, body: Bytes) -> StatusCode {
-    *rt.init_error.lock().unwrap() = Some(serde_json::from_slice(&body).unwrap_or(Value::Null));
-    rt.answered.notify_waiters();
-    StatusCode::ACCEPTED
-}
-
-impl RuntimeApi {
-    async fn serve() -> (Arc<RuntimeApi>, SocketAddr) {
-        let rt = Arc::new(RuntimeApi::default());
-        let app = Router::new()
-            .route("/2018-06-01/runtime/invocation/next", get(next_invocation))
-            .route(
-                "/2018-06-01/runtime/invocation/{id}/response",
-                post(invocation_response),
-            )
-            .route(
-                "/2018-06-01/runtime/invocation/{id}/error",
-                post(invocation_error),
-            )
-            .route("/2018-06-01/runtime/init/error", post(init_error))
-            .with_state(rt.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        (rt, addr)
-    }
-
-    /// Queues one invocation and waits for the function's answer.
-    async fn invoke(&self, payload: Value) -> Answer {
-        static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let id = format!(
-            "req-{}",
-            COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-        );
-        self.queue.lock().unwrap().push_back((id.clone(), payload));
-        self.queued.notify_waiters();
-        let wait = async {
-            loop {
-                let notified = self.answered.notified();
-                if let Some(a) = self.answers.lock().unwrap().remove(&id) {
-                    return a;
-                }
-                notified.await;
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(30), wait)
-            .await
-            .expect("the function answered within 30 s")
-    }
-}
-
-/// A management API stand-in: `POST [/{stage}]/@connections/{id}`, 410 GoneException for ids
-/// it does not know.
-#[derive(Default)]
-struct Connections {
-    open: Mutex<HashSet<String>>,
-    received: Mutex<Vec<(String, Value)>>,
-}
-
-async fn post_connection(
-    State(c): State<Arc<Connections>>,
-    Path(params): Path<HashMap<String, String>>,
-    body: Bytes,
-) -> Response {
-    let id = params["id"].clone();
-    if !c.open.lock().unwrap().contains(&id) {
-        return (
-            StatusCode::GONE,
-            [
-                ("x-amzn-ErrorType", "GoneException"),
-                ("Content-Type", "application/json"),
-            ],
-            r#"{"message":"Gone"}"#,
-        )
-            .into_response();
-    }
-    let value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    c.received.lock().unwrap().push((id, value));
-    StatusCode::OK.into_response()
-}
-
-impl Connections {
-    async fn serve(open: &[&str]) -> (Arc<Connections>, SocketAddr) {
-        let c = Arc::new(Connections::default());
-        c.open
-            .lock()
-            .unwrap()
-            .extend(open.iter().map(|s| s.to_string()));
-        let app = Router::new()
-            .route("/@connections/{id}", post(post_connection))
-            .route("/{stage}/@connections/{id}", post(post_connection))
-            .with_state(c.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        (c, addr)
-    }
-
-    fn received_by(&self, id: &str) -> Vec<Value> {
-        self.received
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(to, _)| to == id)
-            .map(|(_, v)| v.clone())
-            .collect()
-    }
-}
 
 struct Function(Child);
 
@@ -315,10 +114,13 @@ fn ws_event(route: &str, event_type: &str, connection_id: &str, body: Option<&st
 }
 
 fn response(answer: Answer) -> Value {
-    match answer {
-        Answer::Response(v) => v,
-        Answer::Error { body, .. } => panic!("function failed: {body}"),
-    }
+    answer.response()
+}
+
+/// The body of an invocation that failed; panics when it did not.
+fn failure(answer: Answer) -> Value {
+    assert!(answer.error, "expected an error, got {}", answer.body);
+    answer.json()
 }
 
 /// The table's row for `connection_id`, which must exist.
@@ -361,8 +163,10 @@ async fn bootstrap_serves_connect_message_broadcast_and_disconnect() {
     let moto = Moto::start(false);
     let dynamo = aws_sdk_dynamodb::Client::new(&moto.sdk_config().await);
     create_connections_table(&dynamo, "demo_ws_connections").await;
-    let (runtime, runtime_addr) = RuntimeApi::serve().await;
-    let (gateway, gateway_addr) = Connections::serve(&["AAAA1111=", "BBBB2222="]).await;
+    let runtime = RuntimeApi::start().await;
+    let runtime_addr = runtime.addr;
+    let gateway = Connections::with_open(&["AAAA1111=", "BBBB2222="]).await;
+    let gateway_addr = gateway.addr;
     let _function = start_bootstrap(
         runtime_addr,
         &moto,
@@ -438,7 +242,7 @@ async fn bootstrap_serves_connect_message_broadcast_and_disconnect() {
         .and_then(|o| o.remove("broadcast_id"))
         .unwrap_or_else(|| panic!("a broadcast_id in {answer}"));
     assert!(
-        handler::fanout::valid_broadcast_id(id.as_str().unwrap_or_default()),
+        handler::invocation::valid_broadcast_id(id.as_str().unwrap_or_default()),
         "{id}"
     );
     assert_eq!(
@@ -467,24 +271,21 @@ async fn bootstrap_serves_connect_message_broadcast_and_disconnect() {
     assert_eq!(table_ids(&dynamo).await, ["BBBB2222="]);
 
     // A bad direct payload is a function error with a typed errorType and its cause.
-    match runtime.invoke(json!({"action":"launch"})).await {
-        Answer::Error { body, .. } => {
-            assert_eq!(body["errorType"], "BadInvocation", "{body}");
-            assert!(
-                body["errorMessage"].as_str().unwrap().contains("launch"),
-                "{body}"
-            );
-        }
-        other => panic!("expected an error, got {other:?}"),
-    }
+    let body = failure(runtime.invoke(json!({"action":"launch"})).await);
+    assert_eq!(body["errorType"], "BadInvocation", "{body}");
+    assert!(
+        body["errorMessage"].as_str().unwrap().contains("launch"),
+        "{body}"
+    );
     // An oversized message is refused up front.
-    match runtime
-        .invoke(json!({"action":"broadcast","message":{"type":"big","data":"x".repeat(140_000)}}))
-        .await
-    {
-        Answer::Error { body, .. } => assert_eq!(body["errorType"], "MessageTooLarge", "{body}"),
-        other => panic!("expected an error, got {other:?}"),
-    }
+    let body = failure(
+        runtime
+            .invoke(
+                json!({"action":"broadcast","message":{"type":"big","data":"x".repeat(140_000)}}),
+            )
+            .await,
+    );
+    assert_eq!(body["errorType"], "MessageTooLarge", "{body}");
     assert_eq!(
         gateway.received_by("BBBB2222=").len(),
         2,
@@ -496,38 +297,32 @@ async fn bootstrap_serves_connect_message_broadcast_and_disconnect() {
 async fn a_dynamodb_failure_is_reported_as_a_function_error_with_its_cause() {
     let moto = Moto::start(false);
     // No table: every write fails with ResourceNotFoundException.
-    let (runtime, runtime_addr) = RuntimeApi::serve().await;
+    let runtime = RuntimeApi::start().await;
+    let runtime_addr = runtime.addr;
     let _function = start_bootstrap(runtime_addr, &moto, &[], &[]);
-    match runtime
-        .invoke(ws_event("$connect", "CONNECT", "AAAA1111=", None))
-        .await
-    {
-        Answer::Error { body, .. } => {
-            assert_eq!(body["errorType"], "StoreError", "{body}");
-            let message = body["errorMessage"].as_str().unwrap();
-            assert!(
-                message.contains("PutItem") && message.contains("demo_ws_connections"),
-                "{message}"
-            );
-        }
-        other => panic!("expected an error, got {other:?}"),
-    }
+    let body = failure(
+        runtime
+            .invoke(ws_event("$connect", "CONNECT", "AAAA1111=", None))
+            .await,
+    );
+    assert_eq!(body["errorType"], "StoreError", "{body}");
+    let message = body["errorMessage"].as_str().unwrap();
+    assert!(
+        message.contains("PutItem") && message.contains("demo_ws_connections"),
+        "{message}"
+    );
 }
 
 /// Runs `bootstrap` with `env` until it exits, which must be non-zero after a call to
 /// `/init/error`; returns that error's message and the runtime API it talked to.
-async fn init_error_with(env: &[(&str, String)]) -> (String, Arc<RuntimeApi>) {
+async fn init_error_with(env: &[(&str, String)]) -> (String, RuntimeApi) {
     let moto = Moto::start(false);
-    let (runtime, runtime_addr) = RuntimeApi::serve().await;
+    let runtime = RuntimeApi::start().await;
+    let runtime_addr = runtime.addr;
     let function = start_bootstrap(runtime_addr, &moto, env, &[]);
     let status = exit_status(function).await;
     assert!(!status.success(), "the process exits non-zero");
-    let report = runtime
-        .init_error
-        .lock()
-        .unwrap()
-        .clone()
-        .expect("/init/error was called");
+    let report = runtime.init_error().expect("/init/error was called");
     let message = report["errorMessage"].as_str().unwrap().to_owned();
     (message, runtime)
 }
@@ -540,11 +335,7 @@ async fn a_misconfigured_function_reports_an_init_error() {
         message.contains("CONNECTION_TTL_SECONDS") && message.contains("tomorrow"),
         "{message}"
     );
-    assert_eq!(
-        *runtime.next_requests.lock().unwrap(),
-        0,
-        "no invocation was fetched"
-    );
+    assert_eq!(runtime.next_requests(), 0, "no invocation was fetched");
 }
 
 fn hs256_token(secret: &str, sub: &str) -> String {
@@ -581,7 +372,8 @@ async fn the_hs256_secret_is_read_from_an_ssm_securestring_at_cold_start() {
         .send()
         .await
         .unwrap();
-    let (runtime, runtime_addr) = RuntimeApi::serve().await;
+    let runtime = RuntimeApi::start().await;
+    let runtime_addr = runtime.addr;
     let _function = start_bootstrap(
         runtime_addr,
         &moto,

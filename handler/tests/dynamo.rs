@@ -1,8 +1,5 @@
 //! The DynamoDB store against moto in server mode, over HTTP.
 
-#[path = "../../tests/support/mod.rs"]
-mod support;
-
 use std::collections::BTreeSet;
 use std::sync::Arc;
 

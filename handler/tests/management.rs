@@ -4,94 +4,19 @@
 //! 403 and 413 are not, and the deadline names what was not delivered.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use handler::push::ManagementApiPusher;
 use handler::{Connection, ConnectionStore, Handler, MemoryStore, Settings};
 use serde_json::json;
+use support::connections::{Connections, Reply as Answer};
 
-/// What the endpoint does with a connection's posts, attempt by attempt (the last repeats).
-#[derive(Clone, Copy, Debug)]
-enum Answer {
-    Ok,
-    Hang,
-    Throttle,
-    ServerError,
-    Forbidden,
-    TooLarge,
-    Gone,
-}
-
-#[derive(Default)]
-struct Endpoint {
-    script: HashMap<String, Vec<Answer>>,
-    attempts: Mutex<HashMap<String, usize>>,
-    authorizations: Mutex<Vec<String>>,
-    paths: Mutex<Vec<String>>,
-}
-
-async fn answer(
-    State(ep): State<Arc<Endpoint>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    uri: axum::http::Uri,
-) -> Response {
-    ep.paths.lock().unwrap().push(uri.path().to_owned());
-    if let Some(auth) = headers.get("authorization").and_then(|v| v.to_str().ok()) {
-        ep.authorizations.lock().unwrap().push(auth.to_owned());
-    }
-    let n = {
-        let mut attempts = ep.attempts.lock().unwrap();
-        let n = attempts.entry(id.clone()).or_default();
-        *n += 1;
-        *n
-    };
-    let script = ep.script.get(&id).cloned().unwrap_or_default();
-    let step = script
-        .get(n - 1)
-        .or(script.last())
-        .copied()
-        .unwrap_or(Answer::Ok);
-    let error = |status: StatusCode, kind: &str| {
-        (
-            status,
-            [("x-amzn-ErrorType", kind.to_owned())],
-            json!({"message": kind}).to_string(),
-        )
-            .into_response()
-    };
-    match step {
-        Answer::Ok => StatusCode::OK.into_response(),
-        Answer::Hang => {
-            tokio::time::sleep(Duration::from_secs(3600)).await;
-            StatusCode::OK.into_response()
-        }
-        Answer::Throttle => error(StatusCode::TOO_MANY_REQUESTS, "LimitExceededException"),
-        Answer::ServerError => error(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError"),
-        Answer::Forbidden => error(StatusCode::FORBIDDEN, "ForbiddenException"),
-        Answer::TooLarge => error(StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLargeException"),
-        Answer::Gone => error(StatusCode::GONE, "GoneException"),
-    }
-}
-
-/// Serves `script` on a local port; returns the endpoint's state and its base URL.
-async fn serve(script: HashMap<String, Vec<Answer>>) -> (Arc<Endpoint>, String) {
-    let ep = Arc::new(Endpoint {
-        script,
-        ..Endpoint::default()
-    });
-    let app = axum::Router::new()
-        .route("/prod/@connections/{id}", post(answer))
-        .with_state(ep.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (ep, format!("http://{addr}/prod"))
+/// Serves `script` on a local port; returns the endpoint and its base URL.
+async fn serve(script: HashMap<String, Vec<Answer>>) -> (Connections, String) {
+    let ep = Connections::scripted(script).await;
+    let url = ep.endpoint();
+    (ep, url)
 }
 
 fn sdk() -> aws_config::SdkConfig {
@@ -125,7 +50,8 @@ async fn handler_for(
             .await
             .unwrap();
     }
-    let pusher = ManagementApiPusher::new(&sdk(), Some("eu-west-1")).unwrap();
+    let client = Arc::new(handler::signed::SignedClient::new(&sdk()).unwrap());
+    let pusher = ManagementApiPusher::new(client, Some("eu-west-1"));
     Handler::new(settings, Arc::new(store), Arc::new(pusher))
 }
 
@@ -139,18 +65,16 @@ async fn a_post_that_hangs_is_abandoned_at_its_timeout_and_retried() {
         .await
         .unwrap();
     assert_eq!((r.delivered, r.failed, r.retried), (3, 0, 1), "{r:?}");
-    assert_eq!(ep.attempts.lock().unwrap()["slow="], 2);
+    assert_eq!(ep.attempts("slow="), 2);
     // The id is one path segment, percent-encoded as the SDK encodes it.
     assert!(
-        ep.paths
-            .lock()
-            .unwrap()
+        ep.paths()
             .contains(&"/prod/@connections/slow%3D".to_owned()),
         "{:?}",
-        ep.paths.lock().unwrap()
+        ep.paths()
     );
     // Every post is signed with SigV4 for execute-api in the function's region.
-    let auths = ep.authorizations.lock().unwrap();
+    let auths = ep.authorizations();
     assert_eq!(auths.len(), 4);
     for a in auths.iter() {
         assert!(
@@ -190,10 +114,7 @@ async fn throttled_and_failing_posts_are_retried_and_refusals_are_not() {
     let mut missed = r.undelivered.clone();
     missed.sort();
     assert_eq!(missed, ["big", "f"]);
-    let tried = {
-        let attempts = ep.attempts.lock().unwrap();
-        (attempts["f"], attempts["big"])
-    };
+    let tried = (ep.attempts("f"), ep.attempts("big"));
     assert_eq!(tried, (1, 1), "403 and 413 are not retried");
     assert!(
         h.store().get("g").await.unwrap().is_none(),

@@ -582,7 +582,9 @@ fn check_auth(c: &Checker<'_>, a: &RawAuth) -> Result<Option<AuthConfig>, Config
         Some(t) => t
             .get_ref()
             .parse()
-            .map_err(|m: String| c.invalid("auth.token_source", t.span(), m))?,
+            .map_err(|e: handler::auth::UnknownTokenSource| {
+                c.invalid("auth.token_source", t.span(), e.to_string())
+            })?,
     };
     Ok(Some(AuthConfig {
         keys,

@@ -271,9 +271,9 @@ impl Gateway {
             }
             self.logger.line(format!("event: {shown}"));
         }
-        let event = handler::apigw::to_event(event).map_err(|message| invoke::Failure {
+        let event = handler::apigw::to_event(event).map_err(|e| invoke::Failure {
             kind: "BadEvent",
-            message,
+            message: e.to_string(),
         })?;
         // As in Lambda, every invocation answers within the function's timeout.
         self.handler

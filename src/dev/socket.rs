@@ -381,7 +381,7 @@ pub struct Route {
     lane: Lane,
 }
 
-impl handler::Outlet for Route {
+impl handler::Sink for Route {
     fn deliver(&self, data: &[u8]) -> Result<(), Closed> {
         if self.outlet.closing.load(Ordering::SeqCst) || lock(&self.outlet.out).broken {
             return Err(Closed);

@@ -84,7 +84,7 @@ pub async fn run(opts: Options, broadcaster: Option<Broadcaster>) -> Result<Load
     let n = opts.connections;
     let shared = Arc::new(Shared {
         epoch: Instant::now(),
-        marker: format!("wsctl-load-{}", handler::fanout::new_broadcast_id()),
+        marker: format!("wsctl-load-{}", handler::invocation::new_broadcast_id()),
         received: AtomicUsize::new(0),
         dropped: AtomicUsize::new(0),
         pongs: AtomicUsize::new(0),

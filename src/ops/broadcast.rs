@@ -10,7 +10,6 @@ use anyhow::{bail, Context, Result};
 use handler::BroadcastStatus;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
-use serde_json::json;
 
 use super::delivery::{invoke_text, FunctionError};
 use crate::aws::Clients;
@@ -30,7 +29,10 @@ pub async fn status(c: &Clients, function: &str, id: &str) -> Result<BroadcastSt
 
 /// The status record of broadcast `id`; `None` when the function has none (yet).
 async fn find(c: &Clients, function: &str, id: &str) -> Result<Option<BroadcastStatus>> {
-    let payload = json!({"action": "broadcast_status", "broadcast_id": id});
+    let payload = handler::Invocation::Status {
+        broadcast_id: id.to_owned(),
+    }
+    .payload();
     let text = match invoke_text(c, function, &payload).await {
         Ok(text) => text,
         Err(e) => match e.downcast_ref::<FunctionError>() {

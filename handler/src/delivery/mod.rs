@@ -1,19 +1,21 @@
-//! What goes out: a message encoded once, then delivered by the [`engine`] to one connection
+//! What goes out: a message encoded once, then delivered by the [`posting`] to one connection
 //! or to every connection a filter selects, paced by [`pacing`].
 
-pub mod engine;
 pub mod pacing;
+pub mod posting;
 
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-pub use engine::{deliver_part, PartOutcome, Plan, Snapshot, Source, PREFETCH_BELOW};
+pub use posting::{deliver_part, PartOutcome, Run, Snapshot, Source, PREFETCH_BELOW};
 
+use crate::delivered::DeliveryReport;
 use crate::error::HandlerError;
-use crate::report::DeliveryReport;
+use crate::push::Pusher;
+use crate::settings::MAX_MESSAGE_BYTES;
+use crate::store::ConnectionStore;
 use crate::store::Rows;
-use crate::{ConnectionStore, Pusher, MAX_MESSAGE_BYTES};
 
 /// Serializes a message for posting, refusing one over API Gateway's limit.
 pub fn encode_message(message: &Value) -> Result<Vec<u8>, HandlerError> {
@@ -29,7 +31,7 @@ pub fn encode_message(message: &Value) -> Result<Vec<u8>, HandlerError> {
 }
 
 /// Posts through a pusher and keeps the store in step (a connection that is gone loses its
-/// row); borrowed from the [`crate::Handler`] for one send or broadcast.
+/// row); borrowed from the [`crate::events::Handler`] for one send or broadcast.
 pub struct Deliverer<'a, S: ?Sized, P: ?Sized> {
     pub store: &'a S,
     pub pusher: &'a P,
@@ -41,14 +43,29 @@ pub struct Deliverer<'a, S: ?Sized, P: ?Sized> {
     pub deadline: Instant,
 }
 
+impl<S: ?Sized, P: ?Sized> Clone for Deliverer<'_, S, P> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<S: ?Sized, P: ?Sized> Copy for Deliverer<'_, S, P> {}
+
+impl<S: ?Sized, P: ?Sized> Deliverer<'_, S, P> {
+    /// The same deliverer, answering by `deadline` instead.
+    pub fn until(&self, deadline: Instant) -> Self {
+        Deliverer { deadline, ..*self }
+    }
+}
+
 impl<'a, S, P> Deliverer<'a, S, P>
 where
     S: ConnectionStore + ?Sized,
     P: Pusher + ?Sized,
 {
     /// How a delivery of `data` runs: the engine's defaults, this deliverer's bounds.
-    pub fn plan<'p>(&self, endpoint: &'p str, data: &'p [u8]) -> Plan<'p> {
-        Plan {
+    pub fn run<'p>(&self, endpoint: &'p str, data: &'p [u8]) -> Run<'p> {
+        Run {
             endpoint,
             data,
             deadline: self.deadline,
@@ -64,20 +81,20 @@ where
     /// outcome.
     pub async fn send(&self, endpoint: &str, connection_id: &str, data: &[u8]) -> DeliveryReport {
         let source = Source::Ids(vec![connection_id.to_owned()]);
-        match engine::deliver(self.store, self.pusher, &self.plan(endpoint, data), source).await {
+        match posting::deliver(self.store, self.pusher, &self.run(endpoint, data), source).await {
             Ok(report) => report,
             Err(HandlerError::BroadcastIncomplete { report, .. }) => *report,
             // Only reading the table can fail, and a send reads none; counted all the same.
             Err(e) => {
                 let mut report = DeliveryReport::default();
-                report.note_error(crate::error_chain(&e));
+                report.note_error(crate::error::error_chain(&e));
                 report.note_undelivered(connection_id.to_owned());
                 report
             }
         }
     }
 
-    /// Delivers `message` to the connections `rows` names; see [`engine`].
+    /// Delivers `message` to the connections `rows` names; see [`posting`].
     pub async fn deliver_to(
         &self,
         endpoint: &str,
@@ -90,6 +107,6 @@ where
             after: None,
             queued: Vec::new(),
         };
-        engine::deliver(self.store, self.pusher, &self.plan(endpoint, &data), source).await
+        posting::deliver(self.store, self.pusher, &self.run(endpoint, &data), source).await
     }
 }

@@ -152,7 +152,7 @@ impl BroadcastStatus {
 }
 
 /// Undelivered ids a segment keeps in the record at most (the record stays far below
-/// DynamoDB's 400 KB item limit with [`super::MAX_WORKERS`] segments).
+/// DynamoDB's 400 KB item limit with [`crate::settings::MAX_WORKERS`] segments).
 pub const MAX_UNDELIVERED_PER_SEGMENT: usize = 20;
 /// Characters of a segment's error kept in the record.
 pub const MAX_ERROR_CHARS: usize = 300;

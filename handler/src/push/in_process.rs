@@ -1,5 +1,5 @@
-//! The in-process pusher of `wsctl dev` and the tests: each open connection registers an
-//! [`Outlet`], and a post hands the message to it.
+//! The in-process pusher of `wsctl dev` and the tests: each open connection registers a
+//! [`Sink`], and a post hands the message to it.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -17,25 +17,25 @@ pub type Outbound = Vec<u8>;
 #[error("the connection is closed")]
 pub struct Closed;
 
-/// A connection's way out, provided by whatever holds its socket. `wsctl dev` hands the frame
+/// A connection's way out (its sink), provided by whatever holds its socket. `wsctl dev` hands the frame
 /// to a writer that serves many sockets (no task of the connection's own is woken per message,
-/// which keeps a broadcast to thousands of clients cheap); a channel sender is the outlet the
+/// which keeps a broadcast to thousands of clients cheap); a channel sender is the sink the
 /// tests use.
-pub trait Outlet: Send + Sync {
+pub trait Sink: Send + Sync {
     /// Hands `data` (one message) to the client, in order with earlier messages.
     fn deliver(&self, data: &[u8]) -> Result<(), Closed>;
 }
 
-impl Outlet for mpsc::UnboundedSender<Outbound> {
+impl Sink for mpsc::UnboundedSender<Outbound> {
     fn deliver(&self, data: &[u8]) -> Result<(), Closed> {
         self.send(data.to_vec()).map_err(|_| Closed)
     }
 }
 
-type Peers = HashMap<String, std::sync::Arc<dyn Outlet>>;
+type Peers = HashMap<String, std::sync::Arc<dyn Sink>>;
 
 /// Delivers to connections held by this process: each open connection registers an
-/// [`Outlet`]. Unknown ids answer [`PushError::Gone`] exactly as API Gateway does.
+/// [`Sink`]. Unknown ids answer [`PushError::Gone`] exactly as API Gateway does.
 #[derive(Default)]
 pub struct InProcessPusher {
     peers: RwLock<Peers>,
@@ -61,9 +61,9 @@ impl InProcessPusher {
         rx
     }
 
-    /// Registers a connection with its own outlet.
-    pub fn attach(&self, connection_id: &str, outlet: std::sync::Arc<dyn Outlet>) {
-        self.write().insert(connection_id.to_owned(), outlet);
+    /// Registers a connection with its own sink.
+    pub fn attach(&self, connection_id: &str, sink: std::sync::Arc<dyn Sink>) {
+        self.write().insert(connection_id.to_owned(), sink);
     }
 
     /// Forgets a connection; later posts to it answer Gone.
@@ -73,10 +73,10 @@ impl InProcessPusher {
 
     /// Sends without the async trait machinery (the dev gateway's @connections endpoint).
     pub fn send(&self, connection_id: &str, data: &[u8]) -> Result<(), PushError> {
-        // The outlet may write to a socket: do that outside the lock.
-        let outlet = self.read().get(connection_id).cloned();
-        match outlet {
-            Some(outlet) => outlet
+        // The sink may write to a socket: do that outside the lock.
+        let sink = self.read().get(connection_id).cloned();
+        match sink {
+            Some(sink) => sink
                 .deliver(data)
                 .map_err(|Closed| PushError::Gone(connection_id.to_owned())),
             None => Err(PushError::Gone(connection_id.to_owned())),

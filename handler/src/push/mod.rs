@@ -1,6 +1,6 @@
 //! How messages reach clients: the [`Pusher`] port and what a post can answer; an in-process
-//! implementation for `wsctl dev` ([`in_process`]) and, with the `aws` feature, a lean signed
-//! client of the API Gateway management API ([`management`]).
+//! implementation for `wsctl dev` ([`in_process`]) and, with the `aws` feature, the API
+//! Gateway management API through the function's signed client ([`management`]).
 
 use std::error::Error as StdError;
 
@@ -8,13 +8,11 @@ use async_trait::async_trait;
 
 mod in_process;
 #[cfg(feature = "aws")]
-pub(crate) mod management;
-#[cfg(feature = "aws")]
-pub(crate) mod sigv4;
+mod management;
 
-pub use in_process::{Closed, InProcessPusher, Outbound, Outlet};
+pub use in_process::{Closed, InProcessPusher, Outbound, Sink};
 #[cfg(feature = "aws")]
-pub use management::{ManagementApiPusher, PusherInitError};
+pub use management::ManagementApiPusher;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PushError {

@@ -1,4 +1,3 @@
-#![allow(dead_code)] // shared by several test binaries, each using part of it
 //! A wsctl project in a temporary directory, with moto behind a recording proxy, and a way
 //! to run the real `wsctl` binary in it.
 
@@ -6,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::proxy::Proxy;
-use crate::support::Moto;
+use crate::Moto;
 
 /// An IAM policy document as IAM returns it (URL-encoded JSON), parsed.
 pub fn decode_policy(doc: &str) -> serde_json::Value {
@@ -39,7 +38,7 @@ pub fn string_list(v: &serde_json::Value) -> Vec<String> {
 pub fn refused_config(text: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("wsctl.toml"), text).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_wsctl"))
+    let out = Command::new(crate::wsctl_bin())
         .args(["up", "--dry-run"])
         .current_dir(dir.path())
         .env("AWS_REGION", "us-east-1")
@@ -123,7 +122,7 @@ impl Project {
     /// The wsctl command for `args`, in the project directory, against the proxy, with only
     /// the test's credentials in its environment; not started.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wsctl"));
+        let mut cmd = Command::new(crate::wsctl_bin());
         cmd.args(args)
             .current_dir(self.path())
             .env_clear()
@@ -177,12 +176,12 @@ impl Project {
     /// project `name` straight against moto; returns the API id they created.
     pub fn run_runbook(&self, name: &str) -> String {
         let out = Command::new("bash")
-            .arg(crate::support::workspace_root().join("benches/runbook-steps.sh"))
+            .arg(crate::workspace_root().join("benches/runbook-steps.sh"))
             .env(
                 "PATH",
                 format!(
                     "{}:{}",
-                    crate::support::venv_bin().display(),
+                    crate::venv_bin().display(),
                     std::env::var("PATH").unwrap()
                 ),
             )

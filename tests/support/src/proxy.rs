@@ -1,4 +1,3 @@
-#![allow(dead_code)] // shared by several test binaries, each using part of it
 //! A recording, fault-injecting HTTP proxy between wsctl and moto. It names every AWS call
 //! (service from the SigV4 scope; operation from X-Amz-Target, the query protocol's Action, or
 //! the REST method and path), so tests can count writes; and it can answer chosen calls with

@@ -23,6 +23,25 @@ use time::OffsetDateTime;
 
 const SERVICE: &str = "execute-api";
 
+/// Characters left as they are in a path segment (RFC 3986's unreserved set): how a
+/// connection id goes into a URL.
+pub const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// Why a request could not be signed.
+#[derive(Debug, thiserror::Error)]
+pub enum SignError {
+    #[error("{0} has no host")]
+    NoHost(String),
+    #[error("signing parameters: {0}")]
+    Parameters(String),
+    #[error("signing {uri}: {reason}")]
+    Request { uri: String, reason: String },
+}
+
 /// The headers that carry a signature.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Signed {
@@ -135,9 +154,11 @@ impl Signer {
         credentials: &Credentials,
         data: &[u8],
         time: SystemTime,
-    ) -> Result<Signed, String> {
+    ) -> Result<Signed, SignError> {
         let path = uri.path();
-        let host = uri.host().ok_or_else(|| format!("{uri} has no host"))?;
+        let host = uri
+            .host()
+            .ok_or_else(|| SignError::NoHost(uri.to_string()))?;
         if needs_normalising(path) || uri.query().is_some() {
             return self.sign_generally(uri, credentials, data, time);
         }
@@ -191,7 +212,7 @@ impl Signer {
         credentials: &Credentials,
         data: &[u8],
         time: SystemTime,
-    ) -> Result<Signed, String> {
+    ) -> Result<Signed, SignError> {
         sign_post(SERVICE, &self.region, uri, &[], credentials, data, time)
     }
 }
@@ -206,7 +227,7 @@ pub(crate) fn sign_post(
     credentials: &Credentials,
     data: &[u8],
     time: SystemTime,
-) -> Result<Signed, String> {
+) -> Result<Signed, SignError> {
     let uri_text = uri.to_string();
     let identity = credentials.clone().into();
     let params = v4::SigningParams::builder()
@@ -216,7 +237,7 @@ pub(crate) fn sign_post(
         .time(time)
         .settings(SigningSettings::default())
         .build()
-        .map_err(|e| format!("signing parameters: {e}"))?
+        .map_err(|e| SignError::Parameters(e.to_string()))?
         .into();
     let length = data.len().to_string();
     let mut all = vec![("content-length", length.as_str())];
@@ -227,9 +248,15 @@ pub(crate) fn sign_post(
         all.iter().copied(),
         SignableBody::Bytes(data),
     )
-    .map_err(|e| format!("signing {uri}: {e}"))?;
+    .map_err(|e| SignError::Request {
+        uri: uri_text.clone(),
+        reason: e.to_string(),
+    })?;
     let (instructions, _) = sign(signable, &params)
-        .map_err(|e| format!("signing {uri}: {e}"))?
+        .map_err(|e| SignError::Request {
+            uri: uri_text.clone(),
+            reason: e.to_string(),
+        })?
         .into_parts();
     let (headers, _) = instructions.into_parts();
     let mut signed = Signed {
@@ -255,7 +282,7 @@ mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
     fn uri(endpoint: &str, id: &str) -> http::Uri {
-        let id = percent_encoding::utf8_percent_encode(id, super::super::management::SEGMENT);
+        let id = percent_encoding::utf8_percent_encode(id, SEGMENT);
         format!("{endpoint}/@connections/{id}").parse().unwrap()
     }
 

@@ -2,7 +2,9 @@
 //!
 //! Lambda's `provided.al2023` runtime has glibc 2.34; a binary linked on a newer host may bind
 //! symbols such as `__isoc23_strtol@GLIBC_2.38` and fail at start. Version requirements are
-//! named in the dynamic string table, so reading `.dynstr` is enough.
+//! named in the dynamic string table, so reading `.dynstr` is enough. Part of the function's
+//! deployment contract, shared by the CLI (which refuses such a binary) and the tests of the
+//! built `bootstrap`.
 
 use object::{Object, ObjectSection};
 

@@ -27,10 +27,11 @@ use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 
 use super::pacing::Pacer;
+use crate::delivered::DeliveryReport;
 use crate::error::{error_chain, HandlerError};
-use crate::report::DeliveryReport;
+use crate::push::{PushError, Pusher};
+use crate::store::{ConnectionStore, IdPage};
 use crate::store::{Rows, StoreError};
-use crate::{ConnectionStore, IdPage, PushError, Pusher};
 
 /// Ids read ahead of posting at most (a DynamoDB page of ids holds up to about 25,000).
 pub const PREFETCH_BELOW: usize = 10_000;
@@ -60,7 +61,7 @@ pub enum Source<'f> {
 
 /// How one delivery runs.
 #[derive(Clone, Copy, Debug)]
-pub struct Plan<'a> {
+pub struct Run<'a> {
     /// The management endpoint (`https://{domain}/{stage}`).
     pub endpoint: &'a str,
     /// The encoded message.
@@ -106,7 +107,7 @@ pub struct PartOutcome {
     pub last_error: Option<String>,
 }
 
-impl Plan<'_> {
+impl Run<'_> {
     /// When the engine stops starting attempts: the deadline less the margin.
     pub fn stop_at(&self, now: Instant) -> Instant {
         let left = self.deadline.saturating_duration_since(now);
@@ -176,19 +177,19 @@ enum Reading<'a> {
     Done,
 }
 
-/// Delivers `plan.data` to every id of `source`; see the module's documentation. What was
+/// Delivers `run.data` to every id of `source`; see the module's documentation. What was
 /// not delivered by the deadline is counted as failed.
 pub async fn deliver<'a, S, P>(
     store: &'a S,
     pusher: &P,
-    plan: &Plan<'_>,
+    run: &Run<'_>,
     source: Source<'a>,
 ) -> Result<DeliveryReport, HandlerError>
 where
     S: ConnectionStore + ?Sized,
     P: Pusher + ?Sized,
 {
-    let mut part = deliver_part(store, pusher, plan, source).await;
+    let mut part = deliver_part(store, pusher, run, source).await;
     let mut noted = false;
     for id in std::mem::take(&mut part.leftover) {
         if !noted {
@@ -214,7 +215,7 @@ where
 pub async fn deliver_part<'a, S, P>(
     store: &'a S,
     pusher: &P,
-    plan: &Plan<'_>,
+    run: &Run<'_>,
     source: Source<'a>,
 ) -> PartOutcome
 where
@@ -222,8 +223,8 @@ where
     P: Pusher + ?Sized,
 {
     let started = Instant::now();
-    let stop_at = plan.stop_at(started);
-    let max = plan.max_in_flight.max(1);
+    let stop_at = run.stop_at(started);
+    let max = run.max_in_flight.max(1);
     let mut report = DeliveryReport::default();
     let mut pacer = Pacer::new(max);
     let mut ready: VecDeque<Pending> = VecDeque::new();
@@ -249,12 +250,12 @@ where
                 attempts: 0,
                 last_error: None,
             }));
-            (Rows::Scan(crate::Filter::All), Reading::Done)
+            (Rows::Scan(crate::store::Filter::All), Reading::Done)
         }
     };
     let mut published = started;
     let publish = |report: &DeliveryReport, reading: &Reading<'_>| {
-        if let Some(tx) = plan.progress {
+        if let Some(tx) = run.progress {
             let cursor = match reading {
                 Reading::Next(c) | Reading::InFlight { cursor: c, .. } => c.clone(),
                 Reading::Done => None,
@@ -286,17 +287,17 @@ where
                 let Some(pending) = ready.pop_front() else {
                     break;
                 };
-                let timeout = plan.attempt_timeout.min(stop_at - now);
-                in_flight.push(attempt(store, pusher, plan, pending, timeout));
+                let timeout = run.attempt_timeout.min(stop_at - now);
+                in_flight.push(attempt(store, pusher, run, pending, timeout));
             }
             let page_due = read_error.is_none() && page_retry_at.is_none_or(|at| at <= now);
             if let Reading::Next(cursor) = &reading {
                 // Read ahead while fewer than prefetch_below ids are unsettled (waiting, in
                 // flight or backing off): a throttle or an outage cannot pile up the table.
                 let unsettled = ready.len() + later.len() + in_flight.len();
-                if page_due && unsettled < plan.prefetch_below {
+                if page_due && unsettled < run.prefetch_below {
                     let cursor = cursor.clone();
-                    let page = Box::pin(store.ids(rows, cursor.clone(), plan.page_limit));
+                    let page = Box::pin(store.ids(rows, cursor.clone(), run.page_limit));
                     reading = Reading::InFlight { cursor, page };
                 }
             }
@@ -318,7 +319,7 @@ where
             wake = wake.min(at);
         }
         let reading_page = matches!(reading, Reading::InFlight { .. });
-        if plan.progress.is_some() && now.duration_since(published) >= PROGRESS_EVERY {
+        if run.progress.is_some() && now.duration_since(published) >= PROGRESS_EVERY {
             published = now;
             publish(&report, &reading);
         }
@@ -429,7 +430,7 @@ where
 async fn attempt<S, P>(
     store: &S,
     pusher: &P,
-    plan: &Plan<'_>,
+    run: &Run<'_>,
     mut pending: Pending,
     timeout: Duration,
 ) -> (Pending, Attempt)
@@ -440,7 +441,7 @@ where
     pending.attempts += 1;
     let started = Instant::now();
     let id = pending.id.as_str();
-    let posted = tokio::time::timeout(timeout, pusher.post(plan.endpoint, id, plan.data)).await;
+    let posted = tokio::time::timeout(timeout, pusher.post(run.endpoint, id, run.data)).await;
     let outcome = match posted {
         Ok(Ok(())) => Attempt::Delivered {
             rtt: started.elapsed(),
@@ -493,7 +494,7 @@ mod tests {
     #[test]
     fn the_margin_is_kept_before_the_deadline() {
         let now = Instant::now();
-        let plan = |left: Duration| Plan {
+        let run = |left: Duration| Run {
             endpoint: "",
             data: b"",
             deadline: now + left,
@@ -504,11 +505,11 @@ mod tests {
             progress: None,
         };
         assert_eq!(
-            plan(Duration::from_secs(30)).stop_at(now),
+            run(Duration::from_secs(30)).stop_at(now),
             now + Duration::from_secs(29)
         );
         assert_eq!(
-            plan(Duration::from_secs(2)).stop_at(now),
+            run(Duration::from_secs(2)).stop_at(now),
             now + Duration::from_millis(1800)
         );
     }

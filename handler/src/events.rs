@@ -1,5 +1,7 @@
-//! The handler: one [`Event`] in, its effects on the two ports (the connection store and the
-//! pusher), one [`Outcome`] out. Generic over the ports so the Lambda and `wsctl dev` share it.
+//! What each event does: one [`Event`] in, its effects on the two ports (the connection store
+//! and the pusher), one [`Outcome`] out. Generic over the ports so the Lambda and `wsctl dev`
+//! share it. Broadcasts too large for one invocation go to the fan-out component
+//! ([`crate::fanout::FanOut`]), which the handler calls with its ports.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,17 +10,18 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use crate::auth;
 use crate::clock::{iso8601, now_iso8601};
+use crate::delivered::DeliveryReport;
 use crate::delivery::{encode_message, Deliverer};
 use crate::error::HandlerError;
 use crate::fanout::{BroadcastStatus, FanOut};
-use crate::inbound::{
-    parse_client_message, parse_invocation, ClientMessage, Event, Invocation, RequestContext,
-};
-use crate::report::DeliveryReport;
+use crate::inbound::{parse_client_message, ClientMessage, Event, RequestContext};
+use crate::invocation::{new_broadcast_id, Invocation, Recipient};
+use crate::push::{PushError, Pusher};
 use crate::settings::Settings;
-use crate::store::Rows;
-use crate::{auth, Connection, ConnectionStore, Filter, PushError, Pusher};
+use crate::store::{Connection, ConnectionStore, Filter};
+use crate::store::{Rows, WHOLE};
 
 /// Lambda's longest invocation: the time a delivery gets when its caller names no deadline.
 pub const MAX_INVOCATION: Duration = Duration::from_secs(15 * 60);
@@ -54,11 +57,11 @@ impl Outcome {
 
 /// The handler: generic over its two ports so the Lambda and `wsctl dev` share it.
 pub struct Handler<S: ?Sized, P: ?Sized> {
-    pub(crate) settings: Settings,
-    pub(crate) store: Arc<S>,
-    pub(crate) pusher: Arc<P>,
-    pub(crate) auth: Option<Arc<auth::Auth>>,
-    pub(crate) fanout: Option<Arc<FanOut>>,
+    settings: Settings,
+    store: Arc<S>,
+    pusher: Arc<P>,
+    auth: Option<Arc<auth::Auth>>,
+    fanout: Option<Arc<FanOut>>,
 }
 
 impl<S: ?Sized, P: ?Sized> Clone for Handler<S, P> {
@@ -135,7 +138,7 @@ where
             } => self.connect(&ctx, &headers, &query).await,
             Event::Disconnect { ctx } => self.disconnect(&ctx).await,
             Event::Message { ctx, body } => self.message(&ctx, body.as_deref(), deadline).await,
-            Event::Invoke(payload) => match parse_invocation(&payload)? {
+            Event::Invoke(payload) => match Invocation::parse(&payload)? {
                 Invocation::Status { broadcast_id } => Ok(Outcome::Status(Box::new(
                     self.broadcast_status(&broadcast_id).await?,
                 ))),
@@ -342,7 +345,7 @@ where
         payload: &Value,
         deadline: Instant,
     ) -> Result<DeliveryReport, HandlerError> {
-        self.run_invocation(parse_invocation(payload)?, deadline)
+        self.run_invocation(Invocation::parse(payload)?, deadline)
             .await
     }
 
@@ -367,12 +370,17 @@ where
                 )
                 .await
             }
-            Invocation::Part(part) => self.run_part(*part, deadline).await,
+            Invocation::Part(part) => match &self.fanout {
+                Some(fan) => fan.run_part(&self.deliverer(deadline), *part, true).await,
+                None => Err(HandlerError::BadInvocation(
+                    "this function has no broadcasts table (BROADCASTS_TABLE): it cannot run a part of a broadcast".into(),
+                )),
+            },
             Invocation::Status { broadcast_id } => Err(HandlerError::BadInvocation(format!(
                 "broadcast_status ({broadcast_id}) answers with a status, not a delivery report"
             ))),
             Invocation::Send {
-                connection_id,
+                to: Recipient::ConnectionId(connection_id),
                 message,
             } => {
                 let data = encode_message(&message)?;
@@ -381,7 +389,10 @@ where
                     .send(&endpoint, &connection_id, &data)
                     .await)
             }
-            Invocation::SendToUser { user, message } => {
+            Invocation::Send {
+                to: Recipient::User(user),
+                message,
+            } => {
                 self.deliver_to(
                     &endpoint,
                     &message,
@@ -393,7 +404,38 @@ where
         }
     }
 
-    pub(crate) fn deliverer(&self, deadline: Instant) -> Deliverer<'_, S, P> {
+    /// Starts a broadcast (by `deadline`): split over invocations by the fan-out component when
+    /// the handler has one and the broadcast is large, delivered here otherwise.
+    async fn start_broadcast(
+        &self,
+        endpoint: &str,
+        message: &Value,
+        topic: Option<&str>,
+        id: Option<String>,
+        deadline: Instant,
+    ) -> Result<DeliveryReport, HandlerError> {
+        let id = id.unwrap_or_else(new_broadcast_id);
+        let deliverer = self.deliverer(deadline);
+        if let Some(fan) = &self.fanout {
+            return fan.start(&deliverer, endpoint, message, topic, id).await;
+        }
+        let rows = topic.map_or(Rows::Scan(Filter::All), |t| Rows::Topic(t, WHOLE));
+        let mut report = deliverer.deliver_to(endpoint, message, rows).await?;
+        report.broadcast_id = Some(id);
+        Ok(report)
+    }
+
+    /// The status record of broadcast `id`.
+    async fn broadcast_status(&self, id: &str) -> Result<BroadcastStatus, HandlerError> {
+        match &self.fanout {
+            Some(fan) => fan.status(id).await,
+            None => Err(HandlerError::BadInvocation(
+                "this function keeps no broadcast records (BROADCASTS_TABLE is not set)".into(),
+            )),
+        }
+    }
+
+    fn deliverer(&self, deadline: Instant) -> Deliverer<'_, S, P> {
         Deliverer {
             store: &*self.store,
             pusher: &*self.pusher,

@@ -1,4 +1,3 @@
-#![allow(dead_code)] // shared by several test binaries, each using part of it
 //! A running `wsctl dev` for tests: its URL, its stderr, WebSocket clients.
 
 use std::io::{BufRead, BufReader, Read};
@@ -28,7 +27,7 @@ impl Dev {
         if let Some(text) = config {
             std::fs::write(dir.path().join("wsctl.toml"), text).unwrap();
         }
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wsctl"))
+        let mut child = Command::new(crate::wsctl_bin())
             .args(["dev", "--port", "0"])
             .args(args)
             .current_dir(dir.path())
@@ -125,7 +124,7 @@ impl Dev {
     }
 
     pub fn http(&self, method: &str, path: &str, body: &str) -> (u16, String) {
-        crate::support::http(method, &format!("{}{path}", self.base), body).unwrap()
+        crate::http(method, &format!("{}{path}", self.base), body).unwrap()
     }
 }
 

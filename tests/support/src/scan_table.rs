@@ -6,7 +6,7 @@
 //! set the pace: moto's Scan reads the whole table for every page, so with tens of thousands of
 //! rows in moto a broadcast runs at moto's speed. Anything else is answered with DynamoDB's
 //! `UnknownOperationException` / `ValidationException` so that a change to what the handler
-//! asks for fails loudly instead of being measured wrongly. Included with `#[path]`.
+//! asks for fails loudly instead of being measured wrongly.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -45,7 +45,6 @@ struct Shared {
     >,
 }
 
-#[allow(dead_code)]
 impl ScanTable {
     pub async fn start() -> ScanTable {
         Self::start_with_upstream(None).await
@@ -92,6 +91,10 @@ impl ScanTable {
 
     pub fn len(&self) -> usize {
         self.rows.lock().unwrap().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 

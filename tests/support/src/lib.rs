@@ -1,6 +1,16 @@
-//! Test support shared by the workspace's integration tests (included with `#[path]`):
-//! moto in server mode, a minimal HTTP client, free ports.
-#![allow(dead_code)]
+//! Test support shared by the tests and benchmarks of both crates: moto in server mode, a
+//! minimal HTTP client, free ports ([`Moto`], [`http`], [`free_port`]); a project directory
+//! that runs the real `wsctl` ([`project`]) against moto through a recording, fault-injecting
+//! proxy ([`proxy`]); a running `wsctl dev` ([`dev`]); a Lambda Runtime API emulator
+//! ([`runtime_api`]); an `@connections` stand-in ([`connections`]); an in-memory DynamoDB Scan
+//! endpoint ([`scan_table`]).
+
+pub mod connections;
+pub mod dev;
+pub mod project;
+pub mod proxy;
+pub mod runtime_api;
+pub mod scan_table;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -8,13 +18,30 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The workspace root (this file lives in `tests/support/`).
+/// The workspace root (this crate lives in `tests/support/`).
 pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .ancestors()
-        .find(|p| p.join("tests/support/mod.rs").exists())
+        .find(|p| p.join("tests/support/moto_server.py").exists())
         .expect("workspace root")
         .to_path_buf()
+}
+
+/// The `wsctl` binary cargo built beside the running test or benchmark (a test binary lives
+/// in `target/{profile}/deps/`, the binaries one folder up).
+pub fn wsctl_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let mut dir = exe.parent().expect("a folder").to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let bin = dir.join(format!("wsctl{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} not found: build it first (cargo test builds it for wsctl's own tests)",
+        bin.display()
+    );
+    bin
 }
 
 /// The Python with moto, boto3, the aws CLI and websockets: MOTO_PYTHON (scripts/test.sh sets
