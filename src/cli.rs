@@ -110,7 +110,7 @@ pub struct UpArgs {
     #[arg(long, short = 'y')]
     pub yes: bool,
     /// How long to wait for another run's stack lock before giving up (exit 1).
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = crate::dev::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration)]
     pub lock_timeout: std::time::Duration,
 }
 
@@ -139,7 +139,7 @@ pub struct DownArgs {
     #[arg(long)]
     pub adopt: bool,
     /// How long to wait for another run's stack lock before giving up (exit 1).
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = crate::dev::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration)]
     pub lock_timeout: std::time::Duration,
 }
 
@@ -168,10 +168,10 @@ pub struct DevArgs {
     #[arg(long = "route", value_name = "KEY")]
     pub routes: Vec<String>,
     /// Close connections idle this long (API Gateway: 10m).
-    #[arg(long, default_value = "10m", value_parser = crate::dev::parse_duration)]
+    #[arg(long, default_value = "10m", value_parser = duration)]
     pub idle_timeout: std::time::Duration,
     /// Close connections open this long (API Gateway: 2h).
-    #[arg(long, default_value = "2h", value_parser = crate::dev::parse_duration)]
+    #[arg(long, default_value = "2h", value_parser = duration)]
     pub max_duration: std::time::Duration,
     /// Largest frame in bytes (API Gateway: 32 KB); larger closes the connection with 1009.
     #[arg(long, default_value_t = 32 * 1024)]
@@ -201,10 +201,10 @@ pub struct DevArgs {
     pub token_param: Option<String>,
     /// Where $connect reads the token: query, protocol (Sec-WebSocket-Protocol: wsctl, TOKEN)
     /// or either (default: [auth] token_source, or query).
-    #[arg(long, value_name = "SOURCE", value_parser = clap::builder::ValueParser::new(|s: &str| s.parse::<handler::auth::TokenSource>()))]
+    #[arg(long, value_name = "SOURCE", value_parser = clap::builder::ValueParser::new(|s: &str| s.parse::<handler::auth::TokenSource>().map_err(|e| e.to_string())))]
     pub token_source: Option<handler::auth::TokenSource>,
     /// How often a token with an unknown key id may trigger a JWKS refetch (key rotation).
-    #[arg(long, default_value = "30s", value_parser = crate::dev::parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = duration)]
     pub jwks_min_refetch: std::time::Duration,
     /// Run without token checks even when the project file has an [auth] section.
     #[arg(long, conflicts_with_all = ["jwks_url", "jwt_secret_env"])]
@@ -229,8 +229,24 @@ pub struct DevArgs {
     pub management_burst: Option<f64>,
     /// Answer every management API call (and the handler's posts) after this long, as a
     /// remote API Gateway does (e.g. 20ms).
-    #[arg(long, value_name = "DURATION", value_parser = crate::dev::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub management_latency: Option<std::time::Duration>,
+}
+
+/// A duration: `30s`, `10m`, `2h`, `250ms`, `1h30m` (humantime's forms) or plain seconds
+/// (`1.5`); more than zero.
+pub fn duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let d = match s.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs >= 0.0 => std::time::Duration::from_secs_f64(secs),
+        Ok(_) => return Err(format!("{s:?} must be more than zero")),
+        Err(_) => humantime::parse_duration(s)
+            .map_err(|e| format!("{s:?} is not a duration (e.g. 30s, 10m, 2h): {e}"))?,
+    };
+    if d.is_zero() {
+        return Err(format!("{s:?} must be more than zero"));
+    }
+    Ok(d)
 }
 
 fn positive_rate(s: &str) -> Result<f64, String> {
@@ -296,7 +312,7 @@ pub struct BroadcastArgs {
     #[arg(long)]
     pub no_wait: bool,
     /// How long a broadcast split over workers may show no progress before waiting stops.
-    #[arg(long, default_value = "2m", value_parser = crate::dev::parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "2m", value_parser = duration, value_name = "DURATION")]
     pub stall_timeout: std::time::Duration,
 }
 
@@ -310,7 +326,7 @@ pub enum BroadcastAction {
         #[arg(long)]
         wait: bool,
         /// With --wait: how long the broadcast may show no progress (or no record yet).
-        #[arg(long, default_value = "2m", value_parser = crate::dev::parse_duration, value_name = "DURATION")]
+        #[arg(long, default_value = "2m", value_parser = duration, value_name = "DURATION")]
         stall_timeout: std::time::Duration,
     },
 }
@@ -330,7 +346,7 @@ pub struct SendArgs {
 #[derive(Debug, Args)]
 pub struct LogsArgs {
     /// How far back to start (e.g. 10m, 2h).
-    #[arg(long, default_value = "10m", value_parser = crate::dev::parse_duration)]
+    #[arg(long, default_value = "10m", value_parser = duration)]
     pub since: std::time::Duration,
     /// Keep polling for new events.
     #[arg(long, short = 'f')]
@@ -339,7 +355,7 @@ pub struct LogsArgs {
     #[arg(long)]
     pub filter: Option<String>,
     /// Poll interval with --follow.
-    #[arg(long, default_value = "2s", value_parser = crate::dev::parse_duration)]
+    #[arg(long, default_value = "2s", value_parser = duration)]
     pub interval: std::time::Duration,
 }
 
@@ -352,7 +368,7 @@ pub struct SmokeArgs {
     #[arg(long = "query", value_name = "KEY=VALUE")]
     pub query: Vec<String>,
     /// How long to wait for the connection and the pong together.
-    #[arg(long, default_value = "10s", value_parser = crate::dev::parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = duration)]
     pub timeout: std::time::Duration,
 }
 
@@ -402,7 +418,7 @@ pub struct LoadArgs {
     #[arg(long)]
     pub i_have_a_quota_increase: bool,
     /// How long to hold the connections open once opened.
-    #[arg(long, default_value = "30s", value_parser = crate::dev::parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = duration)]
     pub duration: std::time::Duration,
     /// Pings per second, spread over all the connections (0: none). Each is a message (and a
     /// Lambda invocation) on a deployed stage.
@@ -413,10 +429,10 @@ pub struct LoadArgs {
     #[arg(long)]
     pub broadcast: bool,
     /// How long every client's receipt of the broadcast is waited for.
-    #[arg(long, default_value = "60s", value_parser = crate::dev::parse_duration)]
+    #[arg(long, default_value = "60s", value_parser = duration)]
     pub broadcast_timeout: std::time::Duration,
     /// How long one handshake may take.
-    #[arg(long, default_value = "10s", value_parser = crate::dev::parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = duration)]
     pub connect_timeout: std::time::Duration,
     /// A token for [auth], sent in the query parameter the project file names (default token).
     #[arg(long, env = "WSCTL_TOKEN", hide_env_values = true)]
@@ -441,5 +457,23 @@ fn per_second_or_zero(s: &str) -> Result<f64, String> {
         _ => Err(format!(
             "{s:?} is not a rate per second (e.g. 100 or 100/s, at most 1000000)"
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(duration("10m").unwrap(), Duration::from_secs(600));
+        assert_eq!(duration("2h").unwrap(), Duration::from_secs(7200));
+        assert_eq!(duration("1.5").unwrap(), Duration::from_millis(1500));
+        assert_eq!(duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert!(duration("soon").is_err());
+        assert!(duration("0s").is_err());
+        assert!(duration("0").is_err());
     }
 }

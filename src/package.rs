@@ -7,12 +7,24 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
 use crate::config::Architecture;
+use crate::error::{Error, Result};
 use handler::glibc;
+
+/// Where the function's code comes from.
+#[derive(Debug, Clone)]
+pub enum CodeSpec {
+    /// A zip in hand (`--handler-zip`, or just built).
+    Zip(Zip),
+    /// The bundled handler's source, identified by its fingerprint: built only when the
+    /// deployed code was built from other source.
+    Source { fingerprint: String },
+    /// Whatever is deployed (`status` compares configuration, not code).
+    Deployed,
+}
 
 /// A deployable zip.
 #[derive(Clone)]
@@ -47,6 +59,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 /// Zips a `bootstrap` binary deterministically.
 pub fn zip_bootstrap(binary: &[u8]) -> Result<Vec<u8>> {
+    let failed = |e: &dyn std::fmt::Display| Error::Build(format!("zipping the handler: {e}"));
     let mut out = std::io::Cursor::new(Vec::new());
     {
         let mut zip = zip::ZipWriter::new(&mut out);
@@ -55,9 +68,10 @@ pub fn zip_bootstrap(binary: &[u8]) -> Result<Vec<u8>> {
             .compression_level(Some(9))
             .unix_permissions(0o755)
             .last_modified_time(zip::DateTime::default());
-        zip.start_file("bootstrap", options)?;
-        zip.write_all(binary)?;
-        zip.finish()?;
+        zip.start_file("bootstrap", options)
+            .map_err(|e| failed(&e))?;
+        zip.write_all(binary).map_err(|e| failed(&e))?;
+        zip.finish().map_err(|e| failed(&e))?;
     }
     Ok(out.into_inner())
 }
@@ -71,28 +85,26 @@ impl Zip {
         }
     }
 
-    /// A zip given with `--handler-zip`: it must hold an executable `bootstrap`.
+    /// A zip given with `--handler-zip`: it must hold an executable `bootstrap`. A zip that
+    /// is not one is a usage error, naming the file.
     pub fn from_file(path: &Path, arch: Architecture) -> Result<Zip> {
-        let bytes = std::fs::read(path)
-            .with_context(|| format!("cannot read --handler-zip {}", path.display()))?;
+        let usage = |m: String| Error::Usage(format!("--handler-zip {}: {m}", path.display()));
+        let bytes = std::fs::read(path).map_err(|e| usage(format!("cannot read it: {e}")))?;
         let mut archive = zip::ZipArchive::new(std::io::Cursor::new(&bytes))
-            .with_context(|| format!("--handler-zip {} is not a zip file", path.display()))?;
+            .map_err(|e| usage(format!("not a zip file ({e})")))?;
         let mut entry = archive.by_name("bootstrap").map_err(|_| {
-            anyhow::anyhow!(
-                "--handler-zip {} has no `bootstrap` entry at its root: provided.al2023 runs ./bootstrap",
-                path.display()
-            )
+            usage("has no `bootstrap` entry at its root: provided.al2023 runs ./bootstrap".into())
         })?;
         if entry.unix_mode().is_some_and(|m| m & 0o111 == 0) {
-            bail!(
-                "--handler-zip {}: `bootstrap` is not executable (zip it with mode 0755)",
-                path.display()
-            );
+            return Err(usage(
+                "`bootstrap` is not executable (zip it with mode 0755)".into(),
+            ));
         }
         let mut binary = Vec::new();
-        std::io::Read::read_to_end(&mut entry, &mut binary)?;
+        std::io::Read::read_to_end(&mut entry, &mut binary)
+            .map_err(|e| usage(format!("reading `bootstrap`: {e}")))?;
         drop(entry);
-        check_binary(&binary, arch).with_context(|| format!("--handler-zip {}", path.display()))?;
+        check_binary(&binary, arch).map_err(|e| usage(e.to_string()))?;
         let tag = format!("zip-{}", &sha256_hex(&bytes)[..16]);
         Ok(Zip::new(bytes, tag))
     }
@@ -100,8 +112,9 @@ impl Zip {
     /// Packages a binary built elsewhere.
     pub fn from_binary(path: &Path, arch: Architecture, source_tag: String) -> Result<Zip> {
         let binary =
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        check_binary(&binary, arch).with_context(|| format!("{}", path.display()))?;
+            std::fs::read(path).map_err(Error::io(format!("cannot read {}", path.display())))?;
+        check_binary(&binary, arch)
+            .map_err(|e| Error::Build(format!("{}: {e}", path.display())))?;
         Ok(Zip::new(zip_bootstrap(&binary)?, source_tag))
     }
 }
@@ -109,20 +122,27 @@ impl Zip {
 /// Refuses a binary Lambda cannot run: wrong architecture, or glibc newer than AL2023's.
 pub fn check_binary(binary: &[u8], arch: Architecture) -> Result<()> {
     use object::Object;
-    let file =
-        object::File::parse(binary).context("the handler is not an executable (ELF) file")?;
+    let not_elf = |_| Error::Build("the handler is not an executable (ELF) file".into());
+    let file = object::File::parse(binary).map_err(not_elf)?;
     let machine = match file.architecture() {
         object::Architecture::X86_64 => Architecture::X86_64,
         object::Architecture::Aarch64 => Architecture::Arm64,
-        other => bail!("the handler is built for {other:?}; Lambda runs x86_64 or arm64"),
+        other => crate::fail!(
+            Build,
+            "the handler is built for {other:?}; Lambda runs x86_64 or arm64"
+        ),
     };
     if machine != arch {
-        bail!("the handler is built for {machine} but the function is configured for {arch}");
+        crate::fail!(
+            Build,
+            "the handler is built for {machine} but the function is configured for {arch}"
+        );
     }
-    if let Some((major, minor)) = glibc::newest_glibc(binary)? {
+    if let Some((major, minor)) = glibc::newest_glibc(binary).map_err(not_elf)? {
         let (max_major, max_minor) = glibc::AL2023_GLIBC;
         if (major, minor) > glibc::AL2023_GLIBC {
-            bail!(
+            crate::fail!(
+                Build,
                 "the handler needs GLIBC_{major}.{minor} but Lambda's provided.al2023 has glibc {max_major}.{max_minor}, so it would fail at start. \
                  Install cargo-zigbuild (pip install ziglang cargo-zigbuild) and wsctl builds against glibc {max_major}.{max_minor}; \
                  or build on an older system and pass --handler-zip"
@@ -144,10 +164,10 @@ pub fn source_dir() -> Result<PathBuf> {
             return Ok(dir);
         }
     }
-    bail!(
+    Err(Error::Usage(format!(
         "the handler source is not available (looked in WSCTL_SOURCE_DIR and {}): pass --handler-zip, or set WSCTL_SOURCE_DIR to a wsctl checkout",
         env!("CARGO_MANIFEST_DIR")
-    )
+    )))
 }
 
 /// A fingerprint of everything the handler build reads: its sources, the lock file, the
@@ -170,7 +190,7 @@ pub fn fingerprint(dir: &Path, arch: Architecture) -> Result<String> {
         match std::fs::read(f) {
             Ok(bytes) => hasher.update(&bytes),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => hasher.update(b"(missing)"),
-            Err(e) => return Err(e).with_context(|| format!("reading {}", f.display())),
+            Err(e) => return Err(Error::io(format!("reading {}", f.display()))(e)),
         }
         hasher.update(b"\0");
     }
@@ -178,8 +198,9 @@ pub fn fingerprint(dir: &Path, arch: Architecture) -> Result<String> {
 }
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
-        let path = entry?.path();
+    let reading = || Error::io(format!("reading {}", dir.display()));
+    for entry in std::fs::read_dir(dir).map_err(reading())? {
+        let path = entry.map_err(reading())?.path();
         if path.is_dir() {
             collect(&path, out)?;
         } else {
@@ -242,7 +263,8 @@ pub fn build(dir: &Path, arch: Architecture, progress: &dyn Fn(String)) -> Resul
         if !installed_targets().iter().any(|t| t == triple) {
             missing.push(format!("the Rust target (rustup target add {triple})"));
         }
-        bail!(
+        crate::fail!(
+            Build,
             "cannot build the handler for {arch} on this machine: it needs {}. Or build elsewhere and pass --handler-zip",
             missing.join(" and ")
         );
@@ -264,9 +286,12 @@ pub fn build(dir: &Path, arch: Architecture, progress: &dyn Fn(String)) -> Resul
     ));
     let status = cmd
         .status()
-        .context("cannot run cargo to build the handler")?;
+        .map_err(Error::io("cannot run cargo to build the handler"))?;
     if !status.success() {
-        bail!("building the handler failed ({status}); see cargo's output above");
+        crate::fail!(
+            Build,
+            "building the handler failed ({status}); see cargo's output above"
+        );
     }
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)

@@ -79,15 +79,6 @@ impl Progress {
 }
 
 impl Step {
-    pub fn note(&self, message: impl AsRef<str>) {
-        match &self.bar {
-            Some(bar) => bar.set_message(message.as_ref().to_owned()),
-            None => self
-                .progress
-                .note(format!("{}: {}", self.label, message.as_ref())),
-        }
-    }
-
     pub fn done(self, message: impl AsRef<str>) {
         match &self.bar {
             Some(bar) => {

@@ -1,8 +1,8 @@
-//! Validation of the observability and access keys: API Gateway's logs of the stage (`[api]
-//! access_log`, `access_log_format`, `execution_log_level`, `log_retention_days`,
-//! `manage_account_log_role`), the `[dashboard]` section, `[[grant]]` entries and `[domain]`.
+//! Validation of the observability keys: API Gateway's logs of the stage (`[api] access_log`,
+//! `access_log_format`, `execution_log_level`, `log_retention_days`,
+//! `manage_account_log_role`) and the `[dashboard]` section.
 
-use super::check::Checker;
+use super::checker::Checker;
 use super::raw::{RawApi, RawDashboard};
 use super::{ApiLogging, ConfigError, DashboardConfig, LogLevel, RETENTION_DAYS};
 
@@ -109,141 +109,6 @@ pub(super) fn check_logging(c: &Checker<'_>, a: &RawApi) -> Result<ApiLogging, C
         }
     }
     Ok(logging)
-}
-
-/// `[[grant]]` entries: an IAM role's ARN each (once), and a non-empty `allow` list.
-pub(super) fn check_grants(
-    c: &Checker<'_>,
-    raw: &[toml::Spanned<super::raw::RawGrant>],
-) -> Result<Vec<super::Grant>, ConfigError> {
-    use super::Allow;
-    let mut out: Vec<super::Grant> = Vec::new();
-    for g in raw {
-        let g = g.get_ref();
-        let p = g.principal.get_ref();
-        let parts: Vec<&str> = p.splitn(6, ':').collect();
-        let ok = parts.len() == 6
-            && parts[0] == "arn"
-            && parts[1].starts_with("aws")
-            && parts[2] == "iam"
-            && parts[3].is_empty()
-            && parts[4].len() == 12
-            && parts[4].chars().all(|ch| ch.is_ascii_digit())
-            && parts[5]
-                .strip_prefix("role/")
-                .is_some_and(|r| !r.is_empty() && !r.ends_with('/') && !r.contains('*'));
-        if !ok {
-            return Err(c.invalid(
-                "grant.principal",
-                g.principal.span(),
-                format!("{p:?} is not an IAM role's ARN (arn:aws:iam::123456789012:role/NAME)"),
-            ));
-        }
-        if out.iter().any(|o| o.principal == *p) {
-            return Err(c.invalid(
-                "grant.principal",
-                g.principal.span(),
-                format!("{p} has two [[grant]] entries: list everything it may do in one"),
-            ));
-        }
-        let mut allow = Vec::new();
-        for a in g.allow.get_ref() {
-            let v = match a.as_str() {
-                "broadcast" => Allow::Broadcast,
-                "manage_connections" => Allow::ManageConnections,
-                other => {
-                    return Err(c.invalid(
-                        "grant.allow",
-                        g.allow.span(),
-                        format!("{other:?} is not a grant: expected \"broadcast\" or \"manage_connections\""),
-                    ))
-                }
-            };
-            if !allow.contains(&v) {
-                allow.push(v);
-            }
-        }
-        if allow.is_empty() {
-            return Err(c.invalid(
-                "grant.allow",
-                g.allow.span(),
-                "is empty: grant \"broadcast\", \"manage_connections\" or both",
-            ));
-        }
-        allow.sort();
-        out.push(super::Grant {
-            principal: p.clone(),
-            allow,
-        });
-    }
-    Ok(out)
-}
-
-/// `[domain]`: a DNS name (no wildcard), an ACM certificate's ARN, a Route 53 zone id.
-pub(super) fn check_domain(
-    c: &Checker<'_>,
-    raw: &Option<toml::Spanned<super::raw::RawDomain>>,
-) -> Result<Option<super::DomainConfig>, ConfigError> {
-    let Some(d) = raw else { return Ok(None) };
-    let d = d.get_ref();
-    let name = d.name.get_ref().trim_end_matches('.').to_ascii_lowercase();
-    let labels: Vec<&str> = name.split('.').collect();
-    let ok = name.len() <= 253
-        && labels.len() >= 2
-        && labels.iter().all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-')
-        });
-    if !ok {
-        return Err(c.invalid(
-            "domain.name",
-            d.name.span(),
-            format!(
-                "{:?} is not a DNS name such as ws.example.com (no wildcard)",
-                d.name.get_ref()
-            ),
-        ));
-    }
-    let arn = d.certificate_arn.get_ref();
-    let parts: Vec<&str> = arn.splitn(6, ':').collect();
-    if !(parts.len() == 6
-        && parts[0] == "arn"
-        && parts[2] == "acm"
-        && !parts[3].is_empty()
-        && parts[4].len() == 12
-        && parts[5].starts_with("certificate/"))
-    {
-        return Err(c.invalid(
-            "domain.certificate_arn",
-            d.certificate_arn.span(),
-            format!("{arn:?} is not an ACM certificate's ARN (arn:aws:acm:REGION:ACCOUNT:certificate/ID)"),
-        ));
-    }
-    let hosted_zone_id = match &d.hosted_zone_id {
-        None => None,
-        Some(z) => {
-            let id = z.get_ref().trim_start_matches("/hostedzone/");
-            if id.is_empty() || id.len() > 32 || !id.chars().all(|ch| ch.is_ascii_alphanumeric()) {
-                return Err(c.invalid(
-                    "domain.hosted_zone_id",
-                    z.span(),
-                    format!(
-                        "{:?} is not a Route 53 hosted zone id (e.g. Z0123456789ABCDEFGHIJ)",
-                        z.get_ref()
-                    ),
-                ));
-            }
-            Some(id.to_owned())
-        }
-    };
-    Ok(Some(super::DomainConfig {
-        name,
-        certificate_arn: arn.clone(),
-        hosted_zone_id,
-    }))
 }
 
 pub(super) fn check_dashboard(d: &RawDashboard) -> DashboardConfig {

@@ -1,7 +1,9 @@
 //! The project file (`wsctl.toml`): what a validated configuration is ([`Config`] and its
 //! sections, with the defaults `config.example.toml` documents) and how it is loaded. Reading
-//! the TOML is in [`raw`], validating it into a `Config` in [`check`], the file `wsctl init`
-//! writes in [`starter`]. Errors name the file, the key and the line.
+//! the TOML is in [`raw`], validating it into a `Config` in [`check`] with one file per
+//! section's checks ([`auth`], [`alarm`], [`logging`], [`grants`], [`domain`]) and their shared
+//! toolkit ([`checker`]), the file `wsctl init` writes in [`starter`]. Errors name the file,
+//! the key and the line.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -9,7 +11,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod alarm;
+mod auth;
 mod check;
+mod checker;
+mod domain;
+mod grants;
 mod logging;
 mod raw;
 mod starter;

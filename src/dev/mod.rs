@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result};
 use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -18,6 +17,8 @@ use axum::Router;
 use base64::Engine as _;
 use futures::{SinkExt, StreamExt};
 use handler::{FanOut, Handler, MemoryBroadcastLog, MemoryStore, Outcome, Settings};
+
+use crate::error::{Error, Result};
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch, Notify};
@@ -591,10 +592,11 @@ impl Gateway {
 /// `$disconnect` for each. `ready` receives the bound address.
 pub async fn run(opts: DevOptions, ready: impl FnOnce(SocketAddr)) -> Result<()> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let listening = format!("cannot listen on {}:{}", opts.host, opts.port);
     let listener = socket::listen(&opts.host, opts.port)
         .await
-        .with_context(|| format!("cannot listen on {}:{}", opts.host, opts.port))?;
-    let addr = listener.local_addr()?;
+        .map_err(Error::io(listening.clone()))?;
+    let addr = listener.local_addr().map_err(Error::io(listening))?;
     let mut settings = opts.settings.clone();
     settings.endpoint_override = Some(format!("http://{addr}/{}", opts.stage));
     settings.api_id = Some("local".into());
@@ -703,28 +705,6 @@ async fn shutdown_signal() {
     }
 }
 
-/// Parses durations like `10m`, `2h`, `30s`, `500ms` or plain seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .map_or((s, "s"), |i| (&s[..i], &s[i..]));
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration (e.g. 30s, 10m, 2h)"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s, m or h)")),
-    };
-    if !(secs > 0.0 && secs.is_finite()) {
-        return Err(format!("{s:?} must be more than zero"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -737,15 +717,5 @@ mod tests {
             assert_eq!(id.len(), 16);
             assert!(id.ends_with('='));
         }
-    }
-
-    #[test]
-    fn durations_parse() {
-        assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));
-        assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
-        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
-        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("0s").is_err());
     }
 }

@@ -1,150 +1,72 @@
-//! Observe every resource, plan ([`plan`]: the desired state and the actions), apply in
-//! dependency order (independent resources concurrently). `down` ([`down`]) runs the same
-//! observation and deletes in reverse.
+//! The engine: it knows the order of the stack's resources ([`order`]) and nothing about any
+//! one of them. `up` observes every resource (concurrently; what lives under the API once its
+//! id is known), plans (each resource's `diff`, in order), refuses or asks before the first
+//! write, then applies each resource as soon as what it follows is applied. `down`
+//! ([`down`]) observes the same way and deletes in its own order; `status` ([`status`]) plans
+//! without writing and gathers every resource's checks.
 
 mod down;
-mod plan;
+mod order;
+mod status;
 
-pub use down::{down, DownItem};
-pub use plan::{plan, Plan, PlanItem, ACCOUNT_RESOURCE};
+pub use down::down;
+pub use status::status;
 
-use std::collections::BTreeMap;
+use std::any::TypeId;
+use std::collections::HashSet;
 use std::fmt;
+use std::sync::Mutex;
 
-use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::aws::Clients;
-use crate::config::Config;
-use crate::naming::{self, Names};
-use crate::package::Zip;
+use crate::error::{Error, Result};
+use crate::package::{CodeSpec, Zip};
 use crate::report::Progress;
-use crate::resources::function::CodeSpec;
-use crate::resources::{
-    account, alarm, api, dashboard, domain, function, grant, logs, role, secret, table, Action,
-    Change,
-};
+use crate::resources::function::needs_code;
+use crate::resources::shape::{Action, Change, Ctx, Ids, Kind, Observation, Plan, PlanItem};
+use crate::stack::Stack;
+use order::{order, Step};
 
-/// A project's stack: its config, names and AWS clients.
-pub struct Stack {
-    pub config: Config,
-    pub names: Names,
-    pub clients: Clients,
-    pub tags: BTreeMap<String, String>,
-}
-
-impl Stack {
-    pub fn new(config: Config, clients: Clients, account: &str) -> Stack {
-        let names = Names::new(&config, clients.region(), account);
-        let tags = naming::tags(&config);
-        Stack {
-            config,
-            names,
-            clients,
-            tags,
+/// Observes every step's resource: first what needs nothing, then (with the API's id) what
+/// lives under the API. Returns the observation and the ids it shows.
+async fn observe(steps: &[Step], cx: &Ctx<'_>) -> Result<(Observation, Ids)> {
+    let mut obs = Observation::default();
+    for under_api in [false, true] {
+        let ids = known(steps.iter().filter(|s| !s.under_api), cx, &obs, under_api);
+        let cx = cx.with_ids(ids);
+        let wave = steps.iter().filter(|s| s.under_api == under_api);
+        for observed in futures::future::try_join_all(wave.map(|s| s.observe(&cx))).await? {
+            observed.store(&mut obs);
         }
     }
+    let ids = known(steps.iter(), cx, &obs, true);
+    Ok((obs, ids))
 }
 
-/// Everything that exists, read concurrently.
-#[derive(Debug, Clone, Serialize)]
-pub struct Observation {
-    pub table: Option<table::Observed>,
-    /// The subscriptions index (topics keyed by topic).
-    pub subscriptions: Option<table::Observed>,
-    /// The broadcasts' status records.
-    pub broadcasts: Option<table::Observed>,
-    pub role: Option<role::Observed>,
-    pub function: Option<function::Observed>,
-    pub api: Option<api::Observed>,
-    pub permission: Vec<api::Statement>,
-    pub log_group: Option<logs::Observed>,
-    pub alarm: Option<alarm::Observed>,
-    /// API Gateway's access log group of the stage.
-    pub access_log_group: Option<logs::Observed>,
-    /// The account's CloudWatch role for API Gateway: read only when the config asks for
-    /// API Gateway's logs (it needs apigateway:GET on the account).
-    pub account: Option<account::Observed>,
-    pub dashboard: Option<dashboard::Observed>,
-    /// The custom domain, its certificate and DNS record (`[domain]` only).
-    pub domain: Option<domain::DomainObs>,
-    /// Domain names of this stack (by their tags) that the config does not name.
-    pub stray_domains: Vec<domain::Observed>,
+/// The ids the observed resources give, merged in order (none before anything is observed).
+fn known<'s>(
+    steps: impl Iterator<Item = &'s Step>,
+    cx: &Ctx<'_>,
+    obs: &Observation,
+    observed: bool,
+) -> Ids {
+    let mut ids = cx.ids.clone();
+    if observed {
+        for s in steps {
+            let now = cx.with_ids(ids.clone());
+            ids.merge(s.ids(&now, obs));
+        }
+    }
+    ids
 }
 
-pub async fn observe(stack: &Stack) -> Result<Observation> {
-    observe_with(stack, true).await
-}
-
-/// Reads every resource concurrently; the API (and what hangs off it) only with `with_api`.
-async fn observe_with(stack: &Stack, with_api: bool) -> Result<Observation> {
-    let c = &stack.clients;
-    let n = &stack.names;
-    let api = async {
-        match with_api {
-            true => api::observe(c, n).await,
-            false => Ok(None),
-        }
-    };
-    let account = async {
-        match stack.config.api.logging.any() {
-            true => account::observe(c).await.map(Some),
-            false => Ok(None),
-        }
-    };
-    let domain = async {
-        match &stack.config.domain {
-            Some(d) => domain::observe(c, d).await.map(Some),
-            None => Ok(None),
-        }
-    };
-    let (
-        (table, subscriptions, broadcasts, role, function, api, permission, log_group, alarm),
-        (access_log_group, account, dashboard, domain, stray_domains),
-    ) = tokio::try_join!(
-        async {
-            tokio::try_join!(
-                table::observe(c, &n.table),
-                table::observe(c, &n.subscriptions_table),
-                table::observe(c, &n.broadcasts_table),
-                role::observe(c, &n.role),
-                function::observe(c, &n.function),
-                api,
-                api::observe_permission(c, &n.function),
-                logs::observe(c, &n.log_group),
-                alarm::observe(c, &n.alarm),
-            )
-        },
-        async {
-            tokio::try_join!(
-                logs::observe(c, &n.access_log_group),
-                account,
-                dashboard::observe(c, &n.dashboard),
-                domain,
-                domain::strays(
-                    c,
-                    &stack.tags,
-                    stack.config.domain.as_ref().map(|d| d.name.as_str())
-                ),
-            )
-        },
-    )?;
-    Ok(Observation {
-        table,
-        subscriptions,
-        broadcasts,
-        role,
-        function,
-        api,
-        permission,
-        log_group,
-        alarm,
-        access_log_group,
-        account,
-        dashboard,
-        domain,
-        stray_domains,
-    })
+/// The plan: every step's items, in order. Pure.
+fn plan(steps: &[Step], cx: &Ctx<'_>, obs: &Observation) -> Result<Plan> {
+    let mut items = Vec::new();
+    for s in steps {
+        items.extend(s.plan(cx, obs)?);
+    }
+    Ok(Plan { items })
 }
 
 /// What `up` did (or, with `--dry-run`, would do).
@@ -159,12 +81,13 @@ pub struct UpReport {
     pub dry_run: bool,
     pub changed: bool,
     pub resources: Vec<PlanItem>,
-    pub ids: Ids,
+    pub ids: IdsReport,
     pub urls: Option<Urls>,
 }
 
+/// The ids `up` reports.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct Ids {
+pub struct IdsReport {
     pub table_arn: Option<String>,
     pub role_arn: Option<String>,
     pub function_arn: Option<String>,
@@ -195,11 +118,11 @@ impl fmt::Display for UpReport {
             (Action::Delete, false) => "deleted",
             (Action::NoChange, _) => "no change",
         };
+        let label = crate::naming::label(&self.project, self.env.as_deref());
         if self.dry_run {
             writeln!(
                 f,
-                "Plan for project {} in {} (dry run: nothing was changed):",
-                crate::naming::label(&self.project, self.env.as_deref()),
+                "Plan for project {label} in {} (dry run: nothing was changed):",
                 self.region
             )?;
         }
@@ -210,7 +133,7 @@ impl fmt::Display for UpReport {
             writeln!(
                 f,
                 "  {:<18} {:<44} {}",
-                item.resource,
+                item.kind.to_string(),
                 item.name,
                 verb(&item.action)
             )?;
@@ -221,8 +144,7 @@ impl fmt::Display for UpReport {
         if !self.changed {
             writeln!(
                 f,
-                "No changes: the stack of project {} matches the config.",
-                crate::naming::label(&self.project, self.env.as_deref())
+                "No changes: the stack of project {label} matches the config."
             )?;
         } else if self.dry_run {
             let n = self
@@ -260,36 +182,30 @@ pub struct UpOptions<'a> {
 }
 
 /// Convergence passes `up` and `down` make when AWS fails transiently (see
-/// [`crate::resources::is_retryable`]): each pass observes afresh, so what a failed call did
-/// (a create whose answer was lost, say) is found rather than repeated.
+/// [`Error::is_retryable`]): each pass observes afresh, so what a failed call did (a create
+/// whose answer was lost, say) is found rather than repeated.
 pub const PASSES: u32 = 6;
 
-/// The pause before pass `n` (2, 3...): exponential, capped at 8 s.
-fn pass_backoff(n: u32) -> std::time::Duration {
-    std::time::Duration::from_millis((250u64 << n.min(5)).min(8_000))
-}
-
-/// Runs `pass` until it succeeds, fails for good, or [`PASSES`] passes have failed
-/// transiently; each retry is announced on `progress`.
-async fn in_passes<T, F, Fut>(progress: &Progress, mut pass: F) -> Result<T>
+/// Runs `pass` in up to [`PASSES`] passes, each retry announced on `progress` in one line.
+async fn in_passes<T, F, Fut>(progress: &Progress, pass: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T>>,
 {
-    let mut n = 1;
-    loop {
-        match pass().await {
-            Err(e) if n < PASSES && crate::resources::is_retryable(&e) => {
-                n += 1;
-                progress.note(format!(
-                    "{}; observing again (pass {n} of {PASSES})",
-                    crate::redact::redact(&format!("{e:#}"))
-                ));
-                tokio::time::sleep(pass_backoff(n)).await;
-            }
-            result => return result,
-        }
-    }
+    let n = std::sync::atomic::AtomicU32::new(1);
+    crate::retry::passes(
+        PASSES,
+        Error::is_retryable,
+        |e, _| {
+            let next = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            progress.note(format!(
+                "{}; observing again (pass {next} of {PASSES})",
+                crate::redact::redact(&e.to_string())
+            ));
+        },
+        pass,
+    )
+    .await
 }
 
 /// `ask`, until it answers yes once; from then on the answer is yes without asking.
@@ -310,7 +226,7 @@ fn remembered<'a, T: ?Sized>(
 /// Creates or converges the stack. The report lists the changes of the first pass (what the
 /// user was shown and confirmed); later passes finish the same plan.
 pub async fn up(stack: &Stack, opts: UpOptions<'_>, progress: &Progress) -> Result<UpReport> {
-    let first: std::sync::Mutex<Option<Plan>> = Default::default();
+    let first: Mutex<Option<Plan>> = Default::default();
     // The plan, and the account-wide change, are each asked about once, however many passes
     // it takes.
     let confirm = remembered(opts.confirm);
@@ -337,28 +253,24 @@ async fn up_once(
     stack: &Stack,
     opts: UpOptions<'_>,
     progress: &Progress,
-    first_plan: &std::sync::Mutex<Option<Plan>>,
+    first_plan: &Mutex<Option<Plan>>,
 ) -> Result<UpReport> {
     let n = &stack.names;
-    let obs = observe(stack).await?;
-    let plan = plan(stack, &obs, &opts.code)?;
+    let steps = order();
+    let cx = Ctx {
+        stack,
+        ids: Ids::default(),
+        code: &opts.code,
+        zip: None,
+        progress,
+    };
+    let (obs, ids) = observe(&steps, &cx).await?;
+    let cx = cx.with_ids(ids.clone());
+    let plan = plan(&steps, &cx, &obs)?;
     first_plan
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .get_or_insert_with(|| plan.clone());
-    let mut ids = Ids {
-        table_arn: obs.table.as_ref().map(|t| t.arn.clone()),
-        role_arn: obs.role.as_ref().map(|r| r.arn.clone()),
-        function_arn: obs.function.as_ref().map(|f| f.arn.clone()),
-        api_id: obs.api.as_ref().map(|a| a.api.id.clone()),
-        integration_id: obs
-            .api
-            .as_ref()
-            .and_then(|a| api::chosen_integration(a, &stack.desired_api()))
-            .map(|i| i.id.clone()),
-        stage: n.stage.clone(),
-        log_group: n.log_group.clone(),
-    };
     let mut report = UpReport {
         project: n.project.clone(),
         env: stack.config.env.clone(),
@@ -368,314 +280,319 @@ async fn up_once(
         changed: !plan.is_noop(),
         resources: plan.items.clone(),
         urls: None,
-        ids: Ids::default(),
-    };
-    // Where DNS must point, when wsctl does not keep the record itself.
-    let unmanaged_dns = stack
-        .config
-        .domain
-        .as_ref()
-        .is_some_and(|d| d.hosted_zone_id.is_none());
-    let mut dns_target = obs
-        .domain
-        .as_ref()
-        .and_then(|o| o.domain.as_ref())
-        .and_then(|d| d.target.clone());
-    let urls = |ids: &Ids, target: &Option<String>| {
-        ids.api_id.as_ref().map(|id| Urls {
-            websocket: n.websocket_url(id),
-            callback: n.callback_url(id),
-            dns_target: target.clone().filter(|_| unmanaged_dns),
-        })
+        ids: IdsReport::default(),
     };
     if opts.dry_run || plan.is_noop() {
-        report.urls = urls(&ids, &dns_target);
-        report.ids = ids;
+        finish(stack, &mut report, &ids);
         return Ok(report);
     }
 
-    // A secret the function could not read would fail every $connect: refuse before writing.
-    if let Some((_, Some(problem))) =
-        secret::check(&stack.clients, stack.config.auth.as_ref()).await?
-    {
-        anyhow::bail!("[auth] secret_parameter: {problem}");
-    }
-
-    // A certificate that cannot serve the domain would fail CreateDomainName half-way.
-    if let (Some(d), Some(o)) = (&stack.config.domain, &obs.domain) {
-        if let Some(problem) = domain::certificate_problem(o, d, &n.region) {
-            anyhow::bail!("[domain] certificate_arn: {problem}. Nothing was changed.");
-        }
+    // What would fail half-way (a secret the function cannot read, a certificate that cannot
+    // serve the domain) stops the run before its first write.
+    if let Some(why) = steps.iter().find_map(|s| s.refuse(&cx, &obs)) {
+        return Err(Error::Refused(why));
     }
     // An account-wide change is never made silently.
-    if let Some(change) = plan.get(ACCOUNT_RESOURCE).changes().first() {
+    if let Some(change) = plan.action(&Kind::AccountLogRole).changes().first() {
         if !stack.config.api.logging.manage_account_log_role && !(opts.confirm_account)(change) {
-            anyhow::bail!(
+            crate::fail!(
+                Refused,
                 "API Gateway's logs need the account's CloudWatch role ({change}), a setting of the whole account in {} that wsctl changes only when allowed: set [api] manage_account_log_role = true, run `wsctl up` on a terminal (without --yes) and confirm, or turn API Gateway's logs off ([api] access_log = false, execution_log_level = \"OFF\"). Nothing was changed.",
                 n.region
             );
         }
     }
     if !(opts.confirm)(&plan) {
-        anyhow::bail!("cancelled: nothing was changed");
+        crate::fail!(Refused, "cancelled: nothing was changed");
     }
 
     // Build (or load) the code first: a build failure must not leave a half-made stack.
-    let function_action = plan.get("function").clone();
-    let zip: Option<Zip> = if function::needs_code(&function_action) {
-        Some(match &opts.code {
-            CodeSpec::Zip(z) => z.clone(),
-            CodeSpec::Deployed => anyhow::bail!("internal: up needs code but was given none"),
-            CodeSpec::Source { .. } => {
-                let dir = opts
-                    .source_dir
-                    .context("the handler must be built but its source is not available; pass --handler-zip")?
-                    .to_path_buf();
-                let arch = stack.config.function.architecture;
-                let p = progress.clone();
-                tokio::task::spawn_blocking(move || {
-                    crate::package::build(&dir, arch, &|m| p.note(m))
-                })
-                .await
-                .context("the build task failed")??
-            }
-        })
-    } else {
-        None
+    let zip = code(stack, &opts, &plan, progress).await?;
+    let cx = Ctx {
+        zip: zip.as_ref(),
+        ..cx
     };
-
-    let c = &stack.clients;
-    // Phase A: resources that depend on nothing.
-    let d_api = stack.desired_api();
-    let d_logs = stack.desired_logs();
-    let base_role = stack.desired_role(ids.api_id.as_deref());
-    let apply_table =
-        |resource: &'static str, kind: table::Kind, observed: Option<&table::Observed>| {
-            let desired = stack.desired_table_of(kind);
-            let action = plan.get(resource);
-            let observed = observed.cloned();
-            async move {
-                let step = progress.step(
-                    resource,
-                    if action.is_change() {
-                        "applying"
-                    } else {
-                        "unchanged"
-                    },
-                );
-                let arn = table::apply(c, observed.as_ref(), &desired, action).await?;
-                step.done(describe(action));
-                Ok::<_, anyhow::Error>(arn)
-            }
-        };
-    let d_access_logs = stack.desired_access_logs();
-    let ((table_arn, _, _, role_arn, api_id, ()), ()) = tokio::try_join!(
-        async {
-            tokio::try_join!(
-                apply_table("table", table::Kind::Connections, obs.table.as_ref()),
-                apply_table(
-                    "subscriptions",
-                    table::Kind::Subscriptions,
-                    obs.subscriptions.as_ref()
-                ),
-                apply_table(
-                    "broadcasts",
-                    table::Kind::Broadcasts,
-                    obs.broadcasts.as_ref()
-                ),
-                async {
-                    let action = plan.get("role");
-                    let step = progress.step("role", "applying");
-                    let arn = role::apply_base(c, obs.role.as_ref(), &base_role).await?;
-                    step.done(describe(action));
-                    Ok(arn)
-                },
-                async {
-                    let action = plan.get("api");
-                    let step = progress.step("api", "applying");
-                    let id = api::apply_api(c, n, obs.api.as_ref().map(|a| &a.api), &d_api).await?;
-                    step.done(describe(action));
-                    Ok(id)
-                },
-                async {
-                    let action = plan.get("log_group");
-                    let step = progress.step("log_group", "applying");
-                    logs::apply(c, obs.log_group.as_ref(), &d_logs, action).await?;
-                    step.done(describe(action));
-                    Ok(())
-                },
-            )
-        },
-        // API Gateway's logging: the account's role and the access log group, both needed
-        // before the stage (phase C) can point at them.
-        async {
-            let (account_action, logs_action) =
-                (plan.get(ACCOUNT_RESOURCE), plan.get("access_log_group"));
-            let account = async {
-                if account_action.is_change() {
-                    let step = progress.step(ACCOUNT_RESOURCE, "setting");
-                    let arn = account::apply(c).await?;
-                    step.done(format!(
-                        "API Gateway's CloudWatch role for {} is {arn}",
-                        n.region
-                    ));
-                }
-                Ok::<_, anyhow::Error>(())
-            };
-            let group = async {
-                match (&d_access_logs, logs_action) {
-                    (_, Action::NoChange) => {}
-                    (None, _) => {
-                        let step = progress.step("access_log_group", "deleting");
-                        logs::delete(c, &n.access_log_group).await?;
-                        step.done("deleted");
-                    }
-                    (Some(d), action) => {
-                        let step = progress.step("access_log_group", "applying");
-                        logs::apply(c, obs.access_log_group.as_ref(), d, action).await?;
-                        step.done(describe(action));
-                    }
-                }
-                Ok(())
-            };
-            tokio::try_join!(account, group)?;
-            Ok(())
-        },
-    )?;
-    ids.table_arn = Some(table_arn);
-    ids.role_arn = Some(role_arn);
-    ids.api_id = Some(api_id.clone());
-
-    // Phase B: what needs the API id: the role's inline policy and the function.
-    let d_role = stack.desired_role(Some(&api_id));
-    let d_function = stack.desired_function(Some(&api_id), opts.code.clone());
-    let function_action = function::diff(obs.function.as_ref(), &d_function);
-    let (_, function_arn) = tokio::try_join!(
-        async {
-            let step = progress.step("role policy", "applying");
-            let wrote = role::apply_policy(c, obs.role.as_ref(), &d_role).await?;
-            step.done(if wrote { "put" } else { "unchanged" });
-            Ok::<_, anyhow::Error>(())
-        },
-        async {
-            let step = progress.step("function", "applying");
-            let note = |m: String| step.note(m);
-            let arn = function::apply(
-                c,
-                obs.function.as_ref(),
-                &d_function,
-                &function_action,
-                zip.as_ref(),
-                &note,
-            )
-            .await?;
-            step.done(describe(&function_action));
-            Ok(arn)
-        },
-    )?;
-    ids.function_arn = Some(function_arn);
-
-    // Phase C: the wiring that needs both: integration, routes, stage, permission.
-    let api_obs = obs.api.as_ref().filter(|a| a.api.id == api_id);
-    let (integration_id, _) = tokio::try_join!(
-        async {
-            let step = progress.step("integration, routes, stage", "applying");
-            let id = api::apply_wiring(c, &api_id, api_obs, &d_api).await?;
-            step.done("converged");
-            Ok::<_, anyhow::Error>(id)
-        },
-        async {
-            let step = progress.step("permission", "applying");
-            let wrote = api::apply_permission(c, n, &obs.permission, &api_id).await?;
-            step.done(if wrote {
-                "scoped to this API's stage"
-            } else {
-                "unchanged"
-            });
-            Ok(())
-        },
-    )?;
-    ids.integration_id = Some(integration_id);
-
-    // The custom domain: its name, its mapping to the stage (which exists now), its record.
-    if let (Some(d), Some(o)) = (&stack.config.domain, &obs.domain) {
-        let step = progress.step("domain", "applying");
-        let target = domain::apply(c, o, d, &api_id, &n.stage, &stack.tags).await?;
-        step.done(format!(
-            "{} -> {}",
-            d.name,
-            target.as_deref().unwrap_or("(target not reported)")
-        ));
-        dns_target = target;
-    }
-
-    for o in &obs.stray_domains {
-        let step = progress.step("domain", "deleting");
-        domain::delete_stray(c, o).await?;
-        step.done(format!("deleted {} (no longer in the config)", o.name));
-    }
-
-    // The grants' statements on the function (it exists now).
-    if plan.items.iter().any(|i| i.resource == "grant") {
-        let step = progress.step("grants", "applying");
-        let wrote = grant::apply(c, &n.function, &obs.permission, &stack.config.grants).await?;
-        step.done(if wrote { "converged" } else { "unchanged" });
-    }
-
-    // Last, the alarm on the function's errors (or its removal).
-    match (stack.desired_alarm(), plan.get("alarm")) {
-        (_, Action::NoChange) => {}
-        (None, _) => {
-            let step = progress.step("alarm", "deleting");
-            alarm::delete(c, &n.alarm).await?;
-            step.done("deleted");
-        }
-        (Some(d), action) => {
-            let step = progress.step("alarm", "applying");
-            alarm::apply(c, obs.alarm.as_ref(), &d, action).await?;
-            step.done(describe(action));
-        }
-    }
-    match (
-        stack.desired_dashboard(Some(&api_id)),
-        plan.get("dashboard"),
-    ) {
-        (None, Action::NoChange) => {}
-        (None, _) => {
-            let step = progress.step("dashboard", "deleting");
-            dashboard::delete(c, &n.dashboard).await?;
-            step.done("deleted");
-        }
-        (Some(d), _) => {
-            // Written whenever the body differs, also when the plan could not know the body
-            // (a new API's id) and found no change.
-            let step = progress.step("dashboard", "applying");
-            let body = d
-                .body
-                .as_ref()
-                .expect("the body is known once the API exists");
-            let wrote = dashboard::apply(c, obs.dashboard.as_ref(), &d.name, body).await?;
-            step.done(if wrote { "put" } else { "unchanged" });
-        }
-    }
-    report.urls = urls(&ids, &dns_target);
-    report.ids = ids;
+    let ids = apply(&steps, &cx, &obs, &plan).await?;
+    finish(stack, &mut report, &ids);
     Ok(report)
 }
 
-/// A one-line summary of an action: created / unchanged / updated (fields).
-pub fn describe(action: &Action) -> String {
-    match action {
-        Action::Create => "created".into(),
-        Action::Delete => "deleted".into(),
-        Action::NoChange => "unchanged".into(),
-        Action::Update(changes) => format!(
-            "updated ({})",
-            changes
+/// The zip to upload, when the plan changes the function's code: the one given, or built now.
+async fn code(
+    stack: &Stack,
+    opts: &UpOptions<'_>,
+    plan: &Plan,
+    progress: &Progress,
+) -> Result<Option<Zip>> {
+    if !needs_code(plan.action(&Kind::Function)) {
+        return Ok(None);
+    }
+    Ok(Some(match &opts.code {
+        CodeSpec::Zip(z) => z.clone(),
+        CodeSpec::Deployed => crate::fail!(Failed, "internal: up needs code but was given none"),
+        CodeSpec::Source { .. } => {
+            let dir = opts
+                .source_dir
+                .ok_or_else(|| {
+                    Error::Usage(
+                        "the handler must be built but its source is not available; pass --handler-zip"
+                            .into(),
+                    )
+                })?
+                .to_path_buf();
+            let arch = stack.config.function.architecture;
+            let p = progress.clone();
+            tokio::task::spawn_blocking(move || crate::package::build(&dir, arch, &|m| p.note(m)))
+                .await
+                .map_err(|e| Error::Build(format!("the build task failed: {e}")))??
+        }
+    }))
+}
+
+/// Applies every step as soon as the steps it follows are applied (independent ones
+/// concurrently); each learns the ids of those before it. Returns every id learned.
+async fn apply(steps: &[Step], cx: &Ctx<'_>, obs: &Observation, plan: &Plan) -> Result<Ids> {
+    let ids = Mutex::new(cx.ids.clone());
+    let done: Mutex<HashSet<TypeId>> = Mutex::default();
+    let applied = tokio::sync::Notify::new();
+    futures::future::try_join_all(steps.iter().map(|step| {
+        let (ids, done, applied) = (&ids, &done, &applied);
+        async move {
+            loop {
+                let notified = applied.notified();
+                let ready = {
+                    let done = done.lock().unwrap_or_else(|p| p.into_inner());
+                    step.after.iter().all(|d| done.contains(d))
+                };
+                if ready {
+                    break;
+                }
+                notified.await;
+            }
+            let now = cx.with_ids(ids.lock().unwrap_or_else(|p| p.into_inner()).clone());
+            let changing: Vec<&PlanItem> = items_of(step, &now, obs, plan);
+            let progress: Vec<_> = changing
                 .iter()
-                .map(|c| c.field.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+                .map(|i| {
+                    cx.progress
+                        .step(format!("{} {}", i.kind, i.name), "applying")
+                })
+                .collect();
+            let learned = step.apply(&now, obs, plan).await?;
+            for (bar, item) in progress.into_iter().zip(&changing) {
+                bar.done(item.action.describe());
+            }
+            ids.lock().unwrap_or_else(|p| p.into_inner()).merge(learned);
+            done.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(step.id);
+            applied.notify_waiters();
+            Ok::<_, Error>(())
+        }
+    }))
+    .await?;
+    Ok(ids.into_inner().unwrap_or_else(|p| p.into_inner()))
+}
+
+/// The plan's items of `step` that change something.
+fn items_of<'p>(step: &Step, cx: &Ctx, obs: &Observation, plan: &'p Plan) -> Vec<&'p PlanItem> {
+    let kinds: Vec<Kind> = step
+        .plan(cx, obs)
+        .map(|items| items.into_iter().map(|i| i.kind).collect())
+        .unwrap_or_default();
+    plan.items
+        .iter()
+        .filter(|i| i.action.is_change() && kinds.contains(&i.kind))
+        .collect()
+}
+
+/// The report's ids and URLs, from what is known now.
+fn finish(stack: &Stack, report: &mut UpReport, ids: &Ids) {
+    let n = &stack.names;
+    // Where DNS must point, when wsctl does not keep the record itself.
+    let unmanaged_dns = stack
+        .config
+        .domain
+        .as_ref()
+        .is_some_and(|d| d.hosted_zone_id.is_none());
+    report.urls = ids.api_id.as_ref().map(|id| Urls {
+        websocket: n.websocket_url(id),
+        callback: n.callback_url(id),
+        dns_target: ids.dns_target.clone().filter(|_| unmanaged_dns),
+    });
+    report.ids = IdsReport {
+        table_arn: ids.table_arn.clone(),
+        role_arn: ids.role_arn.clone(),
+        function_arn: ids.function_arn.clone(),
+        api_id: ids.api_id.clone(),
+        integration_id: ids.integration_id.clone(),
+        stage: n.stage.clone(),
+        log_group: n.log_group.clone(),
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    use super::*;
+    use crate::aws::Clients;
+    use crate::config::Config;
+    use crate::resources::alarm::{self, Alarm};
+    use crate::resources::role::{self, Role};
+    use crate::resources::shape::KNOWN_AFTER_APPLY;
+    use crate::resources::table::{self, Tables};
+
+    /// A stack of `config`, with clients that are never called.
+    fn stack(config: &str) -> Stack {
+        let config = Config::parse(Path::new("wsctl.toml"), config).unwrap();
+        let sdk = aws_config::SdkConfig::builder()
+            .region(aws_config::Region::new("us-east-1"))
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        Stack::new(config, Clients::from_sdk(sdk), "123456789012")
+    }
+
+    /// The plan for `stack` when `edit` has set what exists (and nothing else exists).
+    fn plan_with(stack: &Stack, edit: impl FnOnce(&mut Observation)) -> Result<Plan> {
+        let steps = order();
+        let progress = Progress::new(true);
+        let cx = Ctx {
+            stack,
+            ids: Ids::default(),
+            code: &CodeSpec::Deployed,
+            zip: None,
+            progress: &progress,
+        };
+        let mut obs = Observation::default();
+        for s in &steps {
+            s.absent().store(&mut obs);
+        }
+        edit(&mut obs);
+        let ids = known(steps.iter(), &cx, &obs, true);
+        plan(&steps, &cx.with_ids(ids), &obs)
+    }
+
+    fn rows(plan: &Plan) -> Vec<(String, String, &'static str)> {
+        plan.items
+            .iter()
+            .map(|i| {
+                let action = match i.action {
+                    Action::Create => "create",
+                    Action::Update(_) => "update",
+                    Action::Delete => "delete",
+                    Action::NoChange => "no_change",
+                };
+                (i.kind.to_string(), i.name.clone(), action)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_new_stack_is_created_whole_in_the_engines_order() {
+        let plan = plan_with(&stack("project = \"shop\""), |_| {}).unwrap();
+        let want = [
+            ("table", "shop_ws_connections"),
+            ("subscriptions", "shop_ws_subscriptions"),
+            ("broadcasts", "shop_ws_broadcasts"),
+            ("role", "shop-websocket-lambda-role"),
+            ("log_group", "/aws/lambda/shop-websocket-handler"),
+            ("function", "shop-websocket-handler"),
+            ("api", "shop-websocket"),
+            ("integration", "AWS_PROXY"),
+            ("route $connect", "$connect"),
+            ("route $disconnect", "$disconnect"),
+            ("route $default", "$default"),
+            ("stage", "prod"),
+            ("permission", "wsctl-apigateway-invoke"),
+            ("dashboard", "shop-websocket"),
+        ]
+        .map(|(k, n)| (k.to_owned(), n.to_owned(), "create"));
+        assert_eq!(rows(&plan), want);
+        assert!(!plan.is_noop());
+    }
+
+    #[test]
+    fn an_optional_resource_turned_off_goes_only_when_wsctl_made_it() {
+        let s = stack("project = \"shop\"\n[dashboard]\nenabled = false");
+        let alarm = |managed: bool| alarm::Observed {
+            name: "shop-websocket-errors".into(),
+            arn: "arn:aws:cloudwatch:us-east-1:123456789012:alarm:shop-websocket-errors".into(),
+            namespace: alarm::NAMESPACE.into(),
+            metric: alarm::METRIC.into(),
+            function: Some("shop-websocket-handler".into()),
+            statistic: "Sum".into(),
+            period_seconds: 60,
+            evaluation_periods: 1,
+            threshold: 1.0,
+            comparison: "GreaterThanOrEqualToThreshold".into(),
+            treat_missing_data: "notBreaching".into(),
+            actions: vec![],
+            actions_enabled: true,
+            tags: match managed {
+                true => BTreeMap::from([("ManagedBy".into(), "wsctl".into())]),
+                false => BTreeMap::new(),
+            },
+        };
+        let plan = plan_with(&s, |o| o.insert::<Alarm>(Some(alarm(true)))).unwrap();
+        assert_eq!(plan.action(&Kind::Alarm), &Action::Delete);
+        assert!(rows(&plan).iter().all(|r| r.0 != "dashboard"));
+        let plan = plan_with(&s, |o| o.insert::<Alarm>(Some(alarm(false)))).unwrap();
+        assert!(
+            rows(&plan).iter().all(|r| r.0 != "alarm"),
+            "someone else's alarm stays"
+        );
+    }
+
+    #[test]
+    fn a_table_with_another_key_is_refused_before_anything() {
+        let s = stack("project = \"shop\"");
+        let wrong = table::Observed {
+            name: "shop_ws_connections".into(),
+            arn: "arn".into(),
+            status: "ACTIVE".into(),
+            billing_mode: "PAY_PER_REQUEST".into(),
+            key_schema: "id (S, HASH)".into(),
+            ttl_status: "ENABLED".into(),
+            ttl_attribute: Some("ttl".into()),
+            tags: BTreeMap::new(),
+            item_count: None,
+        };
+        let err = plan_with(&s, |o| o.insert::<Tables>(vec![Some(wrong)])).unwrap_err();
+        assert!(matches!(err, Error::Refused(_)), "{err}");
+        assert!(
+            err.to_string().contains("DynamoDB cannot change a key"),
+            "{err}"
+        );
+    }
+
+    /// A role whose policy names an API that is gone: the plan says the policy will name the
+    /// new API, which only applying knows.
+    #[test]
+    fn what_names_a_new_api_is_known_after_apply() {
+        let s = stack("project = \"shop\"");
+        let old = role::least_privilege_policy(&s.names, "oldapi", None);
+        let existing = role::Observed {
+            name: s.names.role.clone(),
+            arn: s.names.role_arn(),
+            trust: role::trust_policy(),
+            attached: vec![crate::naming::BASIC_EXECUTION_POLICY.into()],
+            inline: BTreeMap::from([(s.names.policy.clone(), old)]),
+            tags: s.tags.clone(),
+        };
+        let plan = plan_with(&s, |o| o.insert::<Role>(Some(existing))).unwrap();
+        let changes = plan.action(&Kind::Role).changes();
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        assert_eq!(changes[0].field, format!("inline.{}", s.names.policy));
+        assert_eq!(changes[0].to, KNOWN_AFTER_APPLY);
+    }
+
+    #[test]
+    fn api_gateways_logs_plan_the_account_setting_first() {
+        let s = stack("project = \"shop\"\n[api]\naccess_log = true");
+        let plan = plan_with(&s, |_| {}).unwrap();
+        let first: Vec<String> = rows(&plan).into_iter().take(2).map(|r| r.0).collect();
+        assert_eq!(first, ["account_log_role", "access_log_group"]);
     }
 }

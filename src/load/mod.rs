@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use crate::error::Result;
 use futures::future::BoxFuture;
 use handler::DeliveryReport;
 use indicatif::{ProgressBar, ProgressStyle};

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use anyhow::Result;
+use crate::error::Result;
 use handler::DeliveryReport;
 use serde::Serialize;
 

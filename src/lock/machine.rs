@@ -10,7 +10,7 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use crate::error::{Error, Result};
 
 use crate::naming::Names;
 
@@ -30,8 +30,10 @@ fn path(names: &Names) -> PathBuf {
 pub fn acquire(names: &Names, note: &dyn Fn(String)) -> Result<MachineLock> {
     let path = path(names);
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create the lock directory {}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(Error::io(format!(
+            "cannot create the lock directory {}",
+            dir.display()
+        )))?;
     }
     let mut file = OpenOptions::new()
         .read(true)
@@ -39,7 +41,10 @@ pub fn acquire(names: &Names, note: &dyn Fn(String)) -> Result<MachineLock> {
         .create(true)
         .truncate(false)
         .open(&path)
-        .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+        .map_err(Error::io(format!(
+            "cannot open the lock file {}",
+            path.display()
+        )))?;
     match file.try_lock() {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {
@@ -51,10 +56,10 @@ pub fn acquire(names: &Names, note: &dyn Fn(String)) -> Result<MachineLock> {
                 holder.trim()
             ));
             file.lock()
-                .with_context(|| format!("cannot lock {}", path.display()))?;
+                .map_err(Error::io(format!("cannot lock {}", path.display())))?;
         }
         Err(TryLockError::Error(e)) => {
-            return Err(e).with_context(|| format!("cannot lock {}", path.display()))
+            return Err(Error::io(format!("cannot lock {}", path.display()))(e))
         }
     }
     // Who holds it, for the message above (best effort: the lock is what matters).

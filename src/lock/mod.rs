@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use anyhow::Result;
+use crate::error::Result;
+use crate::stack::Stack;
 
-use crate::engine::Stack;
-
+pub mod holder;
 pub mod machine;
 pub mod remote;
 

@@ -26,15 +26,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::Result;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::delete_item::{DeleteItemError, DeleteItemOutput};
 use aws_sdk_dynamodb::types::{AttributeValue, TableStatus};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use serde::Serialize;
 
-use crate::engine::Stack;
-use crate::resources::AwsContext;
+pub use super::holder::{Holder, LockHeld};
+use crate::aws::aws_error;
+use crate::error::{Error, Result};
+use crate::stack::Stack;
 
 /// The lock table's hash key.
 const KEY: &str = "stack";
@@ -42,50 +43,6 @@ const KEY: &str = "stack";
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 /// How long a new lock table may take to become ACTIVE.
 const TABLE_WAIT: Duration = Duration::from_secs(120);
-
-/// Who holds (or held) a stack's lock.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Holder {
-    pub host: String,
-    pub pid: u32,
-    pub command: String,
-    pub version: String,
-    pub started: String,
-    /// When the lease ends unless renewed (epoch milliseconds).
-    pub expires_ms: u64,
-    #[serde(skip)]
-    pub token: String,
-}
-
-impl Holder {
-    pub fn lease_left(&self) -> Option<Duration> {
-        self.expires_ms
-            .checked_sub(now_ms())
-            .filter(|left| *left > 0)
-            .map(Duration::from_millis)
-    }
-}
-
-impl fmt::Display for Holder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "`wsctl {}` (pid {} on {}, wsctl {}, since {})",
-            self.command, self.pid, self.host, self.version, self.started
-        )
-    }
-}
-
-/// Another run held the lock for longer than `--lock-timeout`.
-#[derive(Debug, thiserror::Error)]
-#[error("the stack lock of project {project} (DynamoDB table {table}) is held by {holder}; gave up after {waited:?} (--lock-timeout). If that run is dead, its lease ends within {lease:?}; `wsctl unlock` shows and removes a lock")]
-pub struct LockHeld {
-    pub project: String,
-    pub table: String,
-    pub holder: Holder,
-    pub waited: Duration,
-    pub lease: Duration,
-}
 
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -99,10 +56,9 @@ pub fn lease() -> Result<Duration> {
         Err(_) => Ok(DEFAULT_LEASE),
         Ok(v) => match v.trim().parse::<u64>() {
             Ok(s) if (1..=3600).contains(&s) => Ok(Duration::from_secs(s)),
-            _ => Err(crate::UsageError(format!(
+            _ => Err(Error::Usage(format!(
                 "WSCTL_LOCK_LEASE={v:?}: expected a whole number of seconds from 1 to 3600"
-            ))
-            .into()),
+            ))),
         },
     }
 }
@@ -191,7 +147,7 @@ pub async fn holder(stack: &Stack) -> Result<Option<Holder>> {
         {
             Ok(None)
         }
-        Err(e) => Err(e).aws(format!("GetItem on the lock table {table}")),
+        Err(e) => Err(aws_error(format!("GetItem on the lock table {table}"), &e).into()),
     }
 }
 
@@ -199,7 +155,7 @@ pub async fn holder(stack: &Stack) -> Result<Option<Holder>> {
 async fn ensure_table(stack: &Stack, note: &dyn Fn(String)) -> Result<()> {
     let table = &stack.names.lock_table;
     let db = &stack.clients.dynamodb;
-    let created = crate::resources::table::create_request(db, table, KEY, None, &stack.tags)?
+    let created = crate::resources::table::create_request(db, table, KEY, None, &stack.tags)
         .send()
         .await;
     match created {
@@ -208,7 +164,9 @@ async fn ensure_table(stack: &Stack, note: &dyn Fn(String)) -> Result<()> {
         Err(e)
             if e.as_service_error()
                 .is_some_and(|s| s.is_resource_in_use_exception()) => {}
-        Err(e) => return Err(e).aws(format!("CreateTable {table} (the stack lock)")),
+        Err(e) => {
+            return Err(aws_error(format!("CreateTable {table} (the stack lock)"), &e).into())
+        }
     }
     // Polled rather than through the SDK's table waiter (as the connections table is): the
     // waiter's first retry comes after 20 s, and every other step of the first run waits on
@@ -225,10 +183,13 @@ async fn ensure_table(stack: &Stack, note: &dyn Fn(String)) -> Result<()> {
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|s| s.is_resource_not_found_exception()) => {}
-            Err(e) => return Err(e).aws(format!("DescribeTable {table} (the stack lock)")),
+            Err(e) => {
+                return Err(aws_error(format!("DescribeTable {table} (the stack lock)"), &e).into())
+            }
         }
         if since.elapsed() > TABLE_WAIT {
-            anyhow::bail!(
+            crate::fail!(
+                Failed,
                 "the stack lock table {table} was not ACTIVE after {TABLE_WAIT:?}; nothing of the stack was changed"
             );
         }
@@ -300,7 +261,7 @@ pub async fn acquire(
             continue;
         }
         if !service.is_some_and(|s| s.is_conditional_check_failed_exception()) {
-            return Err(e).aws(format!("PutItem on the lock table {table}"));
+            return Err(aws_error(format!("PutItem on the lock table {table}"), &e).into());
         }
         // Held by someone else: say who, then wait for the lease (or the timeout).
         let Some(holder) = holder(stack).await? else {
@@ -392,8 +353,8 @@ async fn renew(
             // Transient (the SDK has already retried): try again at the next tick, while the
             // lease still holds.
             Err(e) => eprintln!(
-                "warning: renewing the stack lock in {table}: {}",
-                aws_smithy_types::error::display::DisplayErrorContext(&e)
+                "warning: renewing the stack lock: {}",
+                aws_error(format!("UpdateItem on the lock table {table}"), &e)
             ),
         }
     }
@@ -418,10 +379,14 @@ impl RemoteLock {
             {
                 Ok(())
             }
-            Err(e) => Err(e).aws(format!(
-                "DeleteItem on the lock table {} (the lease ends by itself)",
-                self.table
-            )),
+            Err(e) => Err(aws_error(
+                format!(
+                    "DeleteItem on the lock table {} (the lease ends by itself)",
+                    self.table
+                ),
+                &e,
+            )
+            .into()),
         }
     }
 
@@ -442,7 +407,9 @@ impl RemoteLock {
             {
                 Ok(())
             }
-            Err(e) => Err(e).aws(format!("DeleteTable {} (the stack lock)", self.table)),
+            Err(e) => {
+                Err(aws_error(format!("DeleteTable {} (the stack lock)", self.table), &e).into())
+            }
         }
     }
 }
@@ -511,12 +478,15 @@ pub async fn unlock(stack: &Stack, force: bool) -> Result<UnlockReport> {
                 .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
         {
             if let Some(now) = self::holder(stack).await? {
-                anyhow::bail!(
+                crate::fail!(
+                    Failed,
                     "the lock changed hands while it was being removed: it is now held by {now}; run `wsctl unlock` again"
                 )
             }
         }
-        Err(e) => return Err(e).aws(format!("DeleteItem on the lock table {table}")),
+        Err(e) => {
+            return Err(aws_error(format!("DeleteItem on the lock table {table}"), &e).into())
+        }
     }
     Ok(UnlockReport {
         table,

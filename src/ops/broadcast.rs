@@ -6,13 +6,13 @@ use std::fmt;
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
 use handler::BroadcastStatus;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use super::delivery::{invoke_text, FunctionError};
+use super::invoke::invoke_text;
 use crate::aws::Clients;
+use crate::error::{Error, Result};
 
 /// How often a broadcast under way is read.
 const POLL: Duration = Duration::from_secs(1);
@@ -23,7 +23,7 @@ const LINE_EVERY: Duration = Duration::from_secs(5);
 pub async fn status(c: &Clients, function: &str, id: &str) -> Result<BroadcastStatus> {
     match find(c, function, id).await? {
         Some(s) => Ok(s),
-        None => bail!("no broadcast with id {id:?} (records are kept 7 days; one just started with --no-wait may not have begun yet: add --wait)"),
+        None => crate::fail!(Failed, "no broadcast with id {id:?} (records are kept 7 days; one just started with --no-wait may not have begun yet: add --wait)"),
     }
 }
 
@@ -35,14 +35,14 @@ async fn find(c: &Clients, function: &str, id: &str) -> Result<Option<BroadcastS
     .payload();
     let text = match invoke_text(c, function, &payload).await {
         Ok(text) => text,
-        Err(e) => match e.downcast_ref::<FunctionError>() {
-            Some(f) if f.error_type == "NoSuchBroadcast" => return Ok(None),
-            _ => return Err(e),
-        },
+        Err(Error::Function(f)) if f.error_type == "NoSuchBroadcast" => return Ok(None),
+        Err(e) => return Err(e),
     };
-    serde_json::from_str(&text)
-        .map(Some)
-        .with_context(|| format!("{function} did not answer with a broadcast's status: {text}"))
+    serde_json::from_str(&text).map(Some).map_err(|_| {
+        Error::Failed(format!(
+            "{function} did not answer with a broadcast's status: {text}"
+        ))
+    })
 }
 
 /// Reads broadcast `id` until every segment is done or failed. Gives up when the record has
@@ -75,7 +75,8 @@ pub async fn follow(
         // An asynchronous invocation may wait in Lambda's queue before its record exists.
         let Some(s) = find(c, function, id).await? else {
             if changed.elapsed() >= stall {
-                bail!(
+                crate::fail!(
+                    Failed,
                     "broadcast {id} has no record after {} s: no such broadcast, or its invocation never ran (`wsctl logs`)",
                     stall.as_secs()
                 );
@@ -113,7 +114,8 @@ pub async fn follow(
             if let Some(bar) = &bar {
                 bar.abandon();
             }
-            bail!(
+            crate::fail!(
+                Failed,
                 "broadcast {id} has not moved for {} s ({done} of {} segments finished, {} delivered so far); it may still finish: `wsctl broadcast status {id}`",
                 stall.as_secs(),
                 s.segments,

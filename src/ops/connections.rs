@@ -5,13 +5,13 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
 
-use anyhow::Result;
 use futures::StreamExt;
 use handler::store::DynamoStore;
 use handler::{Connection, ConnectionStore};
 use serde::Serialize;
 
-use crate::aws::Clients;
+use crate::aws::{aws_error, Clients};
+use crate::error::{Error, Result};
 use crate::naming::Names;
 
 #[derive(Debug, Serialize)]
@@ -80,7 +80,7 @@ pub async fn all_rows(store: &DynamoStore) -> Result<(Vec<Connection>, usize)> {
         let page = store
             .scan(handler::Filter::All, cursor)
             .await
-            .map_err(|e| anyhow::anyhow!(handler::error_chain(&e)))?;
+            .map_err(|e| Error::Failed(handler::error_chain(&e)))?;
         pages += 1;
         rows.extend(page.items);
         cursor = page.next;
@@ -181,9 +181,8 @@ pub async fn prune(
                         Ok(true)
                     }
                     Err(e) => Err(format!(
-                        "{}: {}",
-                        row.connection_id,
-                        crate::resources::describe_sdk_error(&e)
+                        "{}",
+                        aws_error(format!("GetConnection {}", row.connection_id), &e)
                     )),
                 }
             }

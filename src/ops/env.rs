@@ -3,7 +3,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use crate::error::{Error, Result};
 use serde::Serialize;
 
 #[derive(Debug, Serialize)]
@@ -33,7 +33,7 @@ pub fn write_env(file: &Path, name: &str, value: &str) -> Result<EnvWritten> {
     let text = match std::fs::read_to_string(file) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", file.display())),
+        Err(e) => return Err(Error::io(format!("cannot read {}", file.display()))(e)),
     };
     let is_ours = |line: &str| {
         let l = line.trim_start();
@@ -71,7 +71,7 @@ pub fn write_env(file: &Path, name: &str, value: &str) -> Result<EnvWritten> {
         }
         out.push_str(&format!("{name}={value}\n"));
     }
-    std::fs::write(file, out).with_context(|| format!("cannot write {}", file.display()))?;
+    std::fs::write(file, out).map_err(Error::io(format!("cannot write {}", file.display())))?;
     Ok(EnvWritten {
         file: file.to_path_buf(),
         name: name.to_owned(),

@@ -4,11 +4,10 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::time::Duration;
 
-use anyhow::{bail, Result};
 use serde::Serialize;
 
-use crate::aws::Clients;
-use crate::resources::AwsContext;
+use crate::aws::{aws_error, Clients};
+use crate::error::Result;
 
 #[derive(Debug, Serialize)]
 pub struct LogEvent {
@@ -54,9 +53,9 @@ pub async fn logs(
                     if e.as_service_error()
                         .is_some_and(|s| s.is_resource_not_found_exception()) =>
                 {
-                    bail!("log group {group} does not exist (the function has not logged yet, or the stack is not deployed)")
+                    crate::fail!(Failed, "log group {group} does not exist (the function has not logged yet, or the stack is not deployed)")
                 }
-                Err(e) => return Err(e).aws(format!("FilterLogEvents {group}")),
+                Err(e) => return Err(aws_error(format!("FilterLogEvents {group}"), &e).into()),
             };
             for e in out.events() {
                 let id = e.event_id.clone().unwrap_or_default();
@@ -79,7 +78,7 @@ pub async fn logs(
                     message: e.message.clone().unwrap_or_default(),
                 };
                 if json_lines {
-                    println!("{}", serde_json::to_string(&event)?);
+                    println!("{}", serde_json::json!(event));
                 } else {
                     println!("{event}");
                 }

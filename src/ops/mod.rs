@@ -4,22 +4,21 @@
 
 pub mod broadcast;
 pub mod connections;
-pub mod delivery;
 pub mod env;
+pub mod invoke;
 pub mod logs;
 pub mod outputs;
 pub mod smoke;
 
-use anyhow::{bail, Result};
-
 use crate::aws::Clients;
+use crate::error::Result;
 use crate::naming::Names;
 use crate::resources::api;
 
 pub use broadcast::Followed;
 pub use connections::{connections, prune};
-pub use delivery::{invoke, invoke_event, message, Sent};
 pub use env::write_env;
+pub use invoke::{invoke, invoke_event, message, Sent};
 pub use logs::logs;
 pub use smoke::{smoke, with_query};
 
@@ -42,9 +41,10 @@ pub async fn management_endpoint(
 
 /// The deployed API's id.
 pub async fn api_id(c: &Clients, names: &Names) -> Result<String> {
-    match api::choose(api::candidates(c, &names.api).await?, &names.api)? {
-        Some(a) => Ok(a.id),
-        None => bail!(
+    match api::choose(&api::candidates(c, &names.api).await?, &names.api)? {
+        Some(a) => Ok(a.id.clone()),
+        None => crate::fail!(
+            Failed,
             "no WebSocket API named {} in {}: run `wsctl up` first (or pass --url / --management-endpoint)",
             names.api,
             names.region

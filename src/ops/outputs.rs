@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use anyhow::Result;
+use crate::error::Result;
 use serde::Serialize;
 
 use crate::aws::Clients;

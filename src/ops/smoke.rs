@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use crate::error::{Error, Result};
 use futures::{SinkExt, StreamExt};
 use serde::Serialize;
 use serde_json::Value;
@@ -136,12 +136,12 @@ const QUERY_ESCAPED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHAN
     .remove(b'~');
 
 /// `url` with `params` (`key=value`) added to its query string.
-pub fn with_query(url: &str, params: &[String]) -> Result<String, String> {
+pub fn with_query(url: &str, params: &[String]) -> Result<String> {
     let mut out = url.to_owned();
     for p in params {
         let (k, v) = p
             .split_once('=')
-            .ok_or_else(|| format!("--query {p:?} must be KEY=VALUE"))?;
+            .ok_or_else(|| Error::Usage(format!("--query {p:?} must be KEY=VALUE")))?;
         let enc = |s: &str| percent_encoding::utf8_percent_encode(s, QUERY_ESCAPED).to_string();
         out.push(if out.contains('?') { '&' } else { '?' });
         out.push_str(&format!("{}={}", enc(k), enc(v)));

@@ -7,24 +7,140 @@
 //! When wsctl sets it, the role is its own account-wide `wsctl-apigateway-cloudwatch-logs`,
 //! trusted by apigateway.amazonaws.com, with AWS's AmazonAPIGatewayPushToCloudWatchLogs.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{bail, Result};
 use aws_sdk_apigateway::types::{Op, PatchOperation};
 use aws_sdk_iam::types::Tag;
+use futures::future::BoxFuture;
 use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::role;
-use super::{statements, string_list, Action, AwsContext, Change};
-use crate::aws::Clients;
+use super::shape::{
+    check, ready, Action, Change, Check, Ctx, DownItem, Ids, Kind, Observation, Plan, PlanItem,
+    Resource, Teardown,
+};
+use crate::aws::{aws_error, AwsContext, Clients};
+use crate::error::Result;
+use crate::iam::{statements, string_list};
 use crate::naming::{
-    Names, ACCOUNT_LOG_ROLE, MANAGED_BY_KEY, MANAGED_BY_VALUE, PUSH_TO_CLOUDWATCH_POLICY,
+    ACCOUNT_LOG_ROLE, MANAGED_BY_KEY, MANAGED_BY_VALUE, PUSH_TO_CLOUDWATCH_POLICY,
 };
 
 const APIGATEWAY_SERVICE: &str = "apigateway.amazonaws.com";
 /// How long `up` waits for a new role to become assumable by API Gateway (IAM propagation).
 const PROPAGATION: Duration = Duration::from_secs(90);
+
+/// The account's CloudWatch role for API Gateway, read (and set, when allowed) only when the
+/// config asks for API Gateway's logs: reading it needs `apigateway:GET` on the account.
+pub struct AccountLogRole;
+
+/// The setting API Gateway's logs need, when the config asks for them.
+#[derive(Debug, Clone)]
+pub struct Wanted {
+    /// How the plan names it: the setting is the whole account's in the region.
+    pub name: String,
+    /// The role wsctl sets when the account has no working one.
+    pub role_arn: String,
+}
+
+impl Resource for AccountLogRole {
+    /// None: the config asks for no API Gateway log.
+    type Desired = Option<Wanted>;
+    type Observed = Option<Observed>;
+
+    fn desired(cx: &Ctx) -> Option<Wanted> {
+        let n = &cx.stack.names;
+        cx.stack.config.api.logging.any().then(|| Wanted {
+            name: format!("API Gateway account setting ({}, every API)", n.region),
+            role_arn: n.account_log_role_arn(),
+        })
+    }
+
+    fn observe<'a>(cx: &'a Ctx) -> BoxFuture<'a, Result<Self::Observed>> {
+        Box::pin(async move {
+            match Self::desired(cx) {
+                Some(_) => observe(&cx.stack.clients).await.map(Some),
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn diff(observed: &Self::Observed, desired: &Option<Wanted>) -> Result<Vec<PlanItem>> {
+        Ok(desired
+            .iter()
+            .map(|w| PlanItem::new(Kind::AccountLogRole, &w.name, diff(observed.as_ref(), w)))
+            .collect())
+    }
+
+    fn apply<'a>(
+        cx: &'a Ctx,
+        _observed: &'a Self::Observed,
+        _desired: &'a Option<Wanted>,
+        plan: &'a Plan,
+    ) -> BoxFuture<'a, Result<Ids>> {
+        Box::pin(async move {
+            if plan.action(&Kind::AccountLogRole).is_change() {
+                let arn = apply(&cx.stack.clients).await?;
+                cx.progress.note(format!(
+                    "API Gateway's CloudWatch role for {} is {arn}",
+                    cx.stack.names.region
+                ));
+            }
+            Ok(Ids::default())
+        })
+    }
+
+    /// `down` never deletes an account-wide setting: a note says so.
+    fn teardown(cx: &Ctx, _obs: &Observation, _adopt: bool) -> Teardown {
+        Teardown {
+            notes: Self::desired(cx)
+                .map(|_| format!(
+                    "API Gateway's CloudWatch role (the account setting cloudwatchRoleArn in {}) is left as it is: it is shared by every API of the account",
+                    cx.stack.names.region
+                ))
+                .into_iter()
+                .collect(),
+            ..Teardown::default()
+        }
+    }
+
+    fn delete<'a>(
+        _cx: &'a Ctx,
+        _obs: &'a Observation,
+        _items: &'a [DownItem],
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// `api_logs_can_flow`: the account's role is set and API Gateway may assume it.
+    fn checks<'a>(cx: &'a Ctx, obs: &'a Observation) -> BoxFuture<'a, Result<Vec<Check>>> {
+        if Self::desired(cx).is_none() {
+            return ready(vec![]);
+        }
+        let region = &cx.stack.names.region;
+        ready(vec![match obs.get::<AccountLogRole>().as_ref().map(|a| (a.problem(), a)) {
+            None => check(
+                "api_logs_can_flow",
+                false,
+                "the account setting was not read",
+            ),
+            Some((None, a)) => check(
+                "api_logs_can_flow",
+                true,
+                format!(
+                    "API Gateway's CloudWatch role in {region} is {}, assumable by apigateway.amazonaws.com",
+                    a.role_arn.as_deref().unwrap_or_default()
+                ),
+            ),
+            Some((Some(problem), _)) => check(
+                "api_logs_can_flow",
+                false,
+                format!("{problem}: API Gateway writes no log for any API in {region}"),
+            ),
+        }])
+    }
+}
 
 /// The account's setting and what it points at.
 #[derive(Debug, Clone, Serialize)]
@@ -104,9 +220,9 @@ pub async fn observe(c: &Clients) -> Result<Observed> {
     Ok(Observed { role_arn, role })
 }
 
-/// Nothing when logs are off or the account's role works; otherwise the setting to write.
-pub fn diff(o: Option<&Observed>, needed: bool, names: &Names) -> Action {
-    let Some(o) = o.filter(|_| needed) else {
+/// Nothing when the account's role works; otherwise the setting to write.
+pub fn diff(o: Option<&Observed>, wanted: &Wanted) -> Action {
+    let Some(o) = o else {
         return Action::NoChange;
     };
     match (o.problem(), &o.role_arn) {
@@ -114,12 +230,12 @@ pub fn diff(o: Option<&Observed>, needed: bool, names: &Names) -> Action {
         (Some(_), None) => Action::Update(vec![Change::new(
             "cloudwatchRoleArn",
             "(none)",
-            names.account_log_role_arn(),
+            &wanted.role_arn,
         )]),
         (Some(problem), Some(old)) => Action::Update(vec![Change::new(
             "cloudwatchRoleArn",
             format!("{old} ({problem})"),
-            names.account_log_role_arn(),
+            &wanted.role_arn,
         )]),
     }
 }
@@ -128,38 +244,34 @@ pub fn diff(o: Option<&Observed>, needed: bool, names: &Names) -> Action {
 /// retrying while IAM has not yet made the new role assumable. Returns the role's ARN.
 pub async fn apply(c: &Clients) -> Result<String> {
     let arn = ensure_role(c).await?;
-    let deadline = Instant::now() + PROPAGATION;
-    let mut delay = Duration::from_secs(1);
-    loop {
-        let sent = c
-            .apigw_account
-            .update_account()
-            .patch_operations(
-                PatchOperation::builder()
-                    .op(Op::Replace)
-                    .path("/cloudwatchRoleArn")
-                    .value(&arn)
-                    .build(),
-            )
-            .send()
-            .await;
-        match sent {
-            Ok(_) => return Ok(arn),
-            // API Gateway tries the role at once; a role IAM has not propagated yet is refused
-            // with BadRequestException until it has.
-            Err(e)
-                if Instant::now() < deadline
-                    && e.as_service_error()
-                        .is_some_and(|s| s.is_bad_request_exception()) =>
-            {
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(8));
-            }
-            Err(e) => {
-                return Err(e).aws(format!("apigateway UpdateAccount cloudwatchRoleArn={arn}"))
-            }
-        }
-    }
+    // API Gateway tries the role at once; a role IAM has not propagated yet is refused with
+    // BadRequestException until it has.
+    crate::retry::propagating(
+        PROPAGATION,
+        (Duration::from_secs(1), Duration::from_secs(8)),
+        |e: &aws_sdk_apigateway::error::SdkError<
+            aws_sdk_apigateway::operation::update_account::UpdateAccountError,
+        >| {
+            e.as_service_error()
+                .is_some_and(|s| s.is_bad_request_exception())
+        },
+        |_, _| {},
+        || {
+            c.apigw_account
+                .update_account()
+                .patch_operations(
+                    PatchOperation::builder()
+                        .op(Op::Replace)
+                        .path("/cloudwatchRoleArn")
+                        .value(&arn)
+                        .build(),
+                )
+                .send()
+        },
+    )
+    .await
+    .aws(format!("apigateway UpdateAccount cloudwatchRoleArn={arn}"))?;
+    Ok(arn)
 }
 
 async fn ensure_role(c: &Clients) -> Result<String> {
@@ -179,15 +291,21 @@ async fn ensure_role(c: &Clients) -> Result<String> {
             r.arn.clone()
         }
         None => {
-            let tag = |k: &str, v: &str| Tag::builder().key(k).value(v).build();
+            let tag = |k: &str, v: &str| {
+                Tag::builder()
+                    .key(k)
+                    .value(v)
+                    .build()
+                    .expect("key and value are set")
+            };
             let created = c
                 .iam
                 .create_role()
                 .role_name(name)
                 .assume_role_policy_document(trust_policy().to_string())
                 .description("API Gateway's account-wide CloudWatch Logs role (set by wsctl; shared by every API in the account)")
-                .tags(tag(MANAGED_BY_KEY, MANAGED_BY_VALUE)?)
-                .tags(tag("Component", "ApiGatewayAccountLogging")?)
+                .tags(tag(MANAGED_BY_KEY, MANAGED_BY_VALUE))
+                .tags(tag("Component", "ApiGatewayAccountLogging"))
                 .send()
                 .await;
             match created {
@@ -198,10 +316,13 @@ async fn ensure_role(c: &Clients) -> Result<String> {
                 {
                     match role::observe(c, name).await? {
                         Some(r) => r.arn,
-                        None => bail!("role {name} was created concurrently and then vanished"),
+                        None => crate::fail!(
+                            Failed,
+                            "role {name} was created concurrently and then vanished"
+                        ),
                     }
                 }
-                Err(e) => return Err(e).aws(format!("CreateRole {name}")),
+                Err(e) => return Err(aws_error(format!("CreateRole {name}"), &e).into()),
             }
         }
     };

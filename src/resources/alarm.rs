@@ -4,13 +4,18 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::Result;
 use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, Statistic, Tag};
+use futures::future::BoxFuture;
 use serde::Serialize;
 
-use super::{tag_changes, tags_to_set, Action, AwsContext, Change};
-use crate::aws::Clients;
+use super::shape::{
+    down_item, tag_changes, tags_to_set, Action, Change, Ctx, DownItem, Ids, Kind, Observation,
+    Plan, PlanItem, Resource, Teardown,
+};
+use crate::aws::{AwsContext, Clients};
 use crate::config::AlarmConfig;
+use crate::error::Result;
+use crate::naming;
 
 pub const NAMESPACE: &str = "AWS/Lambda";
 pub const METRIC: &str = "Errors";
@@ -42,6 +47,78 @@ pub struct Desired {
     pub function: String,
     pub config: AlarmConfig,
     pub tags: BTreeMap<String, String>,
+}
+
+/// The alarm on the function's errors, when `[alarm]` asks for one.
+pub struct Alarm;
+
+impl Resource for Alarm {
+    /// None: no `[alarm]` (wsctl's alarm, if it exists, goes).
+    type Desired = Option<Desired>;
+    type Observed = Option<Observed>;
+
+    fn desired(cx: &Ctx) -> Option<Desired> {
+        let n = &cx.stack.names;
+        cx.stack.config.alarm.as_ref().map(|a| Desired {
+            name: n.alarm.clone(),
+            function: n.function.clone(),
+            config: a.clone(),
+            tags: cx.stack.tags.clone(),
+        })
+    }
+
+    fn observe<'a>(cx: &'a Ctx) -> BoxFuture<'a, Result<Self::Observed>> {
+        Box::pin(observe(&cx.stack.clients, &cx.stack.names.alarm))
+    }
+
+    fn diff(observed: &Self::Observed, desired: &Option<Desired>) -> Result<Vec<PlanItem>> {
+        Ok(match (desired, observed) {
+            (Some(d), o) => vec![PlanItem::new(Kind::Alarm, &d.name, diff(o.as_ref(), d))],
+            // Turned off in the config: remove the one wsctl made.
+            (None, Some(o)) if naming::is_managed(&o.tags) => {
+                vec![PlanItem::new(Kind::Alarm, &o.name, Action::Delete)]
+            }
+            (None, _) => vec![],
+        })
+    }
+
+    fn apply<'a>(
+        cx: &'a Ctx,
+        observed: &'a Self::Observed,
+        desired: &'a Option<Desired>,
+        plan: &'a Plan,
+    ) -> BoxFuture<'a, Result<Ids>> {
+        Box::pin(async move {
+            let c = &cx.stack.clients;
+            match (desired, plan.action(&Kind::Alarm)) {
+                (_, Action::NoChange) => {}
+                (None, _) => delete(c, &cx.stack.names.alarm).await?,
+                (Some(d), action) => apply(c, observed.as_ref(), d, action).await?,
+            }
+            Ok(Ids::default())
+        })
+    }
+
+    fn teardown(_cx: &Ctx, obs: &Observation, adopt: bool) -> Teardown {
+        let mut t = Teardown::default();
+        if let Some(a) = obs.get::<Alarm>() {
+            t.consider(down_item(Kind::Alarm, &a.name, &a.name), &a.tags, adopt);
+        }
+        t
+    }
+
+    fn delete<'a>(
+        cx: &'a Ctx,
+        _obs: &'a Observation,
+        items: &'a [DownItem],
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            for item in items {
+                delete(&cx.stack.clients, &item.id).await?;
+            }
+            Ok(())
+        })
+    }
 }
 
 pub async fn observe(c: &Clients, name: &str) -> Result<Option<Observed>> {
@@ -165,7 +242,7 @@ pub fn diff(observed: Option<&Observed>, desired: &Desired) -> Action {
     Action::from_changes(changes)
 }
 
-pub async fn apply(
+async fn apply(
     c: &Clients,
     observed: Option<&Observed>,
     desired: &Desired,

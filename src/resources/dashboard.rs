@@ -10,13 +10,17 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::Result;
+use futures::future::BoxFuture;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::{Action, AwsContext, Change, KNOWN_AFTER_APPLY};
-use crate::aws::Clients;
-use crate::naming::Names;
+use super::shape::{
+    down_item, Action, Change, Ctx, DownItem, Ids, Kind, Observation, Plan, PlanItem, Resource,
+    Teardown, KNOWN_AFTER_APPLY,
+};
+use crate::aws::{aws_error, AwsContext, Clients};
+use crate::error::Result;
+use crate::naming::{self, Names};
 
 /// The words in the first widget that mark the dashboard as wsctl's.
 pub const MARKER: &str = "Managed by wsctl";
@@ -49,6 +53,89 @@ pub struct Desired {
     pub name: String,
     /// None while the API does not exist yet (its id is a dimension of the metrics).
     pub body: Option<Value>,
+}
+
+/// The stack's dashboard, when `[dashboard]` asks for one (the default).
+pub struct Dashboard;
+
+impl Resource for Dashboard {
+    /// None: turned off (wsctl's dashboard, if it exists, goes).
+    type Desired = Option<Desired>;
+    type Observed = Option<Observed>;
+
+    fn desired(cx: &Ctx) -> Option<Desired> {
+        let n = &cx.stack.names;
+        cx.stack.config.dashboard.enabled.then(|| Desired {
+            name: n.dashboard.clone(),
+            body: cx.ids.api_id.as_deref().map(|id| body(n, id)),
+        })
+    }
+
+    fn observe<'a>(cx: &'a Ctx) -> BoxFuture<'a, Result<Self::Observed>> {
+        Box::pin(observe(&cx.stack.clients, &cx.stack.names.dashboard))
+    }
+
+    fn diff(observed: &Self::Observed, desired: &Option<Desired>) -> Result<Vec<PlanItem>> {
+        Ok(match (desired, observed) {
+            (Some(d), o) => vec![PlanItem::new(Kind::Dashboard, &d.name, diff(o.as_ref(), d))],
+            // Turned off: remove the one wsctl made (its marker widget says so).
+            (None, Some(o)) if o.is_managed() => {
+                vec![PlanItem::new(Kind::Dashboard, &o.name, Action::Delete)]
+            }
+            (None, _) => vec![],
+        })
+    }
+
+    fn apply<'a>(
+        cx: &'a Ctx,
+        observed: &'a Self::Observed,
+        desired: &'a Option<Desired>,
+        plan: &'a Plan,
+    ) -> BoxFuture<'a, Result<Ids>> {
+        Box::pin(async move {
+            let c = &cx.stack.clients;
+            match (desired, plan.action(&Kind::Dashboard)) {
+                (_, Action::NoChange) => {}
+                (None, _) => {
+                    delete(c, &cx.stack.names.dashboard).await?;
+                }
+                (Some(d), _) => {
+                    let body = d
+                        .body
+                        .as_ref()
+                        .expect("the body is known once the API exists");
+                    apply(c, observed.as_ref(), &d.name, body).await?;
+                }
+            }
+            Ok(Ids::default())
+        })
+    }
+
+    /// Dashboards carry no tags: wsctl's is marked in its body.
+    fn teardown(cx: &Ctx, obs: &Observation, adopt: bool) -> Teardown {
+        let mut t = Teardown::default();
+        if let Some(d) = obs.get::<Dashboard>() {
+            let tags = match d.is_managed() {
+                true => naming::tags(&cx.stack.config),
+                false => BTreeMap::new(),
+            };
+            t.consider(down_item(Kind::Dashboard, &d.name, &d.name), &tags, adopt);
+        }
+        t
+    }
+
+    fn delete<'a>(
+        cx: &'a Ctx,
+        _obs: &'a Observation,
+        items: &'a [DownItem],
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            for item in items {
+                delete(&cx.stack.clients, &item.id).await?;
+            }
+            Ok(())
+        })
+    }
 }
 
 /// The dashboard's body for this stack.
@@ -234,7 +321,7 @@ pub async fn observe(c: &Clients, name: &str) -> Result<Option<Observed>> {
         {
             Ok(None)
         }
-        Err(e) => Err(e).aws(format!("GetDashboard {name}")),
+        Err(e) => Err(aws_error(format!("GetDashboard {name}"), &e).into()),
     }
 }
 
@@ -314,12 +401,7 @@ pub fn diff(observed: Option<&Observed>, desired: &Desired) -> Action {
 }
 
 /// Puts the body when the dashboard is missing or differs. Returns whether it wrote.
-pub async fn apply(
-    c: &Clients,
-    observed: Option<&Observed>,
-    name: &str,
-    body: &Value,
-) -> Result<bool> {
+async fn apply(c: &Clients, observed: Option<&Observed>, name: &str, body: &Value) -> Result<bool> {
     if observed.is_some_and(|o| body_changes(&o.body, body).is_empty()) {
         return Ok(false);
     }
@@ -332,7 +414,8 @@ pub async fn apply(
         .await
         .aws(format!("PutDashboard {name}"))?;
     if let Some(problem) = out.dashboard_validation_messages().first() {
-        anyhow::bail!(
+        crate::fail!(
+            Failed,
             "PutDashboard {name}: CloudWatch found a problem in the body at {}: {}",
             problem.data_path().unwrap_or("?"),
             problem.message().unwrap_or("?")
@@ -357,7 +440,7 @@ pub async fn delete(c: &Clients, name: &str) -> Result<bool> {
         {
             Ok(false)
         }
-        Err(e) => Err(e).aws(format!("DeleteDashboards {name}")),
+        Err(e) => Err(aws_error(format!("DeleteDashboards {name}"), &e).into()),
     }
 }
 
@@ -370,6 +453,12 @@ mod tests {
     fn names() -> Names {
         let config = Config::parse(Path::new("wsctl.toml"), "project = \"demo\"").unwrap();
         Names::new(&config, "us-east-1", "123456789012")
+    }
+
+    /// The whole body, pinned: a change to any widget is a reviewed change.
+    #[test]
+    fn the_body_is_pinned() {
+        insta::assert_json_snapshot!("dashboard_body", body(&names(), "abc123"));
     }
 
     #[test]

@@ -5,16 +5,21 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::Result;
 use aws_sdk_apigatewayv2::types::{DomainNameConfiguration, EndpointType, SecurityPolicy};
 use aws_sdk_route53::types::{
     AliasTarget, Change as DnsChange, ChangeAction, ChangeBatch, ResourceRecordSet, RrType,
 };
+use futures::future::BoxFuture;
 use serde::Serialize;
 
-use super::{send_unrepeated, Action, AwsContext, Change, KNOWN_AFTER_APPLY};
-use crate::aws::Clients;
+use super::shape::{
+    check, down_item, ready, tag_changes, tags_to_set, Action, Change, Check, Ctx, DownItem, Ids,
+    Kind, Observation, Plan, PlanItem, Resource, Teardown, KNOWN_AFTER_APPLY,
+};
+use crate::aws::{aws_error, send_unrepeated, AwsContext, Clients};
 use crate::config::DomainConfig;
+use crate::error::{Error, Result};
+use crate::naming::Names;
 
 const ENDPOINT: &str = "REGIONAL";
 /// The tag on a domain name recording the hosted zone of the alias record wsctl keeps, so that
@@ -71,6 +76,256 @@ pub struct DomainObs {
     pub record: Option<Record>,
 }
 
+/// The configured domain (with what the engine knows of the API), and the stack's domains the
+/// config no longer names.
+#[derive(Debug, Clone)]
+pub struct Desired {
+    pub domain: Option<DomainConfig>,
+    /// The stack's tags, which also find its stray domains.
+    pub stack_tags: BTreeMap<String, String>,
+    pub api_id: Option<String>,
+    pub stage: String,
+}
+
+/// Everything wsctl reads about the stack's domains.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DomainsObs {
+    /// The configured domain (`[domain]` only).
+    pub configured: Option<DomainObs>,
+    /// Domain names of this stack (by their tags) that the config does not name.
+    pub strays: Vec<Observed>,
+}
+
+/// `[domain]`: the custom domain name, its mapping to the stage and its alias record; and
+/// the stack's domains the config stopped naming.
+pub struct Domains;
+
+impl Resource for Domains {
+    type Desired = Desired;
+    type Observed = DomainsObs;
+
+    fn desired(cx: &Ctx) -> Desired {
+        Desired {
+            domain: cx.stack.config.domain.clone(),
+            stack_tags: cx.stack.tags.clone(),
+            api_id: cx.ids.api_id.clone(),
+            stage: cx.stack.names.stage.clone(),
+        }
+    }
+
+    fn observe<'a>(cx: &'a Ctx) -> BoxFuture<'a, Result<Self::Observed>> {
+        Box::pin(async move {
+            let c = &cx.stack.clients;
+            let domain = cx.stack.config.domain.as_ref();
+            let (configured, strays) = tokio::try_join!(
+                async {
+                    match domain {
+                        Some(d) => observe(c, d).await.map(Some),
+                        None => Ok(None),
+                    }
+                },
+                strays(c, &cx.stack.tags, domain.map(|d| d.name.as_str())),
+            )?;
+            Ok(DomainsObs { configured, strays })
+        })
+    }
+
+    fn ids(observed: &Self::Observed, _desired: &Desired) -> Ids {
+        Ids {
+            dns_target: observed
+                .configured
+                .as_ref()
+                .and_then(|o| o.domain.as_ref())
+                .and_then(|d| d.target.clone()),
+            ..Ids::default()
+        }
+    }
+
+    fn diff(observed: &Self::Observed, desired: &Desired) -> Result<Vec<PlanItem>> {
+        let mut items = Vec::new();
+        if let (Some(d), Some(o)) = (&desired.domain, &observed.configured) {
+            items.push(PlanItem::new(
+                Kind::Domain(d.name.clone()),
+                &d.name,
+                diff_domain(o.domain.as_ref(), d, &desired.stack_tags),
+            ));
+            items.push(PlanItem::new(
+                Kind::ApiMapping,
+                format!("{} -> {}", d.name, desired.stage),
+                diff_mapping(o.domain.as_ref(), desired.api_id.as_deref(), &desired.stage),
+            ));
+            if let Some(zone) = &d.hosted_zone_id {
+                items.push(PlanItem::new(
+                    Kind::DnsRecord,
+                    format!("{} A alias in {zone}", d.name),
+                    diff_record(o),
+                ));
+            }
+        }
+        for o in &observed.strays {
+            items.push(PlanItem::new(
+                Kind::Domain(o.name.clone()),
+                format!("{} (no longer in the config)", o.name),
+                Action::Delete,
+            ));
+        }
+        Ok(items)
+    }
+
+    /// A certificate that cannot serve the domain would fail CreateDomainName half-way.
+    fn refuse(cx: &Ctx, observed: &Self::Observed) -> Option<String> {
+        let (Some(d), Some(o)) = (&cx.stack.config.domain, &observed.configured) else {
+            return None;
+        };
+        certificate_problem(o, d, &cx.stack.names.region)
+            .map(|problem| format!("[domain] certificate_arn: {problem}. Nothing was changed."))
+    }
+
+    fn apply<'a>(
+        cx: &'a Ctx,
+        observed: &'a Self::Observed,
+        desired: &'a Desired,
+        plan: &'a Plan,
+    ) -> BoxFuture<'a, Result<Ids>> {
+        Box::pin(async move {
+            let c = &cx.stack.clients;
+            let mut ids = Self::ids(observed, desired);
+            if let (Some(d), Some(o)) = (&desired.domain, &observed.configured) {
+                let changed = plan.action(&Kind::Domain(d.name.clone())).is_change()
+                    || plan.action(&Kind::ApiMapping).is_change()
+                    || plan.action(&Kind::DnsRecord).is_change();
+                if changed {
+                    let api_id = desired.api_id.as_deref().expect("the API exists by now");
+                    ids.dns_target =
+                        apply(c, o, d, api_id, &desired.stage, &desired.stack_tags).await?;
+                }
+            }
+            for o in &observed.strays {
+                if plan.action(&Kind::Domain(o.name.clone())) == &Action::Delete {
+                    delete_stray(c, o).await?;
+                }
+            }
+            Ok(ids)
+        })
+    }
+
+    /// The domain names (their mappings go with them; their alias records too, when the zone
+    /// is wsctl's to write); never the certificate or the zone.
+    fn teardown(_cx: &Ctx, obs: &Observation, adopt: bool) -> Teardown {
+        let observed = obs.get::<Domains>();
+        let mut t = Teardown::default();
+        if let Some(d) = observed.configured.as_ref().and_then(|o| o.domain.as_ref()) {
+            t.consider(
+                down_item(Kind::Domain(d.name.clone()), &d.name, &d.name),
+                &d.tags,
+                adopt,
+            );
+        }
+        for d in &observed.strays {
+            t.consider(
+                down_item(Kind::Domain(d.name.clone()), &d.name, &d.name),
+                &d.tags,
+                adopt,
+            );
+        }
+        t
+    }
+
+    fn delete<'a>(
+        cx: &'a Ctx,
+        obs: &'a Observation,
+        items: &'a [DownItem],
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let c = &cx.stack.clients;
+            let observed = obs.get::<Domains>();
+            for item in items {
+                match (&cx.stack.config.domain, &observed.configured) {
+                    (Some(d), Some(o)) if d.name == item.id => delete(c, d, o).await?,
+                    _ => {
+                        if let Some(o) = observed.strays.iter().find(|o| o.name == item.id) {
+                            delete_stray(c, o).await?;
+                        }
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// With `[domain]`: the certificate is ISSUED and covers the name, the domain's root maps
+    /// to this API and stage, and (in a managed zone) the alias record targets the domain.
+    fn checks<'a>(cx: &'a Ctx, obs: &'a Observation) -> BoxFuture<'a, Result<Vec<Check>>> {
+        let (Some(d), Some(o)) = (&cx.stack.config.domain, &obs.get::<Domains>().configured) else {
+            return ready(vec![]);
+        };
+        let api_id = cx.ids.api_id.as_deref();
+        ready(checks(&cx.stack.names, d, o, api_id))
+    }
+}
+
+fn checks(n: &Names, d: &DomainConfig, o: &DomainObs, api_id: Option<&str>) -> Vec<Check> {
+    let mut out = vec![match certificate_problem(o, d, &n.region) {
+        None => check(
+            "certificate_covers_domain",
+            true,
+            format!("{} is ISSUED and covers {}", d.certificate_arn, d.name),
+        ),
+        Some(problem) => check("certificate_covers_domain", false, problem),
+    }];
+    out.push(match (o.domain.as_ref(), root_mapping(o.domain.as_ref())) {
+        (None, _) => check(
+            "domain_maps_to_stage",
+            false,
+            format!("the domain name {} does not exist", d.name),
+        ),
+        (Some(_), None) => check(
+            "domain_maps_to_stage",
+            false,
+            format!("{} has no mapping at its root", d.name),
+        ),
+        (Some(_), Some(m)) if Some(m.api_id.as_str()) == api_id && m.stage == n.stage => check(
+            "domain_maps_to_stage",
+            true,
+            format!("{} maps to {}/{}", d.name, m.api_id, m.stage),
+        ),
+        (Some(_), Some(m)) => check(
+            "domain_maps_to_stage",
+            false,
+            format!(
+                "{} maps to {}/{}; expected this API's stage {}",
+                d.name, m.api_id, m.stage, n.stage
+            ),
+        ),
+    });
+    if let Some(zone) = &d.hosted_zone_id {
+        let target = o.domain.as_ref().and_then(|x| x.target.as_deref());
+        let record = o.record.as_ref().and_then(|r| r.target.as_deref());
+        out.push(match (target, record) {
+            (Some(t), Some(r)) if t == r => check(
+                "dns_targets_domain",
+                true,
+                format!("{} in {zone} is an alias of {t}", d.name),
+            ),
+            (_, None) => check(
+                "dns_targets_domain",
+                false,
+                format!("{zone} has no alias record for {}", d.name),
+            ),
+            (t, Some(r)) => check(
+                "dns_targets_domain",
+                false,
+                format!(
+                    "{} in {zone} points at {r}; expected {}",
+                    d.name,
+                    t.unwrap_or("the domain's target")
+                ),
+            ),
+        });
+    }
+    out
+}
+
 pub async fn observe(c: &Clients, d: &DomainConfig) -> Result<DomainObs> {
     let (domain, certificate, record) = tokio::try_join!(
         observe_domain(c, &d.name),
@@ -98,7 +353,7 @@ async fn observe_domain(c: &Clients, name: &str) -> Result<Option<Observed>> {
         {
             return Ok(None)
         }
-        Err(e) => return Err(e).aws(format!("GetDomainName {name}")),
+        Err(e) => return Err(aws_error(format!("GetDomainName {name}"), &e).into()),
     };
     let config = out.domain_name_configurations().first();
     let mappings = c
@@ -165,7 +420,7 @@ async fn observe_certificate(c: &Clients, arn: &str) -> Result<Option<Certificat
         {
             Ok(None)
         }
-        Err(e) => Err(e).aws(format!("DescribeCertificate {arn}")),
+        Err(e) => Err(aws_error(format!("DescribeCertificate {arn}"), &e).into()),
     }
 }
 
@@ -265,7 +520,7 @@ pub fn diff_domain(
             TLS,
         ));
     }
-    changes.extend(super::tag_changes(&o.tags, &desired_tags(d, tags)));
+    changes.extend(tag_changes(&o.tags, &desired_tags(d, tags)));
     Action::from_changes(changes)
 }
 
@@ -355,7 +610,7 @@ pub async fn apply(
                     zone = cfg.hosted_zone_id().map(str::to_owned).or(zone);
                 }
             }
-            let missing = super::tags_to_set(&o.tags, &tags);
+            let missing = tags_to_set(&o.tags, &tags);
             if let (false, Some(arn)) = (missing.is_empty(), &o.arn) {
                 c.apigw
                     .tag_resource()
@@ -395,7 +650,10 @@ pub async fn apply(
     }
     if let Some(zone) = &d.hosted_zone_id {
         let (Some(t), Some(tz)) = (&target, &target_zone) else {
-            anyhow::bail!("API Gateway did not report {name}'s regional target: the alias record cannot be written");
+            crate::fail!(
+                Failed,
+                "API Gateway did not report {name}'s regional target: the alias record cannot be written"
+            );
         };
         if obs.record.as_ref().and_then(|r| r.target.as_deref()) != Some(t.as_str()) {
             change_record(c, zone, name, (t, tz), ChangeAction::Upsert).await?;
@@ -421,9 +679,11 @@ async fn change_record(
                 .hosted_zone_id(target_zone)
                 .dns_name(target)
                 .evaluate_target_health(false)
-                .build()?,
+                .build()
+                .map_err(build_error)?,
         )
-        .build()?;
+        .build()
+        .map_err(build_error)?;
     let what = format!("ChangeResourceRecordSets {zone} {} {name}", action.as_str());
     let deleting = action == ChangeAction::Delete;
     let sent = c
@@ -437,9 +697,11 @@ async fn change_record(
                     DnsChange::builder()
                         .action(action)
                         .resource_record_set(record)
-                        .build()?,
+                        .build()
+                        .map_err(build_error)?,
                 )
-                .build()?,
+                .build()
+                .map_err(build_error)?,
         )
         .send()
         .await;
@@ -452,8 +714,13 @@ async fn change_record(
         {
             Ok(())
         }
-        Err(e) => Err(e).aws(what),
+        Err(e) => Err(aws_error(what, &e).into()),
     }
+}
+
+/// A Route 53 request the SDK's builders refused (a required field missing): a bug in wsctl.
+fn build_error(e: aws_sdk_route53::error::BuildError) -> Error {
+    Error::Failed(format!("internal: building a Route 53 request: {e}"))
 }
 
 /// Deletes the alias record (only when it still points at `target`), then the domain name
@@ -512,7 +779,7 @@ async fn delete_named(
         {
             Ok(())
         }
-        Err(e) => Err(e).aws(format!("DeleteDomainName {name}")),
+        Err(e) => Err(aws_error(format!("DeleteDomainName {name}"), &e).into()),
     }
 }
 

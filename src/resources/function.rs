@@ -2,19 +2,24 @@
 //! timeout and environment from the config; code uploaded only when it changed.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{bail, Result};
 use aws_sdk_lambda::client::Waiters;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, Runtime};
+use futures::future::BoxFuture;
+use handler::env::{self as contract, AuthEnv, AuthKeysEnv, FunctionEnv};
 use serde::Serialize;
 
-use super::{tag_changes, tags_to_set, waited, Action, AwsContext, Change, KNOWN_AFTER_APPLY};
-use crate::aws::Clients;
-use crate::config::{AuthKeys, Config};
+use super::shape::{
+    check, down_item, ready, tag_changes, tags_to_set, Action, Change, Check, Ctx, DownItem, Ids,
+    Kind, Observation, Plan, PlanItem, Resource, Teardown, KNOWN_AFTER_APPLY,
+};
+use crate::aws::{aws_error, waited, AwsContext, Clients};
+use crate::config::{AuthKeys, Config, FunctionConfig};
+use crate::error::{Error, Result};
 use crate::naming::{Names, SOURCE_TAG};
-use crate::package::Zip;
+use crate::package::{CodeSpec, Zip};
 
 pub const RUNTIME: &str = "provided.al2023";
 pub const HANDLER: &str = "bootstrap";
@@ -39,18 +44,6 @@ pub struct Observed {
     pub tags: BTreeMap<String, String>,
 }
 
-/// Where the code comes from.
-#[derive(Debug, Clone)]
-pub enum CodeSpec {
-    /// A zip in hand (`--handler-zip`, or just built).
-    Zip(Zip),
-    /// The bundled handler's source, identified by its fingerprint: built only when the
-    /// deployed code was built from other source.
-    Source { fingerprint: String },
-    /// Whatever is deployed (`status` compares configuration, not code).
-    Deployed,
-}
-
 #[derive(Debug, Clone)]
 pub struct Desired {
     pub name: String,
@@ -63,84 +56,173 @@ pub struct Desired {
     pub tags: BTreeMap<String, String>,
 }
 
-/// The handler's environment: what the runbook set, plus the handler's settings.
-pub fn environment(
-    config: &Config,
-    names: &Names,
-    api_id: Option<&str>,
-) -> BTreeMap<String, String> {
-    let f = &config.function;
-    let mut env = BTreeMap::from([
-        ("CONNECTIONS_TABLE".to_owned(), names.table.clone()),
-        (
-            "WEBSOCKET_API_ID".to_owned(),
-            api_id.unwrap_or(KNOWN_AFTER_APPLY).to_owned(),
-        ),
-        ("WEBSOCKET_STAGE".to_owned(), names.stage.clone()),
-        (
-            "CONNECTION_TTL_SECONDS".to_owned(),
-            f.connection_ttl_seconds.to_string(),
-        ),
-        (
-            "ALLOW_CLIENT_BROADCAST".to_owned(),
-            f.allow_client_broadcast.to_string(),
-        ),
-        (
-            "MAX_CLIENT_MESSAGE_BYTES".to_owned(),
-            f.max_client_message_bytes.to_string(),
-        ),
-        (
-            "BROADCAST_CONCURRENCY".to_owned(),
-            f.broadcast_concurrency.to_string(),
-        ),
-        (
-            "BROADCAST_WORKERS".to_owned(),
-            f.broadcast_workers.to_string(),
-        ),
-        (
-            "SUBSCRIPTIONS_TABLE".to_owned(),
-            names.subscriptions_table.clone(),
-        ),
-        (
-            "BROADCASTS_TABLE".to_owned(),
-            names.broadcasts_table.clone(),
-        ),
-    ]);
-    if !f.allowed_origins.is_empty() {
-        env.insert("ALLOWED_ORIGINS".to_owned(), f.allowed_origins.join(","));
+/// The handler's settings from `[function]`, as the Lambda and `wsctl dev` both run them.
+pub fn settings(f: &FunctionConfig, stage: &str) -> handler::Settings {
+    handler::Settings {
+        ttl_seconds: f.connection_ttl_seconds,
+        allow_client_broadcast: f.allow_client_broadcast,
+        max_client_message_bytes: f.max_client_message_bytes as usize,
+        broadcast_concurrency: f.broadcast_concurrency as usize,
+        broadcast_workers: f.broadcast_workers as u32,
+        allowed_origins: f.allowed_origins.clone(),
+        max_messages_per_second: f.max_messages_per_second as u32,
+        stage: stage.to_owned(),
+        ..handler::Settings::default()
     }
-    if f.max_messages_per_second > 0 {
-        env.insert(
-            "MAX_MESSAGES_PER_SECOND".to_owned(),
-            f.max_messages_per_second.to_string(),
-        );
+}
+
+/// The handler's environment (the contract of `handler::env`): what the runbook set, plus the
+/// handler's settings and `[auth]`. The HS256 secret itself never goes here: only the name of
+/// its parameter.
+pub fn environment(config: &Config, names: &Names, api_id: Option<&str>) -> FunctionEnv {
+    let mut settings = settings(&config.function, &names.stage);
+    settings.api_id = Some(api_id.unwrap_or(KNOWN_AFTER_APPLY).to_owned());
+    FunctionEnv {
+        connections_table: names.table.clone(),
+        subscriptions_table: Some(names.subscriptions_table.clone()),
+        broadcasts_table: Some(names.broadcasts_table.clone()),
+        auth: config.auth.as_ref().map(|auth| AuthEnv {
+            keys: match &auth.keys {
+                AuthKeys::Jwks { url } => AuthKeysEnv::Jwks(url.clone()),
+                AuthKeys::SsmSecret { parameter, .. } => {
+                    AuthKeysEnv::SecretParameter(parameter.clone())
+                }
+            },
+            issuer: auth.issuer.clone(),
+            audience: auth.audience.clone(),
+            query_param: auth.token_query_param.clone(),
+            token_source: auth.token_source,
+        }),
+        scan_page_size: None,
+        settings,
     }
-    if let Some(auth) = &config.auth {
-        // The HS256 secret itself never goes here: only the parameter's name.
-        match &auth.keys {
-            AuthKeys::Jwks { url } => env.insert("AUTH_JWKS_URL".to_owned(), url.clone()),
-            AuthKeys::SsmSecret { parameter, .. } => {
-                env.insert("AUTH_SECRET_PARAMETER".to_owned(), parameter.clone())
+}
+
+/// The handler's Lambda function.
+pub struct Function;
+
+impl Resource for Function {
+    type Desired = Desired;
+    type Observed = Option<Observed>;
+
+    fn desired(cx: &Ctx) -> Desired {
+        desired(
+            &cx.stack.config,
+            &cx.stack.names,
+            cx.ids.api_id.as_deref(),
+            cx.code.clone(),
+            cx.stack.tags.clone(),
+        )
+    }
+
+    fn observe<'a>(cx: &'a Ctx) -> BoxFuture<'a, Result<Self::Observed>> {
+        Box::pin(observe(&cx.stack.clients, &cx.stack.names.function))
+    }
+
+    fn ids(observed: &Self::Observed, _desired: &Self::Desired) -> Ids {
+        Ids {
+            function_arn: observed.as_ref().map(|f| f.arn.clone()),
+            ..Ids::default()
+        }
+    }
+
+    fn diff(observed: &Self::Observed, desired: &Desired) -> Result<Vec<PlanItem>> {
+        Ok(vec![PlanItem::new(
+            Kind::Function,
+            &desired.name,
+            diff(observed.as_ref(), desired),
+        )])
+    }
+
+    fn apply<'a>(
+        cx: &'a Ctx,
+        observed: &'a Self::Observed,
+        desired: &'a Desired,
+        plan: &'a Plan,
+    ) -> BoxFuture<'a, Result<Ids>> {
+        Box::pin(async move {
+            let note = |m: String| cx.progress.note(format!("function: {m}"));
+            let arn = apply(
+                &cx.stack.clients,
+                observed.as_ref(),
+                desired,
+                plan.action(&Kind::Function),
+                cx.zip,
+                &note,
+            )
+            .await?;
+            Ok(Ids {
+                function_arn: Some(arn),
+                ..Ids::default()
+            })
+        })
+    }
+
+    fn teardown(_cx: &Ctx, obs: &Observation, adopt: bool) -> Teardown {
+        let mut t = Teardown::default();
+        if let Some(f) = obs.get::<Function>() {
+            t.consider(down_item(Kind::Function, &f.name, &f.name), &f.tags, adopt);
+        }
+        t
+    }
+
+    /// The function goes with its resource policy.
+    fn delete<'a>(
+        cx: &'a Ctx,
+        _obs: &'a Observation,
+        items: &'a [DownItem],
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            for item in items {
+                delete(&cx.stack.clients, &item.id).await?;
             }
-        };
-        if let Some(iss) = &auth.issuer {
-            env.insert("AUTH_ISSUER".to_owned(), iss.clone());
-        }
-        if !auth.audience.is_empty() {
-            env.insert("AUTH_AUDIENCE".to_owned(), auth.audience.join(","));
-        }
-        env.insert(
-            "AUTH_QUERY_PARAM".to_owned(),
-            auth.token_query_param.clone(),
-        );
-        if auth.token_source != crate::config::TokenSource::Query {
-            env.insert(
-                "AUTH_TOKEN_SOURCE".to_owned(),
-                crate::config::token_source_str(auth.token_source).to_owned(),
-            );
-        }
+            Ok(())
+        })
     }
-    env
+
+    /// `function_environment`: the function names this stack's tables, API and stage.
+    fn checks<'a>(cx: &'a Ctx, obs: &'a Observation) -> BoxFuture<'a, Result<Vec<Check>>> {
+        let n = &cx.stack.names;
+        let api_id = cx.ids.api_id.as_deref();
+        ready(vec![match obs.get::<Function>() {
+            None => check("function_environment", false, "the function does not exist"),
+            Some(f) => {
+                let mut wrong = Vec::new();
+                let want = [
+                    (contract::CONNECTIONS_TABLE, Some(n.table.as_str())),
+                    (
+                        contract::SUBSCRIPTIONS_TABLE,
+                        Some(n.subscriptions_table.as_str()),
+                    ),
+                    (
+                        contract::BROADCASTS_TABLE,
+                        Some(n.broadcasts_table.as_str()),
+                    ),
+                    (contract::WEBSOCKET_API_ID, api_id),
+                    (contract::WEBSOCKET_STAGE, Some(n.stage.as_str())),
+                ];
+                for (k, v) in want {
+                    let actual = f.environment.get(k).map(String::as_str);
+                    if actual != v {
+                        wrong.push(format!(
+                            "{k}={} (expected {})",
+                            actual.unwrap_or("unset"),
+                            v.unwrap_or("the API id")
+                        ));
+                    }
+                }
+                check(
+                    "function_environment",
+                    wrong.is_empty(),
+                    if wrong.is_empty() {
+                        "names this stack's tables, API and stage".to_owned()
+                    } else {
+                        wrong.join("; ")
+                    },
+                )
+            }
+        }])
+    }
 }
 
 pub fn desired(
@@ -156,7 +238,7 @@ pub fn desired(
         architecture: config.function.architecture.as_lambda().to_owned(),
         memory_mb: config.function.memory_mb,
         timeout_seconds: config.function.timeout_seconds,
-        environment: environment(config, names, api_id),
+        environment: environment(config, names, api_id).vars(),
         code,
         tags,
     }
@@ -171,7 +253,7 @@ pub async fn observe(c: &Clients, name: &str) -> Result<Option<Observed>> {
         {
             return Ok(None)
         }
-        Err(e) => return Err(e).aws(format!("GetFunction {name}")),
+        Err(e) => return Err(aws_error(format!("GetFunction {name}"), &e).into()),
     };
     let Some(f) = out.configuration else {
         return Ok(None);
@@ -305,62 +387,76 @@ pub async fn apply(
     desired: &Desired,
     action: &Action,
     zip: Option<&Zip>,
-    progress: &dyn Fn(String),
+    progress: &(dyn Fn(String) + Sync),
 ) -> Result<String> {
     let name = &desired.name;
     let env = Environment::builder()
         .set_variables(Some(desired.environment.clone().into_iter().collect()))
         .build();
     if needs_code(action) && zip.is_none() {
-        bail!("internal: function {name} needs code but none was built");
+        crate::fail!(
+            Failed,
+            "internal: function {name} needs code but none was built"
+        );
     }
-    let Some(o) = observed else {
+    let Some(o) = observed.filter(|_| *action != Action::Create) else {
         let zip = zip.expect("checked above");
         let mut tags = desired.tags.clone();
         tags.insert(SOURCE_TAG.into(), zip.source_tag.clone());
-        let deadline = Instant::now() + ROLE_PROPAGATION_DEADLINE;
-        let mut delay = Duration::from_millis(250);
-        let arn = loop {
-            let result = c
-                .lambda
-                .create_function()
-                .function_name(name)
-                .runtime(Runtime::from(RUNTIME))
-                .handler(HANDLER)
-                .role(&desired.role_arn)
-                .architectures(architecture(&desired.architecture))
-                .memory_size(desired.memory_mb)
-                .timeout(desired.timeout_seconds)
-                .environment(env.clone())
-                .code(
-                    FunctionCode::builder()
-                        .zip_file(Blob::new(zip.bytes.as_slice()))
-                        .build(),
-                )
-                .description("WebSocket connection handler deployed by wsctl")
-                .set_tags(Some(tags.clone().into_iter().collect()))
-                .send()
-                .await;
-            match result {
-                Ok(out) => break out.function_arn.unwrap_or_default(),
-                Err(e) if role_not_ready(&e) && Instant::now() + delay < deadline => {
-                    progress(format!("role not yet assumable by Lambda (IAM propagation); retrying in {delay:?}"));
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
-                }
-                Err(e) if role_not_ready(&e) => {
-                    return Err(e).aws(format!(
+        let created = crate::retry::propagating(
+            ROLE_PROPAGATION_DEADLINE,
+            (Duration::from_millis(250), Duration::from_secs(5)),
+            role_not_ready,
+            |_, delay| {
+                progress(format!(
+                    "role not yet assumable by Lambda (IAM propagation); retrying in {delay:?}"
+                ))
+            },
+            || {
+                c.lambda
+                    .create_function()
+                    .function_name(name)
+                    .runtime(Runtime::from(RUNTIME))
+                    .handler(HANDLER)
+                    .role(&desired.role_arn)
+                    .architectures(architecture(&desired.architecture))
+                    .memory_size(desired.memory_mb)
+                    .timeout(desired.timeout_seconds)
+                    .environment(env.clone())
+                    .code(
+                        FunctionCode::builder()
+                            .zip_file(Blob::new(zip.bytes.as_slice()))
+                            .build(),
+                    )
+                    .description("WebSocket connection handler deployed by wsctl")
+                    .set_tags(Some(tags.clone().into_iter().collect()))
+                    .send()
+            },
+        )
+        .await;
+        let arn = match created {
+            Ok(out) => out.function_arn.unwrap_or_default(),
+            Err(e) if role_not_ready(&e) => {
+                return Err(aws_error(
+                    format!(
                         "CreateFunction {name}: the role was still not assumable after {ROLE_PROPAGATION_DEADLINE:?}"
-                    ))
-                }
-                // A concurrent run created it: converge what is there.
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_conflict_exception()) => {
-                    let o = observe(c, name).await?.ok_or_else(|| anyhow::anyhow!("function {name} vanished"))?;
-                    let action = diff(Some(&o), desired);
-                    return Box::pin(apply(c, Some(&o), desired, &action, Some(zip), progress)).await;
-                }
-                Err(e) => return Err(e).aws(format!("CreateFunction {name}")),
+                    ),
+                    &e,
+                )
+                .into())
             }
+            // A concurrent run created it: converge what is there.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_conflict_exception()) =>
+            {
+                let o = observe(c, name)
+                    .await?
+                    .ok_or_else(|| Error::Failed(format!("function {name} vanished")))?;
+                let action = diff(Some(&o), desired);
+                return Box::pin(apply(c, Some(&o), desired, &action, Some(zip), progress)).await;
+            }
+            Err(e) => return Err(aws_error(format!("CreateFunction {name}"), &e).into()),
         };
         wait_active(c, name).await?;
         return Ok(arn);
@@ -484,6 +580,6 @@ pub async fn delete(c: &Clients, name: &str) -> Result<bool> {
         {
             Ok(false)
         }
-        Err(e) => Err(e).aws(format!("DeleteFunction {name}")),
+        Err(e) => Err(aws_error(format!("DeleteFunction {name}"), &e).into()),
     }
 }

@@ -5,14 +5,210 @@
 //! (WebSocket APIs have none), so wsctl writes the identity policy the role's owner attaches
 //! (`wsctl grant --print ROLE`, [`identity_policy`]), and `status` checks whether it is there.
 
-use anyhow::Result;
+use futures::future::BoxFuture;
 use serde_json::{json, Value};
 
-use super::api::{add_invoke_statement, remove_statement, Statement};
-use super::{decode_policy, Action, AwsContext, Change};
-use crate::aws::Clients;
+use super::function::Function;
+use super::permission::{self, add_invoke_statement, grants_invoke, remove_statement, Statement};
+use super::shape::{
+    check, down_item, Action, Change, Check, Ctx, DownItem, Ids, Kind, Observation, Plan, PlanItem,
+    Resource, Teardown,
+};
+use crate::aws::{AwsContext, Clients};
 use crate::config::{Allow, Grant};
+use crate::error::Result;
+use crate::iam::{allows, decode_policy};
 use crate::naming::Names;
+
+/// The `[[grant]]`s' statements on the function's resource policy.
+pub struct Grants;
+
+impl Resource for Grants {
+    type Desired = Vec<Grant>;
+    /// Every statement of the function's resource policy.
+    type Observed = Vec<Statement>;
+
+    fn desired(cx: &Ctx) -> Vec<Grant> {
+        cx.stack.config.grants.clone()
+    }
+
+    fn observe<'a>(cx: &'a Ctx) -> BoxFuture<'a, Result<Self::Observed>> {
+        Box::pin(permission::observe(
+            &cx.stack.clients,
+            &cx.stack.names.function,
+        ))
+    }
+
+    /// An item per grant that allows broadcast (or whose statement must go), and one per
+    /// statement no grant asks for any more.
+    fn diff(observed: &Self::Observed, desired: &Vec<Grant>) -> Result<Vec<PlanItem>> {
+        let mut items = Vec::new();
+        for g in desired {
+            let action = diff(observed, g);
+            if g.allow.contains(&Allow::Broadcast) || action.is_change() {
+                items.push(PlanItem::new(
+                    Kind::Grant(g.principal.clone()),
+                    &g.principal,
+                    action,
+                ));
+            }
+        }
+        for s in strays(observed, desired) {
+            items.push(PlanItem::new(
+                Kind::Grant(s.principal.clone()),
+                format!("{} (no longer granted)", s.principal),
+                Action::Delete,
+            ));
+        }
+        Ok(items)
+    }
+
+    fn apply<'a>(
+        cx: &'a Ctx,
+        observed: &'a Self::Observed,
+        desired: &'a Vec<Grant>,
+        plan: &'a Plan,
+    ) -> BoxFuture<'a, Result<Ids>> {
+        Box::pin(async move {
+            if plan.changes_any(|k| matches!(k, Kind::Grant(_))) {
+                apply(
+                    &cx.stack.clients,
+                    &cx.stack.names.function,
+                    observed,
+                    desired,
+                )
+                .await?;
+            }
+            Ok(Ids::default())
+        })
+    }
+
+    /// With the function, its policy goes; a function left alone keeps none of wsctl's grants.
+    fn teardown(cx: &Ctx, obs: &Observation, adopt: bool) -> Teardown {
+        let mut t = Teardown::default();
+        if Function::teardown(cx, obs, adopt).delete.is_empty() {
+            for s in obs
+                .get::<Grants>()
+                .iter()
+                .filter(|s| s.sid.starts_with(SID_PREFIX))
+            {
+                t.delete.push(down_item(
+                    Kind::Grant(s.principal.clone()),
+                    format!("{} on {}", s.sid, cx.stack.names.function),
+                    &s.sid,
+                ));
+            }
+        }
+        t
+    }
+
+    fn delete<'a>(
+        cx: &'a Ctx,
+        _obs: &'a Observation,
+        items: &'a [DownItem],
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            for item in items {
+                remove_statement(&cx.stack.clients, &cx.stack.names.function, &item.id).await?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Each `[[grant]]`, and whether what it allows is in effect: `broadcast` by the
+    /// function's resource policy; `manage_connections` by the role's own policies, read when
+    /// the role is in this account (a role in another account cannot be read from here: its
+    /// check says so).
+    fn checks<'a>(cx: &'a Ctx, obs: &'a Observation) -> BoxFuture<'a, Result<Vec<Check>>> {
+        Box::pin(checks(cx, obs))
+    }
+}
+
+async fn checks(cx: &Ctx<'_>, obs: &Observation) -> Result<Vec<Check>> {
+    let n = &cx.stack.names;
+    let api_id = cx.ids.api_id.as_deref();
+    let statements = obs.get::<Grants>();
+    let mut out = Vec::new();
+    for g in &cx.stack.config.grants {
+        if g.allow.contains(&Allow::Broadcast) {
+            let ok = !diff(statements, g).is_change();
+            out.push(check(
+                "grant_broadcast",
+                ok,
+                if ok {
+                    format!(
+                        "{} may invoke {} (the function's resource policy)",
+                        g.principal, n.function
+                    )
+                } else {
+                    format!(
+                        "the function's resource policy does not let {} invoke it",
+                        g.principal
+                    )
+                },
+            ));
+        }
+        if !g.allow.contains(&Allow::ManageConnections) {
+            continue;
+        }
+        let Some(id) = api_id else {
+            out.push(check(
+                "grant_manage_connections",
+                false,
+                "the API does not exist",
+            ));
+            continue;
+        };
+        let probe = format!(
+            "{}/{}/POST/@connections/probe",
+            n.execute_api_arn(id),
+            n.stage
+        );
+        let fix = format!("its owner attaches `wsctl grant --print {}`", g.role_name());
+        out.push(if g.account() != n.account {
+            check(
+                "grant_manage_connections",
+                true,
+                format!(
+                    "{} is in account {}: not checked from this account ({fix})",
+                    g.principal,
+                    g.account()
+                ),
+            )
+        } else {
+            match role_policies(&cx.stack.clients, g.role_name()).await? {
+                None => check(
+                    "grant_manage_connections",
+                    false,
+                    format!("{} does not exist", g.principal),
+                ),
+                Some(docs)
+                    if docs
+                        .iter()
+                        .any(|d| allows(d, "execute-api:ManageConnections", &probe)) =>
+                {
+                    check(
+                        "grant_manage_connections",
+                        true,
+                        format!(
+                            "{} may call the management API of {id}/{}",
+                            g.principal, n.stage
+                        ),
+                    )
+                }
+                Some(_) => check(
+                    "grant_manage_connections",
+                    false,
+                    format!(
+                        "no policy of {} allows execute-api:ManageConnections on {id}/{}: {fix}",
+                        g.principal, n.stage
+                    ),
+                ),
+            }
+        });
+    }
+    Ok(out)
+}
 
 /// Every statement wsctl adds for a grant has a Sid starting so.
 pub const SID_PREFIX: &str = "wsctl-grant-";
@@ -38,13 +234,6 @@ pub fn sid(principal: &str) -> String {
         (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
     });
     format!("{SID_PREFIX}{name}-{:08x}", hash as u32)
-}
-
-fn grants_invoke(s: &Statement, principal: &str) -> bool {
-    s.principal.split(',').any(|p| p == principal)
-        && s.action
-            .iter()
-            .any(|a| a == "lambda:InvokeFunction" || a == "lambda:*")
 }
 
 /// What `up` does for one grant's statement.
@@ -78,7 +267,7 @@ pub fn strays<'a>(statements: &'a [Statement], grants: &[Grant]) -> Vec<&'a Stat
 
 /// Adds the missing statements and removes the ones no longer granted. Returns whether it
 /// wrote.
-pub async fn apply(
+async fn apply(
     c: &Clients,
     function: &str,
     statements: &[Statement],

@@ -1,13 +1,22 @@
-//! The function's log group `/aws/lambda/{function}`: created ahead of Lambda (which would
-//! create it without retention or tags), with the configured retention.
+//! CloudWatch log groups: the function's `/aws/lambda/{function}` ([`LogGroup`]), created
+//! ahead of Lambda (which would create it without retention or tags), and API Gateway's access
+//! log group of the stage ([`AccessLogGroup`], `[api] access_log`), each with the configured
+//! retention.
 
 use std::collections::BTreeMap;
 
-use anyhow::Result;
+use futures::future::BoxFuture;
 use serde::Serialize;
 
-use super::{tag_changes, tags_to_set, Action, AwsContext, Change};
-use crate::aws::Clients;
+use super::function::Function;
+use super::shape::{
+    check, down_item, ready, tag_changes, tags_to_set, Action, Change, Check, Ctx, DownItem, Ids,
+    Kind, Observation, Plan, PlanItem, Resource, Teardown,
+};
+use super::stage::Stage;
+use crate::aws::{aws_error, AwsContext, Clients};
+use crate::error::Result;
+use crate::naming;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Observed {
@@ -23,6 +32,196 @@ pub struct Desired {
     pub name: String,
     pub retention_days: i32,
     pub tags: BTreeMap<String, String>,
+}
+
+/// The function's log group.
+pub struct LogGroup;
+
+impl Resource for LogGroup {
+    type Desired = Desired;
+    type Observed = Option<Observed>;
+
+    fn desired(cx: &Ctx) -> Desired {
+        Desired {
+            name: cx.stack.names.log_group.clone(),
+            retention_days: cx.stack.config.function.log_retention_days,
+            tags: cx.stack.tags.clone(),
+        }
+    }
+
+    fn observe<'a>(cx: &'a Ctx) -> BoxFuture<'a, Result<Self::Observed>> {
+        Box::pin(observe(&cx.stack.clients, &cx.stack.names.log_group))
+    }
+
+    fn diff(observed: &Self::Observed, desired: &Desired) -> Result<Vec<PlanItem>> {
+        Ok(vec![PlanItem::new(
+            Kind::LogGroup,
+            &desired.name,
+            diff(observed.as_ref(), desired),
+        )])
+    }
+
+    fn apply<'a>(
+        cx: &'a Ctx,
+        observed: &'a Self::Observed,
+        desired: &'a Desired,
+        plan: &'a Plan,
+    ) -> BoxFuture<'a, Result<Ids>> {
+        Box::pin(async move {
+            let action = plan.action(&Kind::LogGroup);
+            apply(&cx.stack.clients, observed.as_ref(), desired, action).await?;
+            Ok(Ids::default())
+        })
+    }
+
+    /// The function's own log group goes with the function, tagged or not.
+    fn teardown(cx: &Ctx, obs: &Observation, adopt: bool) -> Teardown {
+        let mut t = Teardown::default();
+        if let Some(g) = obs.get::<LogGroup>() {
+            let item = down_item(Kind::LogGroup, &g.name, &g.name);
+            let with_function = !Function::teardown(cx, obs, adopt).delete.is_empty();
+            if with_function && !naming::is_managed(&g.tags) {
+                t.delete.push(item);
+            } else {
+                t.consider(item, &g.tags, adopt);
+            }
+        }
+        t
+    }
+
+    fn delete<'a>(
+        cx: &'a Ctx,
+        _obs: &'a Observation,
+        items: &'a [DownItem],
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(delete_all(&cx.stack.clients, items))
+    }
+}
+
+/// API Gateway's access log group, when `[api] access_log` asks for it.
+pub struct AccessLogGroup;
+
+impl Resource for AccessLogGroup {
+    /// None: the config asks for no access log (one of wsctl's that exists goes).
+    type Desired = Option<Desired>;
+    type Observed = Option<Observed>;
+
+    fn desired(cx: &Ctx) -> Option<Desired> {
+        let logging = &cx.stack.config.api.logging;
+        logging.access_log.then(|| Desired {
+            name: cx.stack.names.access_log_group.clone(),
+            retention_days: logging.log_retention_days,
+            tags: cx.stack.tags.clone(),
+        })
+    }
+
+    fn observe<'a>(cx: &'a Ctx) -> BoxFuture<'a, Result<Self::Observed>> {
+        Box::pin(observe(&cx.stack.clients, &cx.stack.names.access_log_group))
+    }
+
+    fn diff(observed: &Self::Observed, desired: &Option<Desired>) -> Result<Vec<PlanItem>> {
+        let action = match (desired, observed) {
+            (Some(d), o) => diff(o.as_ref(), d),
+            (None, Some(o)) if naming::is_managed(&o.tags) => Action::Delete,
+            (None, _) => return Ok(vec![]),
+        };
+        let name = match (desired, observed) {
+            (Some(d), _) => d.name.clone(),
+            (None, o) => o.as_ref().map(|o| o.name.clone()).unwrap_or_default(),
+        };
+        Ok(vec![PlanItem::new(Kind::AccessLogGroup, name, action)])
+    }
+
+    fn apply<'a>(
+        cx: &'a Ctx,
+        observed: &'a Self::Observed,
+        desired: &'a Option<Desired>,
+        plan: &'a Plan,
+    ) -> BoxFuture<'a, Result<Ids>> {
+        Box::pin(async move {
+            let c = &cx.stack.clients;
+            match (desired, plan.action(&Kind::AccessLogGroup)) {
+                (_, Action::NoChange) => {}
+                (None, _) => {
+                    delete(c, &cx.stack.names.access_log_group).await?;
+                }
+                (Some(d), action) => apply(c, observed.as_ref(), d, action).await?,
+            }
+            Ok(Ids::default())
+        })
+    }
+
+    fn teardown(_cx: &Ctx, obs: &Observation, adopt: bool) -> Teardown {
+        let mut t = Teardown::default();
+        if let Some(g) = obs.get::<AccessLogGroup>() {
+            t.consider(
+                down_item(Kind::AccessLogGroup, &g.name, &g.name),
+                &g.tags,
+                adopt,
+            );
+        }
+        t
+    }
+
+    fn delete<'a>(
+        cx: &'a Ctx,
+        _obs: &'a Observation,
+        items: &'a [DownItem],
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(delete_all(&cx.stack.clients, items))
+    }
+
+    /// `stage_writes_access_log`: the stage writes its access log where wsctl made the group.
+    fn checks<'a>(cx: &'a Ctx, obs: &'a Observation) -> BoxFuture<'a, Result<Vec<Check>>> {
+        let n = &cx.stack.names;
+        if !cx.stack.config.api.logging.access_log {
+            return ready(vec![]);
+        }
+        let want = n.log_group_arn(&n.access_log_group);
+        let stage = obs.get::<Stage>().as_ref();
+        let have = stage.and_then(|s| s.access_log.as_ref());
+        let exists = obs.get::<AccessLogGroup>().is_some();
+        ready(vec![match (stage, have) {
+            (None, _) => check(
+                "stage_writes_access_log",
+                false,
+                format!("stage {} does not exist", n.stage),
+            ),
+            (Some(_), Some(a)) if a.destination_arn == want && exists => check(
+                "stage_writes_access_log",
+                true,
+                format!(
+                    "stage {} logs every request to {}",
+                    n.stage, n.access_log_group
+                ),
+            ),
+            (Some(_), Some(a)) if a.destination_arn == want => check(
+                "stage_writes_access_log",
+                false,
+                format!(
+                    "the stage's access log group {} does not exist",
+                    n.access_log_group
+                ),
+            ),
+            (Some(_), other) => check(
+                "stage_writes_access_log",
+                false,
+                format!(
+                    "stage {} writes its access log to {}; expected {}",
+                    n.stage,
+                    other.map_or("nowhere", |a| a.destination_arn.as_str()),
+                    n.access_log_group
+                ),
+            ),
+        }])
+    }
+}
+
+async fn delete_all(c: &Clients, items: &[DownItem]) -> Result<()> {
+    for item in items {
+        delete(c, &item.id).await?;
+    }
+    Ok(())
 }
 
 pub async fn observe(c: &Clients, name: &str) -> Result<Option<Observed>> {
@@ -81,7 +280,7 @@ pub fn diff(observed: Option<&Observed>, desired: &Desired) -> Action {
     Action::from_changes(changes)
 }
 
-pub async fn apply(
+async fn apply(
     c: &Clients,
     observed: Option<&Observed>,
     desired: &Desired,
@@ -89,8 +288,7 @@ pub async fn apply(
 ) -> Result<()> {
     let name = &desired.name;
     match (observed, action) {
-        (_, Action::NoChange) => return Ok(()),
-        (Some(_), Action::Delete) => anyhow::bail!("internal: up never deletes the log group"),
+        (_, Action::NoChange | Action::Delete) => return Ok(()),
         (None, _) | (_, Action::Create) => {
             match c
                 .logs
@@ -112,7 +310,7 @@ pub async fn apply(
                         return Box::pin(apply(c, Some(&o), desired, &action)).await;
                     }
                 }
-                Err(e) => return Err(e).aws(format!("CreateLogGroup {name}")),
+                Err(e) => return Err(aws_error(format!("CreateLogGroup {name}"), &e).into()),
             }
             put_retention(c, name, desired.retention_days).await?;
         }
@@ -146,6 +344,7 @@ async fn put_retention(c: &Clients, name: &str, days: i32) -> Result<()> {
     Ok(())
 }
 
+/// Deletes a log group; one that is already gone is success. Returns whether it existed.
 pub async fn delete(c: &Clients, name: &str) -> Result<bool> {
     match c.logs.delete_log_group().log_group_name(name).send().await {
         Ok(_) => Ok(true),
@@ -155,6 +354,6 @@ pub async fn delete(c: &Clients, name: &str) -> Result<bool> {
         {
             Ok(false)
         }
-        Err(e) => Err(e).aws(format!("DeleteLogGroup {name}")),
+        Err(e) => Err(aws_error(format!("DeleteLogGroup {name}"), &e).into()),
     }
 }

@@ -4,17 +4,19 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{bail, Result};
 use aws_sdk_iam::types::Tag;
+use futures::future::BoxFuture;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::{
-    decode_policy, normalize_policy, tag_changes, tags_to_set, Action, AwsContext, Change,
-    KNOWN_AFTER_APPLY,
+use super::shape::{
+    check, down_item, ready, tag_changes, tags_to_set, Action, Change, Check, Ctx, DownItem, Ids,
+    Kind, Observation, Plan, PlanItem, Resource, Teardown, KNOWN_AFTER_APPLY,
 };
-use crate::aws::Clients;
+use crate::aws::{aws_error, AwsContext, Clients};
 use crate::config::{AuthConfig, AuthKeys};
+use crate::error::{Error, Result};
+use crate::iam::{allows, decode_policy, normalize_policy};
 use crate::naming::{Names, BASIC_EXECUTION_POLICY};
 
 /// The DynamoDB actions the handler calls on the connections table, and no others
@@ -138,6 +140,94 @@ pub fn least_privilege_policy(names: &Names, api_id: &str, auth: Option<&AuthCon
     policy
 }
 
+/// The function's role, with its inline policy once the API's id is known.
+pub struct Role;
+
+impl Resource for Role {
+    type Desired = Desired;
+    type Observed = Option<Observed>;
+
+    fn desired(cx: &Ctx) -> Desired {
+        desired(
+            &cx.stack.names,
+            cx.ids.api_id.as_deref(),
+            cx.stack.config.auth.as_ref(),
+            cx.stack.tags.clone(),
+        )
+    }
+
+    fn observe<'a>(cx: &'a Ctx) -> BoxFuture<'a, Result<Self::Observed>> {
+        Box::pin(observe(&cx.stack.clients, &cx.stack.names.role))
+    }
+
+    fn ids(observed: &Self::Observed, _desired: &Self::Desired) -> Ids {
+        Ids {
+            role_arn: observed.as_ref().map(|r| r.arn.clone()),
+            ..Ids::default()
+        }
+    }
+
+    fn diff(observed: &Self::Observed, desired: &Desired) -> Result<Vec<PlanItem>> {
+        Ok(vec![PlanItem::new(
+            Kind::Role,
+            &desired.name,
+            diff(observed.as_ref(), desired),
+        )])
+    }
+
+    fn apply<'a>(
+        cx: &'a Ctx,
+        observed: &'a Self::Observed,
+        desired: &'a Desired,
+        plan: &'a Plan,
+    ) -> BoxFuture<'a, Result<Ids>> {
+        Box::pin(async move {
+            let arn = apply(
+                &cx.stack.clients,
+                observed.as_ref(),
+                desired,
+                plan.action(&Kind::Role),
+            )
+            .await?;
+            Ok(Ids {
+                role_arn: Some(arn),
+                ..Ids::default()
+            })
+        })
+    }
+
+    fn teardown(_cx: &Ctx, obs: &Observation, adopt: bool) -> Teardown {
+        let mut t = Teardown::default();
+        if let Some(r) = obs.get::<Role>() {
+            t.consider(down_item(Kind::Role, &r.name, &r.name), &r.tags, adopt);
+        }
+        t
+    }
+
+    fn delete<'a>(
+        cx: &'a Ctx,
+        obs: &'a Observation,
+        items: &'a [DownItem],
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            if let (Some(r), false) = (obs.get::<Role>(), items.is_empty()) {
+                delete(&cx.stack.clients, r).await?;
+            }
+            Ok(())
+        })
+    }
+
+    /// What the role may do: post to this API's connections, use the connections table, and
+    /// fan a broadcast out (invoke itself, use the index and the records).
+    fn checks<'a>(cx: &'a Ctx, obs: &'a Observation) -> BoxFuture<'a, Result<Vec<Check>>> {
+        ready(checks(
+            &cx.stack.names,
+            obs.get::<Role>().as_ref(),
+            cx.ids.api_id.as_deref(),
+        ))
+    }
+}
+
 pub fn desired(
     names: &Names,
     api_id: Option<&str>,
@@ -157,6 +247,19 @@ fn is_not_found<E: aws_sdk_iam::error::ProvideErrorMetadata>(e: &E) -> bool {
     e.code() == Some("NoSuchEntity")
 }
 
+/// The IAM tags of `tags`.
+fn iam_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
+    tags.iter()
+        .map(|(k, v)| {
+            Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .expect("key and value are set")
+        })
+        .collect()
+}
+
 pub async fn observe(c: &Clients, name: &str) -> Result<Option<Observed>> {
     let role = match c.iam.get_role().role_name(name).send().await {
         Ok(out) => match out.role {
@@ -169,7 +272,7 @@ pub async fn observe(c: &Clients, name: &str) -> Result<Option<Observed>> {
         {
             return Ok(None)
         }
-        Err(e) => return Err(e).aws(format!("GetRole {name}")),
+        Err(e) => return Err(aws_error(format!("GetRole {name}"), &e).into()),
     };
     let (attached, inline, tags) = tokio::try_join!(
         attached_policies(c, name),
@@ -243,7 +346,7 @@ async fn inline_policies(c: &Clients, name: &str) -> Result<BTreeMap<String, Val
             .send()
             .await
             .aws(format!("GetRolePolicy {name}/{policy}"))?;
-        Ok::<_, anyhow::Error>((policy.clone(), decode_policy(&out.policy_document)))
+        Ok::<_, Error>((policy.clone(), decode_policy(&out.policy_document)))
     }))
     .await?;
     Ok(docs.into_iter().collect())
@@ -313,7 +416,12 @@ pub fn diff(observed: Option<&Observed>, desired: &Desired) -> Action {
             "(none)",
             compact(p),
         )),
-        (Some(_), None) => {}
+        // The API is new: the policy will name its id.
+        (Some(actual), None) => changes.push(Change::new(
+            format!("inline.{}", desired.policy_name),
+            compact(actual),
+            KNOWN_AFTER_APPLY,
+        )),
         (Some(actual), Some(p)) => {
             if normalize_policy(actual) != normalize_policy(p) {
                 changes.push(Change::new(
@@ -336,28 +444,25 @@ fn short_arn(arn: &str) -> &str {
     arn.rsplit('/').next().unwrap_or(arn)
 }
 
-/// The role itself: created or converged (trust, attachments, tags, stray inline policies).
-/// The inline policy is applied separately by [`apply_policy`] once the API id is known.
-/// Returns the role ARN.
-pub async fn apply_base(
+/// Makes exactly the changes of `action` (from [`diff`]): creates the role, or converges its
+/// trust policy, attachments, tags and inline policies. The inline policy written is
+/// `desired`'s, which names the API (known by now). Returns the role's ARN.
+pub async fn apply(
     c: &Clients,
     observed: Option<&Observed>,
     desired: &Desired,
+    action: &Action,
 ) -> Result<String> {
     let name = &desired.name;
-    let tags: Vec<Tag> = desired
-        .tags
-        .iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build())
-        .collect::<Result<_, _>>()?;
-    let Some(o) = observed else {
+    let policy_field = format!("inline.{}", desired.policy_name);
+    let Some(o) = observed.filter(|_| *action != Action::Create) else {
         let arn = match c
             .iam
             .create_role()
             .role_name(name)
             .assume_role_policy_document(desired.trust.to_string())
             .description("Execution role of the wsctl WebSocket handler")
-            .set_tags(Some(tags))
+            .set_tags(Some(iam_tags(&desired.tags)))
             .send()
             .await
         {
@@ -369,15 +474,16 @@ pub async fn apply_base(
             {
                 let o = observe(c, name)
                     .await?
-                    .ok_or_else(|| anyhow::anyhow!("role {name} vanished"))?;
-                return Box::pin(apply_base(c, Some(&o), desired)).await;
+                    .ok_or_else(|| Error::Failed(format!("role {name} vanished")))?;
+                let action = diff(Some(&o), desired);
+                return Box::pin(apply(c, Some(&o), desired, &action)).await;
             }
-            Err(e) => return Err(e).aws(format!("CreateRole {name}")),
+            Err(e) => return Err(aws_error(format!("CreateRole {name}"), &e).into()),
         };
         attach_basic(c, name).await?;
+        put_policy(c, desired).await?;
         return Ok(arn);
     };
-    let action = diff(Some(o), desired);
     if action.has("trust_policy") {
         c.iam
             .update_assume_role_policy()
@@ -387,26 +493,28 @@ pub async fn apply_base(
             .await
             .aws(format!("UpdateAssumeRolePolicy {name}"))?;
     }
-    if !o.attached.iter().any(|a| a == BASIC_EXECUTION_POLICY) {
+    if action.has("attached.AWSLambdaBasicExecutionRole") {
         attach_basic(c, name).await?;
     }
     for extra in o.attached.iter().filter(|a| *a != BASIC_EXECUTION_POLICY) {
-        detach(c, name, extra).await?;
+        if action.has(&format!("attached.{}", short_arn(extra))) {
+            detach(c, name, extra).await?;
+        }
     }
     for policy in o.inline.keys().filter(|n| **n != desired.policy_name) {
-        delete_inline(c, name, policy).await?;
+        if action.has(&format!("inline.{policy}")) {
+            delete_inline(c, name, policy).await?;
+        }
     }
-    let missing = tags_to_set(&o.tags, &desired.tags);
-    if !missing.is_empty() {
+    if action.has(&policy_field) {
+        put_policy(c, desired).await?;
+    }
+    if action.has("tags") {
+        let missing = tags_to_set(&o.tags, &desired.tags);
         c.iam
             .tag_role()
             .role_name(name)
-            .set_tags(Some(
-                missing
-                    .iter()
-                    .map(|(k, v)| Tag::builder().key(k).value(v).build())
-                    .collect::<Result<_, _>>()?,
-            ))
+            .set_tags(Some(iam_tags(&missing)))
             .send()
             .await
             .aws(format!("TagRole {name}"))?;
@@ -414,19 +522,14 @@ pub async fn apply_base(
     Ok(o.arn.clone())
 }
 
-/// Puts the inline policy when it is missing or different.
-pub async fn apply_policy(
-    c: &Clients,
-    observed: Option<&Observed>,
-    desired: &Desired,
-) -> Result<bool> {
+/// Puts the inline policy (it names the API: its id must be known by now).
+async fn put_policy(c: &Clients, desired: &Desired) -> Result<()> {
     let Some(policy) = &desired.policy else {
-        bail!("the inline policy needs the API id");
+        crate::fail!(
+            Failed,
+            "internal: the role's inline policy needs the API's id"
+        );
     };
-    let current = observed.and_then(|o| o.inline.get(&desired.policy_name));
-    if current.is_some_and(|c| normalize_policy(c) == normalize_policy(policy)) {
-        return Ok(false);
-    }
     c.iam
         .put_role_policy()
         .role_name(&desired.name)
@@ -438,7 +541,7 @@ pub async fn apply_policy(
             "PutRolePolicy {}/{}",
             desired.name, desired.policy_name
         ))?;
-    Ok(true)
+    Ok(())
 }
 
 async fn attach_basic(c: &Clients, name: &str) -> Result<()> {
@@ -465,7 +568,7 @@ async fn detach(c: &Clients, name: &str, arn: &str) -> Result<()> {
     {
         Ok(_) => Ok(()),
         Err(e) if e.as_service_error().is_some_and(is_not_found) => Ok(()),
-        Err(e) => Err(e).aws(format!("DetachRolePolicy {name} {arn}")),
+        Err(e) => Err(aws_error(format!("DetachRolePolicy {name} {arn}"), &e).into()),
     }
 }
 
@@ -480,7 +583,7 @@ async fn delete_inline(c: &Clients, name: &str, policy: &str) -> Result<()> {
     {
         Ok(_) => Ok(()),
         Err(e) if e.as_service_error().is_some_and(is_not_found) => Ok(()),
-        Err(e) => Err(e).aws(format!("DeleteRolePolicy {name}/{policy}")),
+        Err(e) => Err(aws_error(format!("DeleteRolePolicy {name}/{policy}"), &e).into()),
     }
 }
 
@@ -502,6 +605,101 @@ pub async fn delete(c: &Clients, observed: &Observed) -> Result<bool> {
         {
             Ok(false)
         }
-        Err(e) => Err(e).aws(format!("DeleteRole {name}")),
+        Err(e) => Err(aws_error(format!("DeleteRole {name}"), &e).into()),
     }
+}
+
+/// `role_can_manage_connections`, `role_can_use_table`, `role_can_fan_out`.
+pub fn checks(n: &Names, role: Option<&Observed>, api_id: Option<&str>) -> Vec<Check> {
+    let Some(r) = role else {
+        return vec![
+            check(
+                "role_can_manage_connections",
+                false,
+                "the role does not exist",
+            ),
+            check("role_can_use_table", false, "the role does not exist"),
+            check("role_can_fan_out", false, "the role does not exist"),
+        ];
+    };
+    let mut out = Vec::new();
+    let inline: Vec<&Value> = r.inline.values().collect();
+    out.push(match api_id {
+        None => check(
+            "role_can_manage_connections",
+            false,
+            "the API does not exist",
+        ),
+        Some(id) => {
+            let target = format!(
+                "{}/{}/POST/@connections/probe",
+                n.execute_api_arn(id),
+                n.stage
+            );
+            let ok = inline
+                .iter()
+                .any(|p| allows(p, "execute-api:ManageConnections", &target));
+            check(
+                "role_can_manage_connections",
+                ok,
+                if ok {
+                    format!("execute-api:ManageConnections on {id}/{}", n.stage)
+                } else {
+                    format!(
+                        "no policy of {} allows execute-api:ManageConnections on {id}/{}",
+                        r.name, n.stage
+                    )
+                },
+            )
+        }
+    });
+    let full_access = r
+        .attached
+        .iter()
+        .any(|a| a.ends_with("/AmazonDynamoDBFullAccess"));
+    let missing: Vec<&str> = TABLE_ACTIONS
+        .iter()
+        .copied()
+        .filter(|a| !full_access && !inline.iter().any(|p| allows(p, a, &n.table_arn())))
+        .collect();
+    out.push(check(
+        "role_can_use_table",
+        missing.is_empty(),
+        if missing.is_empty() {
+            format!("the handler's actions on {}", n.table)
+        } else {
+            format!("not allowed on {}: {}", n.table, missing.join(", "))
+        },
+    ));
+    // A broadcast's workers: invoking itself, the index and the status records.
+    let needs = SUBSCRIPTIONS_ACTIONS
+        .iter()
+        .map(|a| (*a, n.dynamodb_table_arn(&n.subscriptions_table)))
+        .chain(
+            BROADCASTS_ACTIONS
+                .iter()
+                .map(|a| (*a, n.dynamodb_table_arn(&n.broadcasts_table))),
+        )
+        .chain([("lambda:InvokeFunction", n.function_arn())]);
+    let missing: Vec<String> = needs
+        .filter(|(a, arn)| {
+            let granted = (full_access && a.starts_with("dynamodb:"))
+                || inline.iter().any(|p| allows(p, a, arn));
+            !granted
+        })
+        .map(|(a, arn)| format!("{a} on {}", arn.rsplit([':', '/']).next().unwrap_or(&arn)))
+        .collect();
+    out.push(check(
+        "role_can_fan_out",
+        missing.is_empty(),
+        if missing.is_empty() {
+            format!(
+                "invokes {} for a broadcast's workers; uses {} and {}",
+                n.function, n.subscriptions_table, n.broadcasts_table
+            )
+        } else {
+            format!("not allowed: {}", missing.join(", "))
+        },
+    ));
+    out
 }

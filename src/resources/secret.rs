@@ -3,13 +3,92 @@
 //! metadata (DescribeParameters returns no value), and `problem` says why the function could
 //! not use it.
 
-use anyhow::Result;
 use aws_sdk_ssm::types::{ParameterStringFilter, ParameterType};
+use futures::future::BoxFuture;
 use serde::Serialize;
 
-use super::AwsContext;
-use crate::aws::Clients;
+use super::shape::{
+    check, ready, Check, Ctx, DownItem, Ids, Observation, Plan, PlanItem, Resource, Teardown,
+};
+use crate::aws::{AwsContext, Clients};
 use crate::config::{AuthConfig, AuthKeys};
+use crate::error::{Error, Result};
+
+/// The HS256 secret's parameter: read, never written (the user owns it). `up` refuses to
+/// write anything when the function could not read it; `status` checks it.
+pub struct JwtSecret;
+
+impl Resource for JwtSecret {
+    /// The parameter `[auth]` names, and its customer-managed key if any.
+    type Desired = Option<(String, Option<String>)>;
+    /// Its name, and why the function could not use it (None when it can).
+    type Observed = Option<(String, Option<String>)>;
+
+    fn desired(cx: &Ctx) -> Self::Desired {
+        configured(cx.stack.config.auth.as_ref())
+            .map(|(name, key)| (name.to_owned(), key.map(str::to_owned)))
+    }
+
+    fn observe<'a>(cx: &'a Ctx) -> BoxFuture<'a, Result<Self::Observed>> {
+        Box::pin(check_parameter(
+            &cx.stack.clients,
+            cx.stack.config.auth.as_ref(),
+        ))
+    }
+
+    /// wsctl does not manage the parameter: no plan item.
+    fn diff(_observed: &Self::Observed, _desired: &Self::Desired) -> Result<Vec<PlanItem>> {
+        Ok(vec![])
+    }
+
+    /// A secret the function could not read would fail every `$connect`.
+    fn refuse(_cx: &Ctx, observed: &Self::Observed) -> Option<String> {
+        let (_, problem) = observed.as_ref()?;
+        problem
+            .as_ref()
+            .map(|p| format!("[auth] secret_parameter: {p}"))
+    }
+
+    fn apply<'a>(
+        _cx: &'a Ctx,
+        _observed: &'a Self::Observed,
+        _desired: &'a Self::Desired,
+        _plan: &'a Plan,
+    ) -> BoxFuture<'a, Result<Ids>> {
+        Box::pin(async { Ok(Ids::default()) })
+    }
+
+    /// The secret is the user's: `down` never deletes it.
+    fn teardown(_cx: &Ctx, _obs: &Observation, _adopt: bool) -> Teardown {
+        Teardown::default()
+    }
+
+    fn delete<'a>(
+        _cx: &'a Ctx,
+        _obs: &'a Observation,
+        _items: &'a [DownItem],
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// `jwt_secret_usable`.
+    fn checks<'a>(_cx: &'a Ctx, obs: &'a Observation) -> BoxFuture<'a, Result<Vec<Check>>> {
+        ready(
+            obs.get::<JwtSecret>()
+                .iter()
+                .map(|(name, problem)| {
+                    check(
+                        "jwt_secret_usable",
+                        problem.is_none(),
+                        problem.clone().unwrap_or_else(|| {
+                            format!("SSM parameter {name} is a SecureString the function may read")
+                        }),
+                    )
+                })
+                .collect(),
+        )
+    }
+}
 
 /// The KMS key SSM uses for SecureStrings when none is named.
 pub const DEFAULT_KEY: &str = "alias/aws/ssm";
@@ -27,7 +106,8 @@ pub async fn observe(c: &Clients, name: &str) -> Result<Option<Observed>> {
         .key("Name")
         .option("Equals")
         .values(name)
-        .build()?;
+        .build()
+        .map_err(|e| Error::Failed(format!("internal: building an SSM request: {e}")))?;
     let out = c
         .ssm
         .describe_parameters()
@@ -51,7 +131,7 @@ pub async fn observe(c: &Clients, name: &str) -> Result<Option<Observed>> {
 
 /// For the parameter `[auth]` names, if it names one: its name, and why the function could
 /// not use it (None when it can). Reads metadata only.
-pub async fn check(
+pub async fn check_parameter(
     c: &Clients,
     auth: Option<&AuthConfig>,
 ) -> Result<Option<(String, Option<String>)>> {

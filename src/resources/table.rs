@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use anyhow::{bail, Result};
 use aws_sdk_dynamodb::client::Waiters;
 use aws_sdk_dynamodb::operation::create_table::builders::CreateTableFluentBuilder;
 use aws_sdk_dynamodb::types::{
@@ -14,27 +13,32 @@ use aws_sdk_dynamodb::types::{
 };
 use serde::Serialize;
 
-use super::{tag_changes, tags_to_set, waited, Action, AwsContext, Change};
-use crate::aws::Clients;
+use futures::future::BoxFuture;
+
+use super::shape::{
+    check, down_item, ready, tag_changes, tags_to_set, Action, Change, Check, Ctx, DownItem, Ids,
+    Kind, Observation, Plan, PlanItem, Resource, TableKind, Teardown,
+};
+use crate::aws::{aws_error, waited, AwsContext, Clients};
+use crate::error::{Error, Result};
 
 pub const KEY: &str = "connection_id";
 pub const TTL_ATTRIBUTE: &str = "ttl";
 
-/// Which of the stack's tables: it decides the key schema.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Connections,
-    Subscriptions,
-    Broadcasts,
-}
+/// The stack's three tables, in this order.
+pub const KINDS: [TableKind; 3] = [
+    TableKind::Connections,
+    TableKind::Subscriptions,
+    TableKind::Broadcasts,
+];
 
-impl Kind {
+impl TableKind {
     /// The hash key, and the range key if any (all strings).
     pub fn keys(self) -> (&'static str, Option<&'static str>) {
         match self {
-            Kind::Connections => (KEY, None),
-            Kind::Subscriptions => ("topic_shard", Some(KEY)),
-            Kind::Broadcasts => ("broadcast_id", None),
+            TableKind::Connections => (KEY, None),
+            TableKind::Subscriptions => ("topic_shard", Some(KEY)),
+            TableKind::Broadcasts => ("broadcast_id", None),
         }
     }
 
@@ -62,7 +66,7 @@ pub struct Observed {
 }
 
 impl Observed {
-    pub fn key_schema_ok(&self, kind: Kind) -> bool {
+    pub fn key_schema_ok(&self, kind: TableKind) -> bool {
         self.key_schema == kind.key_schema()
     }
 
@@ -72,11 +76,139 @@ impl Observed {
     }
 }
 
+/// One table as the config asks for it.
 #[derive(Debug, Clone)]
 pub struct Desired {
     pub name: String,
-    pub kind: Kind,
+    pub kind: TableKind,
     pub tags: BTreeMap<String, String>,
+}
+
+/// The stack's tables: the connections, the subscriptions index and the broadcasts' records.
+pub struct Tables;
+
+impl Resource for Tables {
+    type Desired = Vec<Desired>;
+    /// Each of [`KINDS`], in order.
+    type Observed = Vec<Option<Observed>>;
+
+    fn desired(cx: &Ctx) -> Vec<Desired> {
+        let n = &cx.stack.names;
+        KINDS
+            .iter()
+            .map(|&kind| Desired {
+                name: match kind {
+                    TableKind::Connections => n.table.clone(),
+                    TableKind::Subscriptions => n.subscriptions_table.clone(),
+                    TableKind::Broadcasts => n.broadcasts_table.clone(),
+                },
+                kind,
+                tags: cx.stack.tags.clone(),
+            })
+            .collect()
+    }
+
+    fn observe<'a>(cx: &'a Ctx) -> BoxFuture<'a, Result<Self::Observed>> {
+        Box::pin(async move {
+            let c = &cx.stack.clients;
+            let wanted = Self::desired(cx);
+            futures::future::try_join_all(wanted.iter().map(|d| observe(c, &d.name))).await
+        })
+    }
+
+    fn ids(observed: &Self::Observed, _desired: &Self::Desired) -> Ids {
+        Ids {
+            table_arn: connections(observed).map(|t| t.arn.clone()),
+            ..Ids::default()
+        }
+    }
+
+    fn diff(observed: &Self::Observed, desired: &Self::Desired) -> Result<Vec<PlanItem>> {
+        desired
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                let o = observed.get(i).and_then(Option::as_ref);
+                Ok(PlanItem::new(Kind::Table(d.kind), &d.name, diff(o, d)?))
+            })
+            .collect()
+    }
+
+    fn apply<'a>(
+        cx: &'a Ctx,
+        observed: &'a Self::Observed,
+        desired: &'a Self::Desired,
+        plan: &'a Plan,
+    ) -> BoxFuture<'a, Result<Ids>> {
+        Box::pin(async move {
+            let c = &cx.stack.clients;
+            let arns = futures::future::try_join_all(desired.iter().enumerate().map(|(i, d)| {
+                let o = observed.get(i).and_then(Option::as_ref);
+                apply(c, o, d, plan.action(&Kind::Table(d.kind)))
+            }))
+            .await?;
+            Ok(Ids {
+                table_arn: arns.into_iter().next(),
+                ..Ids::default()
+            })
+        })
+    }
+
+    fn teardown(_cx: &Ctx, obs: &Observation, adopt: bool) -> Teardown {
+        let mut t = Teardown::default();
+        for (kind, o) in KINDS.iter().zip(obs.get::<Tables>()) {
+            if let Some(o) = o {
+                t.consider(
+                    down_item(Kind::Table(*kind), &o.name, &o.name),
+                    &o.tags,
+                    adopt,
+                );
+            }
+        }
+        t
+    }
+
+    fn delete<'a>(
+        cx: &'a Ctx,
+        _obs: &'a Observation,
+        items: &'a [DownItem],
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let c = &cx.stack.clients;
+            futures::future::try_join_all(items.iter().map(|item| async move {
+                if delete(c, &item.id).await? {
+                    wait_deleted(c, &item.id).await?;
+                }
+                Ok::<_, Error>(())
+            }))
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// `ttl_enabled`: the connections table expires its rows.
+    fn checks<'a>(_cx: &'a Ctx, obs: &'a Observation) -> BoxFuture<'a, Result<Vec<Check>>> {
+        ready(vec![match connections(obs.get::<Tables>()) {
+            None => check("ttl_enabled", false, "the table does not exist"),
+            Some(t) if t.ttl_ok() => check("ttl_enabled", true, "TTL on attribute ttl"),
+            Some(t) => check(
+                "ttl_enabled",
+                false,
+                format!(
+                    "TTL is {} {}",
+                    t.ttl_status,
+                    t.ttl_attribute.as_deref().unwrap_or("")
+                )
+                .trim()
+                .to_owned(),
+            ),
+        }])
+    }
+}
+
+/// The connections table, of the three observed.
+pub fn connections(observed: &[Option<Observed>]) -> Option<&Observed> {
+    observed.first().and_then(Option::as_ref)
 }
 
 pub async fn observe(c: &Clients, name: &str) -> Result<Option<Observed>> {
@@ -88,7 +220,7 @@ pub async fn observe(c: &Clients, name: &str) -> Result<Option<Observed>> {
         {
             return Ok(None)
         }
-        Err(e) => return Err(e).aws(format!("DescribeTable {name}")),
+        Err(e) => return Err(aws_error(format!("DescribeTable {name}"), &e).into()),
     };
     let Some(t) = described.table else {
         return Ok(None);
@@ -134,6 +266,7 @@ pub async fn observe(c: &Clients, name: &str) -> Result<Option<Observed>> {
                 .send()
                 .await
                 .aws(format!("DescribeTimeToLive {name}"))
+                .map_err(Error::from)
         },
         list_tags(c, &arn)
     )?;
@@ -185,7 +318,7 @@ pub fn diff(observed: Option<&Observed>, desired: &Desired) -> Result<Action> {
         return Ok(Action::Create);
     };
     if !o.key_schema_ok(desired.kind) {
-        bail!(
+        crate::fail!(Refused,
             "table {} has key schema {} but wsctl needs {}; DynamoDB cannot change a key: delete or rename the table",
             o.name,
             o.key_schema,
@@ -205,7 +338,8 @@ pub fn diff(observed: Option<&Observed>, desired: &Desired) -> Result<Action> {
             matches!(o.ttl_status.as_str(), "ENABLED" | "ENABLING"),
             &o.ttl_attribute,
         ) {
-            bail!(
+            crate::fail!(
+                Refused,
                 "table {} has TTL enabled on attribute {other:?}; wsctl needs it on {TTL_ATTRIBUTE:?}. Disable TTL on the table (DynamoDB then blocks changes for up to an hour) and run up again",
                 o.name
             );
@@ -234,10 +368,10 @@ pub async fn apply(
 ) -> Result<String> {
     let name = &desired.name;
     let arn = match (observed, action) {
-        (Some(_), Action::Delete) => bail!("internal: up never deletes the table"),
+        (Some(_), Action::Delete) => crate::fail!(Failed, "internal: up never deletes the table"),
         (_, Action::Create) => {
             let (hash, range) = desired.kind.keys();
-            let out = create_request(&c.dynamodb, name, hash, range, &desired.tags)?
+            let out = create_request(&c.dynamodb, name, hash, range, &desired.tags)
                 .send()
                 .await;
             let arn = match out {
@@ -252,11 +386,11 @@ pub async fn apply(
                 {
                     let o = observe(c, name)
                         .await?
-                        .ok_or_else(|| anyhow::anyhow!("table {name} vanished"))?;
+                        .ok_or_else(|| Error::Failed(format!("table {name} vanished")))?;
                     let action = diff(Some(&o), desired)?;
                     return Box::pin(apply(c, Some(&o), desired, &action)).await;
                 }
-                Err(e) => return Err(e).aws(format!("CreateTable {name}")),
+                Err(e) => return Err(aws_error(format!("CreateTable {name}"), &e).into()),
             };
             wait_active(c, name).await?;
             enable_ttl(c, name).await?;
@@ -284,7 +418,8 @@ pub async fn apply(
                     .set_tags(Some(
                         tags.iter()
                             .map(|(k, v)| Tag::builder().key(k).value(v).build())
-                            .collect::<Result<_, _>>()?,
+                            .collect::<Result<_, _>>()
+                            .map_err(build_error)?,
                     ))
                     .send()
                     .await
@@ -293,9 +428,14 @@ pub async fn apply(
             o.arn.clone()
         }
         (Some(o), Action::NoChange) => o.arn.clone(),
-        (None, _) => bail!("table {name} does not exist"),
+        (None, _) => crate::fail!(Failed, "table {name} does not exist"),
     };
     Ok(arn)
+}
+
+/// A request the SDK's builders refused (a required field missing): a bug in wsctl.
+fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> Error {
+    Error::Failed(format!("internal: building a DynamoDB request: {e}"))
 }
 
 /// CreateTable of an on-demand table with a string hash key `key` (and a string range key
@@ -306,33 +446,42 @@ pub fn create_request(
     key: &str,
     range: Option<&str>,
     tags: &BTreeMap<String, String>,
-) -> Result<CreateTableFluentBuilder> {
+) -> CreateTableFluentBuilder {
     let mut request = db.create_table().table_name(name);
     for (attribute, kind) in [(Some(key), KeyType::Hash), (range, KeyType::Range)] {
         let Some(attribute) = attribute else {
             continue;
         };
+        // Both builders have every required field set here.
         request = request
             .attribute_definitions(
                 AttributeDefinition::builder()
                     .attribute_name(attribute)
                     .attribute_type(ScalarAttributeType::S)
-                    .build()?,
+                    .build()
+                    .expect("name and type are set"),
             )
             .key_schema(
                 KeySchemaElement::builder()
                     .attribute_name(attribute)
                     .key_type(kind)
-                    .build()?,
+                    .build()
+                    .expect("name and key type are set"),
             );
     }
-    Ok(request
+    request
         .billing_mode(BillingMode::PayPerRequest)
         .set_tags(Some(
             tags.iter()
-                .map(|(k, v)| Tag::builder().key(k).value(v).build())
-                .collect::<Result<_, _>>()?,
-        )))
+                .map(|(k, v)| {
+                    Tag::builder()
+                        .key(k)
+                        .value(v)
+                        .build()
+                        .expect("key and value are set")
+                })
+                .collect(),
+        ))
 }
 
 async fn wait_active(c: &Clients, name: &str) -> Result<()> {
@@ -355,7 +504,8 @@ async fn enable_ttl(c: &Clients, name: &str) -> Result<()> {
             TimeToLiveSpecification::builder()
                 .enabled(true)
                 .attribute_name(TTL_ATTRIBUTE)
-                .build()?,
+                .build()
+                .map_err(build_error)?,
         )
         .send()
         .await
@@ -385,6 +535,6 @@ pub async fn delete(c: &Clients, name: &str) -> Result<bool> {
         {
             Ok(false)
         }
-        Err(e) => Err(e).aws(format!("DeleteTable {name}")),
+        Err(e) => Err(aws_error(format!("DeleteTable {name}"), &e).into()),
     }
 }

@@ -148,9 +148,9 @@ struct State {
     kill: Mutex<Option<(u32, usize)>>,
     writes_answered: Mutex<usize>,
     calls: Mutex<Vec<Call>>,
-    /// Operations answered with a 400 InvalidParameterValueException: the operation, how many
-    /// more times, and the error message.
-    failures: Mutex<Vec<(String, usize, &'static str)>>,
+    /// Operations answered with a 400 error: the operation, how many more times, the error's
+    /// code and its message.
+    failures: Mutex<Vec<(String, usize, &'static str, &'static str)>>,
 }
 
 pub struct Proxy {
@@ -224,11 +224,26 @@ impl Proxy {
     }
 
     fn fail_with(&self, operation: &str, n: usize, message: &'static str) {
+        self.answer_with(operation, n, "InvalidParameterValueException", message);
+    }
+
+    fn answer_with(&self, operation: &str, n: usize, code: &'static str, message: &'static str) {
         self.state
             .failures
             .lock()
             .unwrap()
-            .push((operation.to_owned(), n, message));
+            .push((operation.to_owned(), n, code, message));
+    }
+
+    /// The next `n` calls of `operation` are refused as AWS refuses an identity without the
+    /// permission: 400 AccessDeniedException (JSON protocols).
+    pub fn deny(&self, operation: &str, n: usize) {
+        self.answer_with(
+            operation,
+            n,
+            "AccessDeniedException",
+            "User: arn:aws:sts::123456789012:assumed-role/deployer/ci is not authorized to perform this action because no identity-based policy allows it",
+        );
     }
 
     /// The next `n` calls of `operation` fail with a message that quotes the request's session
@@ -412,15 +427,15 @@ async fn handle(
         let mut failures = state.failures.lock().unwrap();
         failures
             .iter_mut()
-            .find(|(op, n, _)| {
+            .find(|(op, n, _, _)| {
                 op.trim_end_matches('/') == operation.trim_end_matches('/') && *n > 0
             })
-            .map(|(_, n, message)| {
+            .map(|(_, n, code, message)| {
                 *n -= 1;
-                *message
+                (*code, *message)
             })
     };
-    if let Some(message) = injected {
+    if let Some((code, message)) = injected {
         let token = parts
             .headers
             .get("x-amz-security-token")
@@ -430,7 +445,7 @@ async fn handle(
         record(400);
         return Ok(Response::builder()
             .status(400)
-            .header("x-amzn-ErrorType", "InvalidParameterValueException")
+            .header("x-amzn-ErrorType", code)
             .header("Content-Type", "application/json")
             .body(Full::new(Bytes::from(
                 serde_json::json!({"Type": "User", "message": message}).to_string(),

@@ -1,28 +1,36 @@
-//! `wsctl broadcast` and `wsctl send`: the message from an argument, a file or stdin, and the
-//! function invoked with the runbook's Step 6 payload.
+//! Invoking the function as a backend does (the runbook's Step 6): the message from an
+//! argument, a file or stdin, the invocation, its delivery report or the function's error.
 
 use std::fmt;
 use std::path::Path;
 
-use anyhow::{Context, Result};
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
 use handler::DeliveryReport;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::aws::Clients;
-use crate::resources::AwsContext;
+use crate::aws::{AwsContext, Clients, FunctionError};
+use crate::error::{Error, Result};
 
 /// The message to send: JSON from the argument, a file, or stdin; or `{type, data}` built from
-/// `--type` and `--data`.
+/// `--type` and `--data`. A message that cannot be had is a usage error.
 pub fn message(
     arg: Option<&str>,
     file: Option<&Path>,
     kind: Option<&str>,
     data: Option<&str>,
-) -> Result<Value, String> {
-    let parse = |text: &str, from: &str| -> Result<Value, String> {
+) -> Result<Value> {
+    message_text(arg, file, kind, data).map_err(Error::Usage)
+}
+
+fn message_text(
+    arg: Option<&str>,
+    file: Option<&Path>,
+    kind: Option<&str>,
+    data: Option<&str>,
+) -> std::result::Result<Value, String> {
+    let parse = |text: &str, from: &str| -> std::result::Result<Value, String> {
         serde_json::from_str(text).map_err(|e| {
             format!("the message from {from} is not JSON ({e}); use --type NAME --data JSON to build {{\"type\",\"data\"}}")
         })
@@ -70,8 +78,8 @@ pub fn message(
 /// Invokes the function with `payload` and returns its delivery report.
 pub async fn invoke(c: &Clients, function: &str, payload: &Value) -> Result<DeliveryReport> {
     let text = invoke_text(c, function, payload).await?;
-    serde_json::from_str(&text).with_context(|| {
-        format!("{function} did not answer with a delivery report ({{\"delivered\",\"gone\",\"failed\"}}): {text}")
+    serde_json::from_str(&text).map_err(|_| {
+        Error::Failed(format!("{function} did not answer with a delivery report ({{\"delivered\",\"gone\",\"failed\"}}): {text}"))
     })
 }
 
@@ -82,34 +90,12 @@ pub async fn invoke_event(c: &Clients, function: &str, payload: &Value) -> Resul
         .invoke()
         .function_name(function)
         .invocation_type(InvocationType::Event)
-        .payload(Blob::new(serde_json::to_vec(payload)?))
+        .payload(Blob::new(payload.to_string().into_bytes()))
         .send()
         .await
         .aws(format!("Invoke {function} (Event)"))?;
     Ok(())
 }
-
-/// The function answered with an error (Lambda's `X-Amz-Function-Error`).
-#[derive(Debug)]
-pub struct FunctionError {
-    /// `Unhandled` or `Handled`.
-    pub handled: String,
-    /// The function's `errorType` (the handler's error kind, e.g. `NoSuchBroadcast`).
-    pub error_type: String,
-    pub message: String,
-}
-
-impl fmt::Display for FunctionError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "the function failed ({}): {} {}",
-            self.handled, self.error_type, self.message
-        )
-    }
-}
-
-impl std::error::Error for FunctionError {}
 
 /// Invokes the function with `payload` and returns its answer; a function error is a
 /// [`FunctionError`].
@@ -118,7 +104,7 @@ pub async fn invoke_text(c: &Clients, function: &str, payload: &Value) -> Result
         .lambda
         .invoke()
         .function_name(function)
-        .payload(Blob::new(serde_json::to_vec(payload)?))
+        .payload(Blob::new(payload.to_string().into_bytes()))
         .send()
         .await
         .aws(format!("Invoke {function}"))?;
@@ -126,12 +112,11 @@ pub async fn invoke_text(c: &Clients, function: &str, payload: &Value) -> Result
     let text = String::from_utf8_lossy(&body);
     if let Some(kind) = out.function_error {
         let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        return Err(FunctionError {
+        return Err(Error::Function(FunctionError {
             handled: kind,
             error_type: v["errorType"].as_str().unwrap_or("").to_owned(),
             message: v["errorMessage"].as_str().unwrap_or(&text).to_owned(),
-        }
-        .into());
+        }));
     }
     Ok(text.into_owned())
 }
@@ -201,15 +186,16 @@ mod tests {
     #[test]
     fn messages_come_from_one_place() {
         assert_eq!(
-            message(Some(r#"{"type":"t"}"#), None, None, None),
-            Ok(json!({"type":"t"}))
+            message(Some(r#"{"type":"t"}"#), None, None, None).unwrap(),
+            json!({"type":"t"})
         );
         assert_eq!(
-            message(None, None, Some("claim"), Some(r#"{"id":1}"#)),
-            Ok(json!({"type":"claim","data":{"id":1}}))
+            message(None, None, Some("claim"), Some(r#"{"id":1}"#)).unwrap(),
+            json!({"type":"claim","data":{"id":1}})
         );
         assert!(message(Some("not json"), None, None, None)
             .unwrap_err()
+            .to_string()
             .contains("--type"));
         assert!(message(None, None, None, Some("1")).is_err());
     }

@@ -3,14 +3,17 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::Result;
 use aws_sdk_apigatewayv2::types::{AccessLogSettings, LoggingLevel, RouteSettings};
+use futures::future::BoxFuture;
 use serde::Serialize;
 
-use super::{no_retries, Desired, Observed};
-use crate::aws::Clients;
+use super::shape::{
+    check, ready, Action, Change, Check, Ctx, DownItem, Ids, Kind, Observation, Plan, PlanItem,
+    Resource, Teardown,
+};
+use crate::aws::{apigw_no_retries as no_retries, aws_error, send_unrepeated, AwsContext, Clients};
 use crate::config::LogLevel;
-use crate::resources::{send_unrepeated, Action, AwsContext, Change};
+use crate::error::Result;
 
 /// A stage's access log: the log group's ARN and the format of one line.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -21,6 +24,8 @@ pub struct AccessLog {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StageObs {
+    /// The API it is a stage of.
+    pub api_id: String,
     pub name: String,
     pub auto_deploy: bool,
     pub burst_limit: Option<i32>,
@@ -34,7 +39,115 @@ pub struct StageObs {
     pub tags: BTreeMap<String, String>,
 }
 
-pub(super) async fn stage(c: &Clients, api_id: &str, name: &str) -> Result<Option<StageObs>> {
+#[derive(Debug, Clone)]
+pub struct Desired {
+    pub stage: String,
+    pub burst_limit: i32,
+    pub rate_limit: f64,
+    /// Where and how the stage's access log is written (`[api] access_log`), or none.
+    pub access_log: Option<AccessLog>,
+    pub logging_level: LogLevel,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// The API's stage.
+pub struct Stage;
+
+impl Resource for Stage {
+    type Desired = Desired;
+    /// None while there is no API, or no stage of the name.
+    type Observed = Option<StageObs>;
+
+    fn desired(cx: &Ctx) -> Desired {
+        let (config, names) = (&cx.stack.config, &cx.stack.names);
+        Desired {
+            stage: names.stage.clone(),
+            burst_limit: config.api.throttling_burst_limit,
+            rate_limit: config.api.throttling_rate_limit,
+            access_log: config.api.logging.access_log.then(|| AccessLog {
+                destination_arn: names.log_group_arn(&names.access_log_group),
+                format: config.api.logging.access_log_format.clone(),
+            }),
+            logging_level: config.api.logging.execution_log_level,
+            tags: cx.stack.tags.clone(),
+        }
+    }
+
+    fn observe<'a>(cx: &'a Ctx) -> BoxFuture<'a, Result<Self::Observed>> {
+        Box::pin(async move {
+            match &cx.ids.api_id {
+                Some(id) => observe(&cx.stack.clients, id, &cx.stack.names.stage).await,
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn diff(observed: &Self::Observed, desired: &Desired) -> Result<Vec<PlanItem>> {
+        Ok(vec![PlanItem::new(
+            Kind::Stage,
+            &desired.stage,
+            diff(observed.as_ref(), desired),
+        )])
+    }
+
+    fn apply<'a>(
+        cx: &'a Ctx,
+        observed: &'a Self::Observed,
+        desired: &'a Desired,
+        plan: &'a Plan,
+    ) -> BoxFuture<'a, Result<Ids>> {
+        Box::pin(async move {
+            let api_id = cx.ids.api_id.as_deref().expect("the API exists by now");
+            let o = observed.as_ref().filter(|s| s.api_id == api_id);
+            apply(
+                &cx.stack.clients,
+                api_id,
+                o,
+                desired,
+                plan.action(&Kind::Stage),
+            )
+            .await?;
+            Ok(Ids::default())
+        })
+    }
+
+    /// The stage goes with the API.
+    fn teardown(_cx: &Ctx, _obs: &Observation, _adopt: bool) -> Teardown {
+        Teardown::default()
+    }
+
+    fn delete<'a>(
+        _cx: &'a Ctx,
+        _obs: &'a Observation,
+        _items: &'a [DownItem],
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// `stage_auto_deploys`: without it, route changes never go live.
+    fn checks<'a>(cx: &'a Ctx, obs: &'a Observation) -> BoxFuture<'a, Result<Vec<Check>>> {
+        let stage = &cx.stack.names.stage;
+        ready(vec![match obs.get::<Stage>() {
+            None => check(
+                "stage_auto_deploys",
+                false,
+                format!("stage {stage} does not exist"),
+            ),
+            Some(s) if s.auto_deploy => check(
+                "stage_auto_deploys",
+                true,
+                format!("stage {stage} auto-deploys"),
+            ),
+            Some(_) => check(
+                "stage_auto_deploys",
+                false,
+                format!("stage {stage} does not auto-deploy: route changes never go live"),
+            ),
+        }])
+    }
+}
+
+pub async fn observe(c: &Clients, api_id: &str, name: &str) -> Result<Option<StageObs>> {
     match c
         .apigw
         .get_stage()
@@ -46,6 +159,7 @@ pub(super) async fn stage(c: &Clients, api_id: &str, name: &str) -> Result<Optio
         Ok(s) => {
             let route = s.default_route_settings.as_ref();
             Ok(Some(StageObs {
+                api_id: api_id.to_owned(),
                 name: name.to_owned(),
                 auto_deploy: s.auto_deploy.unwrap_or(false),
                 burst_limit: route.and_then(|r| r.throttling_burst_limit),
@@ -69,7 +183,7 @@ pub(super) async fn stage(c: &Clients, api_id: &str, name: &str) -> Result<Optio
         {
             Ok(None)
         }
-        Err(e) => Err(e).aws(format!("GetStage {api_id}/{name}")),
+        Err(e) => Err(aws_error(format!("GetStage {api_id}/{name}"), &e).into()),
     }
 }
 
@@ -124,8 +238,8 @@ fn stage_changes(s: &StageObs, d: &Desired) -> Vec<Change> {
     changes
 }
 
-pub fn diff_stage(o: Option<&Observed>, d: &Desired) -> Action {
-    let Some(s) = o.and_then(|o| o.stage.as_ref()) else {
+pub fn diff(o: Option<&StageObs>, d: &Desired) -> Action {
+    let Some(s) = o else {
         return Action::Create;
     };
     // Stage tags are set at creation only: the API carries wsctl's tag, and deleting the API
@@ -158,14 +272,15 @@ fn access_log_settings(d: &Desired) -> AccessLogSettings {
     }
 }
 
-pub(super) async fn apply_stage(
+async fn apply(
     c: &Clients,
     api_id: &str,
     o: Option<&StageObs>,
     d: &Desired,
+    action: &Action,
 ) -> Result<()> {
     let settings = route_settings(d);
-    let Some(s) = o else {
+    if o.is_none() {
         send_unrepeated(format!("CreateStage {api_id}/{}", d.stage), || {
             let mut req = c
                 .apigw
@@ -183,9 +298,8 @@ pub(super) async fn apply_stage(
         })
         .await?;
         return Ok(());
-    };
-    let changes = stage_changes(s, d);
-    if changes.is_empty() {
+    }
+    if !action.is_change() {
         return Ok(());
     }
     let mut req = c
@@ -195,7 +309,7 @@ pub(super) async fn apply_stage(
         .stage_name(&d.stage)
         .auto_deploy(true)
         .default_route_settings(settings);
-    if changes.iter().any(|c| c.field.starts_with("access_log")) {
+    if action.has("access_log.destination") || action.has("access_log.format") {
         req = req.access_log_settings(access_log_settings(d));
     }
     req.send()

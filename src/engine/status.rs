@@ -1,0 +1,194 @@
+//! `wsctl status`: every resource present / missing / drifted (the plan, read as drift) and
+//! every resource's checks, the wiring that makes deployed WebSocket stacks fail in practice.
+//! Read-only: it makes no write call.
+
+use std::fmt;
+
+use aws_sdk_dynamodb::types::Select;
+use serde::Serialize;
+
+use super::order::order;
+use super::{observe, plan};
+use crate::aws::AwsContext;
+use crate::error::Result;
+use crate::package::CodeSpec;
+use crate::report::Progress;
+use crate::resources::shape::{Action, Change, Check, Ctx, Ids, Kind};
+use crate::resources::table::Tables;
+use crate::stack::Stack;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Present,
+    Missing,
+    Drifted,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ResourceStatus {
+    #[serde(rename = "resource", serialize_with = "label")]
+    pub kind: Kind,
+    pub name: String,
+    pub state: State,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<Change>,
+}
+
+fn label<S: serde::Serializer>(kind: &Kind, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.collect_str(kind)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusReport {
+    pub project: String,
+    /// The environment (`--env`), when one was picked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
+    pub region: String,
+    pub healthy: bool,
+    pub websocket_url: Option<String>,
+    pub callback_url: Option<String>,
+    /// The CloudWatch dashboard in the console, when it exists.
+    pub dashboard_url: Option<String>,
+    /// Rows in the connections table (a full, paginated count).
+    pub connections: Option<u64>,
+    pub resources: Vec<ResourceStatus>,
+    pub checks: Vec<Check>,
+}
+
+fn state(action: &Action) -> State {
+    match action {
+        Action::Create => State::Missing,
+        Action::Update(_) | Action::Delete => State::Drifted,
+        Action::NoChange => State::Present,
+    }
+}
+
+pub async fn status(stack: &Stack) -> Result<StatusReport> {
+    let steps = order();
+    let progress = Progress::new(true);
+    let cx = Ctx {
+        stack,
+        ids: Ids::default(),
+        code: &CodeSpec::Deployed,
+        zip: None,
+        progress: &progress,
+    };
+    let (obs, ids) = observe(&steps, &cx).await?;
+    let cx = cx.with_ids(ids.clone());
+    let plan = plan(&steps, &cx, &obs)?;
+    let resources: Vec<ResourceStatus> = plan
+        .items
+        .into_iter()
+        .map(|i| ResourceStatus {
+            state: state(&i.action),
+            drift: match &i.action {
+                Action::Delete => vec![Change::new(
+                    "config",
+                    "exists",
+                    "not in the config (up deletes it)",
+                )],
+                a => a.changes().to_vec(),
+            },
+            kind: i.kind,
+            name: i.name,
+        })
+        .collect();
+    let mut checks = Vec::new();
+    for step in &steps {
+        checks.extend(step.checks(&cx, &obs).await?);
+    }
+    let connections = match crate::resources::table::connections(obs.get::<Tables>()) {
+        Some(_) => Some(count_rows(stack).await?),
+        None => None,
+    };
+    let n = &stack.names;
+    let dashboard = obs.get::<crate::resources::dashboard::Dashboard>();
+    let healthy =
+        resources.iter().all(|r| r.state == State::Present) && checks.iter().all(|c| c.ok);
+    Ok(StatusReport {
+        project: n.project.clone(),
+        env: stack.config.env.clone(),
+        region: n.region.clone(),
+        healthy,
+        websocket_url: ids.api_id.as_deref().map(|id| n.websocket_url(id)),
+        callback_url: ids.api_id.as_deref().map(|id| n.callback_url(id)),
+        dashboard_url: dashboard.as_ref().map(|_| n.dashboard_url()),
+        connections,
+        resources,
+        checks,
+    })
+}
+
+async fn count_rows(stack: &Stack) -> Result<u64> {
+    let mut total = 0u64;
+    let mut start = None;
+    loop {
+        let out = stack
+            .clients
+            .dynamodb
+            .scan()
+            .table_name(&stack.names.table)
+            .select(Select::Count)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .aws(format!("Scan {} (count)", stack.names.table))?;
+        total += out.count.max(0) as u64;
+        start = out.last_evaluated_key;
+        if start.is_none() {
+            return Ok(total);
+        }
+    }
+}
+
+impl fmt::Display for StatusReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "Project {} in {}",
+            crate::naming::label(&self.project, self.env.as_deref()),
+            self.region
+        )?;
+        for r in &self.resources {
+            let state = match r.state {
+                State::Present => "present",
+                State::Missing => "MISSING",
+                State::Drifted => "DRIFTED",
+            };
+            writeln!(f, "  {:<18} {:<44} {state}", r.kind.to_string(), r.name)?;
+            for c in &r.drift {
+                writeln!(f, "      {}: is {}, config says {}", c.field, c.from, c.to)?;
+            }
+        }
+        writeln!(f, "Checks:")?;
+        for c in &self.checks {
+            writeln!(
+                f,
+                "  {} {:<28} {}",
+                if c.ok { "ok  " } else { "FAIL" },
+                c.name,
+                c.detail
+            )?;
+        }
+        if let Some(url) = &self.websocket_url {
+            writeln!(f, "WebSocket URL: {url}")?;
+        }
+        if let Some(url) = &self.dashboard_url {
+            writeln!(f, "Dashboard:     {url}")?;
+        }
+        if let Some(n) = self.connections {
+            writeln!(f, "Connections:   {n}")?;
+        }
+        writeln!(
+            f,
+            "{}",
+            if self.healthy {
+                "Healthy: every resource is present and wired as configured."
+            } else {
+                "Unhealthy: run `wsctl up` to create what is missing and repair the drift."
+            }
+        )
+    }
+}

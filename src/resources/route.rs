@@ -1,0 +1,224 @@
+//! The API's routes: `$connect`, `$disconnect` and `$default`, each targeting the integration
+//! that invokes the function; duplicates (which emulators accept) removed.
+
+use futures::future::BoxFuture;
+use serde::Serialize;
+
+use super::shape::{
+    Action, Change, Ctx, DownItem, Ids, Kind, Observation, Plan, PlanItem, Resource, Teardown,
+};
+use crate::aws::{apigw_no_retries as no_retries, aws_error, send_unrepeated, AwsContext, Clients};
+use crate::error::{Error, Result};
+
+/// The routes of the bundled handler.
+pub const ROUTE_KEYS: [&str; 3] = ["$connect", "$disconnect", "$default"];
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RouteObs {
+    pub id: String,
+    pub key: String,
+    pub target: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Desired {
+    /// `integrations/{id}` once the integration exists.
+    pub target: Option<String>,
+}
+
+/// The bundled handler's routes.
+pub struct Routes;
+
+impl Resource for Routes {
+    type Desired = Desired;
+    /// The API's routes (every key); None while there is no API.
+    type Observed = Option<(String, Vec<RouteObs>)>;
+
+    fn desired(cx: &Ctx) -> Desired {
+        Desired {
+            target: cx
+                .ids
+                .integration_id
+                .as_ref()
+                .map(|id| format!("integrations/{id}")),
+        }
+    }
+
+    fn observe<'a>(cx: &'a Ctx) -> BoxFuture<'a, Result<Self::Observed>> {
+        Box::pin(async move {
+            match &cx.ids.api_id {
+                Some(id) => Ok(Some((id.clone(), observe(&cx.stack.clients, id).await?))),
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn diff(observed: &Self::Observed, desired: &Desired) -> Result<Vec<PlanItem>> {
+        Ok(ROUTE_KEYS
+            .iter()
+            .map(|key| {
+                let action = match observed {
+                    None => Action::Create,
+                    Some((_, routes)) => diff(routes, desired, key),
+                };
+                PlanItem::new(Kind::Route((*key).to_owned()), *key, action)
+            })
+            .collect())
+    }
+
+    fn apply<'a>(
+        cx: &'a Ctx,
+        observed: &'a Self::Observed,
+        desired: &'a Desired,
+        plan: &'a Plan,
+    ) -> BoxFuture<'a, Result<Ids>> {
+        Box::pin(async move {
+            let c = &cx.stack.clients;
+            let api_id = cx.ids.api_id.as_deref().expect("the API exists by now");
+            let target = desired.target.as_deref().ok_or_else(|| {
+                Error::Failed("internal: the routes need the integration's id".into())
+            })?;
+            let routes = match observed {
+                Some((id, routes)) if id == api_id => routes.as_slice(),
+                _ => &[],
+            };
+            futures::future::try_join_all(ROUTE_KEYS.iter().map(|key| {
+                let action = plan.action(&Kind::Route((*key).to_owned()));
+                apply(c, api_id, routes, key, target, action)
+            }))
+            .await?;
+            Ok(Ids::default())
+        })
+    }
+
+    /// The routes go with the API.
+    fn teardown(_cx: &Ctx, _obs: &Observation, _adopt: bool) -> Teardown {
+        Teardown::default()
+    }
+
+    fn delete<'a>(
+        _cx: &'a Ctx,
+        _obs: &'a Observation,
+        _items: &'a [DownItem],
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// Every route of the API.
+pub async fn observe(c: &Clients, api_id: &str) -> Result<Vec<RouteObs>> {
+    let mut all = Vec::new();
+    let mut token = None;
+    loop {
+        let out = c
+            .apigw
+            .get_routes()
+            .api_id(api_id)
+            .set_next_token(token)
+            .send()
+            .await
+            .aws(format!("GetRoutes {api_id}"))?;
+        all.extend(out.items().iter().map(|r| RouteObs {
+            id: r.route_id.clone().unwrap_or_default(),
+            key: r.route_key.clone().unwrap_or_default(),
+            target: r.target.clone(),
+        }));
+        token = out.next_token;
+        if token.is_none() {
+            return Ok(all);
+        }
+    }
+}
+
+pub fn diff(routes: &[RouteObs], d: &Desired, key: &str) -> Action {
+    let mine: Vec<&RouteObs> = routes.iter().filter(|r| r.key == key).collect();
+    let Some(first) = mine.first() else {
+        return Action::Create;
+    };
+    let mut changes = Vec::new();
+    match &d.target {
+        Some(w) if first.target.as_ref() != Some(w) => changes.push(Change::new(
+            "target",
+            first.target.as_deref().unwrap_or("(none)"),
+            w,
+        )),
+        None => changes.push(Change::new(
+            "target",
+            first.target.as_deref().unwrap_or("(none)"),
+            "(the new integration)",
+        )),
+        _ => {}
+    }
+    for extra in &mine[1..] {
+        changes.push(Change::new(
+            format!("duplicate.{}", extra.id),
+            "present",
+            "(deleted)",
+        ));
+    }
+    Action::from_changes(changes)
+}
+
+async fn apply(
+    c: &Clients,
+    api_id: &str,
+    routes: &[RouteObs],
+    key: &str,
+    target: &str,
+    action: &Action,
+) -> Result<()> {
+    let mine: Vec<&RouteObs> = routes.iter().filter(|r| r.key == key).collect();
+    match mine.first() {
+        None => {
+            send_unrepeated(format!("CreateRoute {api_id} {key}"), || {
+                c.apigw
+                    .create_route()
+                    .api_id(api_id)
+                    .route_key(key)
+                    .target(target)
+                    .customize()
+                    .config_override(no_retries())
+                    .send()
+            })
+            .await?;
+        }
+        Some(r) => {
+            if action.has("target") {
+                c.apigw
+                    .update_route()
+                    .api_id(api_id)
+                    .route_id(&r.id)
+                    .target(target)
+                    .send()
+                    .await
+                    .aws(format!("UpdateRoute {api_id} {key}"))?;
+            }
+            for extra in &mine[1..] {
+                if action.has(&format!("duplicate.{}", extra.id)) {
+                    delete(c, api_id, &extra.id).await?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn delete(c: &Clients, api_id: &str, route_id: &str) -> Result<()> {
+    match c
+        .apigw
+        .delete_route()
+        .api_id(api_id)
+        .route_id(route_id)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_not_found_exception()) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(aws_error(format!("DeleteRoute {api_id}/{route_id}"), &e).into()),
+    }
+}
