@@ -356,3 +356,54 @@ pub async fn remove_statement(c: &Clients, function: &str, sid: &str) -> Result<
         Err(e) => Err(aws_error(format!("RemovePermission {function} {sid}"), &e).into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::Config;
+
+    fn statement(sid: &str, source_arn: Option<&str>) -> Statement {
+        Statement {
+            sid: sid.into(),
+            principal: APIGATEWAY_PRINCIPAL.into(),
+            action: vec!["lambda:InvokeFunction".into()],
+            source_arn: source_arn.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn the_runbooks_api_wide_statement_is_replaced_by_a_stage_scoped_one() {
+        let config = Config::parse(Path::new("wsctl.toml"), "project = \"shop\"").unwrap();
+        let n = Names::new(&config, "us-east-1", "123456789012");
+        let d = Desired {
+            function: n.function.clone(),
+            source_arn: Some(n.permission_source_arn("abc")),
+            api_id: Some("abc".into()),
+        };
+        let runbook = [statement(
+            "apigateway-invoke",
+            Some("arn:aws:execute-api:us-east-1:123456789012:abc/*"),
+        )];
+        let fields: Vec<String> = diff(&runbook, &d)
+            .changes()
+            .iter()
+            .map(|c| c.field.clone())
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                format!("statement.{PERMISSION_SID}"),
+                "statement.apigateway-invoke".into()
+            ]
+        );
+        assert_eq!(diff(&[], &d), Action::Create);
+        let mine = [statement(PERMISSION_SID, d.source_arn.as_deref())];
+        assert_eq!(diff(&mine, &d), Action::NoChange);
+        assert!(covers(d.source_arn.as_deref(), &n, "abc"));
+        assert!(!covers(d.source_arn.as_deref(), &n, "other"));
+        let twice = [mine[0].clone(), mine[0].clone()];
+        assert!(diff(&twice, &d).has("duplicate_statements"));
+    }
+}

@@ -703,3 +703,83 @@ pub fn checks(n: &Names, role: Option<&Observed>, api_id: Option<&str>) -> Vec<C
     ));
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::Config;
+
+    fn names() -> Names {
+        let config = Config::parse(Path::new("wsctl.toml"), "project = \"shop\"").unwrap();
+        Names::new(&config, "us-east-1", "123456789012")
+    }
+
+    /// The runbook's role: AmazonDynamoDBFullAccess and a wildcard inline policy, no tags.
+    #[test]
+    fn the_runbooks_role_loses_its_broad_policies_field_by_field() {
+        let n = names();
+        let d = desired(
+            &n,
+            Some("abc"),
+            None,
+            BTreeMap::from([("ManagedBy".into(), "wsctl".into())]),
+        );
+        let runbook = Observed {
+            name: n.role.clone(),
+            arn: n.role_arn(),
+            trust: trust_policy(),
+            attached: vec![
+                "arn:aws:iam::aws:policy/AmazonDynamoDBFullAccess".into(),
+                BASIC_EXECUTION_POLICY.into(),
+            ],
+            inline: BTreeMap::from([(
+                "ApiGatewayManagement".into(),
+                json!({"Statement": {"Effect": "Allow", "Action": "execute-api:*", "Resource": "*"}}),
+            )]),
+            tags: BTreeMap::new(),
+        };
+        let fields: Vec<String> = diff(Some(&runbook), &d)
+            .changes()
+            .iter()
+            .map(|c| c.field.clone())
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "attached.AmazonDynamoDBFullAccess".to_owned(),
+                "inline.ApiGatewayManagement".to_owned(),
+                format!("inline.{}", n.policy),
+                "tags.ManagedBy".to_owned(),
+            ]
+        );
+        let converged = Observed {
+            attached: vec![BASIC_EXECUTION_POLICY.into()],
+            inline: BTreeMap::from([(n.policy.clone(), d.policy.clone().unwrap())]),
+            tags: d.tags.clone(),
+            ..runbook
+        };
+        assert_eq!(diff(Some(&converged), &d), Action::NoChange);
+        assert_eq!(diff(None, &d), Action::Create);
+    }
+
+    #[test]
+    fn the_policy_grants_each_action_on_its_own_resource_only() {
+        let n = names();
+        let p = least_privilege_policy(&n, "abc", None);
+        let target = "arn:aws:execute-api:us-east-1:123456789012:abc/prod/POST/@connections/x";
+        assert!(allows(&p, "execute-api:ManageConnections", target));
+        assert!(!allows(
+            &p,
+            "execute-api:ManageConnections",
+            "arn:aws:execute-api:us-east-1:123456789012:other/prod/POST/@connections/x"
+        ));
+        assert!(allows(&p, "dynamodb:PutItem", &n.table_arn()));
+        assert!(!allows(&p, "dynamodb:DeleteTable", &n.table_arn()));
+        let checks = checks(&n, None, Some("abc"));
+        assert!(checks
+            .iter()
+            .all(|c| !c.ok && c.detail == "the role does not exist"));
+    }
+}

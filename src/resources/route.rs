@@ -222,3 +222,42 @@ async fn delete(c: &Clients, api_id: &str, route_id: &str) -> Result<()> {
         Err(e) => Err(aws_error(format!("DeleteRoute {api_id}/{route_id}"), &e).into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(id: &str, key: &str, target: &str) -> RouteObs {
+        RouteObs {
+            id: id.into(),
+            key: key.into(),
+            target: Some(target.into()),
+        }
+    }
+
+    #[test]
+    fn routes_are_pointed_at_the_integration_and_duplicates_go() {
+        let d = Desired {
+            target: Some("integrations/i1".into()),
+        };
+        let routes = [
+            route("r1", "$connect", "integrations/i1"),
+            route("r2", "$connect", "integrations/i1"),
+            route("r3", "$default", "integrations/old"),
+        ];
+        assert_eq!(
+            diff(&routes, &d, "$connect").changes()[0].field,
+            "duplicate.r2"
+        );
+        assert_eq!(
+            diff(&routes, &d, "$default").changes()[0].to,
+            "integrations/i1"
+        );
+        assert_eq!(diff(&routes, &d, "$disconnect"), Action::Create);
+        let new_integration = Desired { target: None };
+        assert_eq!(
+            diff(&routes, &new_integration, "$default").changes()[0].to,
+            "(the new integration)"
+        );
+    }
+}
