@@ -65,6 +65,11 @@ pub enum Command {
     Broadcast(BroadcastArgs),
     /// Send a message to one connection by invoking the function.
     Send(SendArgs),
+    /// Put a connection, or every connection of a user, into a topic (a backend's
+    /// subscribe: [topics] binds clients, not this); each client is told `subscribed`.
+    Subscribe(MembershipArgs),
+    /// Take a connection, or every connection of a user, out of a topic.
+    Unsubscribe(MembershipArgs),
     /// Show the function's log events (polling FilterLogEvents).
     Logs(LogsArgs),
     /// Connect, ping, expect a pong: exit 0 only when the stack answers.
@@ -209,6 +214,14 @@ pub struct DevArgs {
     /// Run without token checks even when the project file has an [auth] section.
     #[arg(long, conflicts_with_all = ["jwks_url", "jwt_secret_env"])]
     pub no_auth: bool,
+    /// A topic clients may subscribe to (a [topics] subscribe pattern, repeatable): replaces
+    /// the project file's [topics] lists.
+    #[arg(long = "topics-subscribe", value_name = "PATTERN")]
+    pub topics_subscribe: Vec<String>,
+    /// A topic clients may broadcast to (a [topics] publish pattern, repeatable; with
+    /// --allow-client-broadcast): replaces the project file's [topics] lists.
+    #[arg(long = "topics-publish", value_name = "PATTERN")]
+    pub topics_publish: Vec<String>,
     /// Messages one connection may send per second before `rate_limited` answers (overrides
     /// [function] max_messages_per_second; 0: no limit).
     #[arg(long, value_name = "N")]
@@ -280,6 +293,39 @@ pub struct ConnectionsArgs {
 pub enum ConnectionsAction {
     /// Ask the management API about each row; delete the rows of connections that are gone.
     Prune,
+    /// Disconnect connections through the management API (DELETE @connections/{id}), as for
+    /// revoking access: API Gateway closes each and runs $disconnect.
+    Close(CloseArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("who").required(true).args(["connection_id", "user", "topic", "all"])))]
+pub struct CloseArgs {
+    /// The connection to close.
+    pub connection_id: Option<String>,
+    /// Close every connection of this authenticated subject (the token's sub).
+    #[arg(long, value_name = "SUB")]
+    pub user: Option<String>,
+    /// Close every connection subscribed to this topic.
+    #[arg(long, value_name = "TOPIC")]
+    pub topic: Option<String>,
+    /// Close every connection.
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("to").required(true).args(["connection_id", "user"])))]
+pub struct MembershipArgs {
+    /// The topic.
+    #[arg(long, value_name = "TOPIC")]
+    pub topic: String,
+    /// One connection.
+    #[arg(long = "connection", value_name = "ID")]
+    pub connection_id: Option<String>,
+    /// Every connection of this authenticated subject (the token's sub).
+    #[arg(long, value_name = "SUB")]
+    pub user: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -178,13 +178,16 @@ impl Names {
         )
     }
 
-    /// What `execute-api:ManageConnections` is granted on: posting to this stage's connections.
-    pub fn manage_connections_arn(&self, api_id: &str) -> String {
-        format!(
-            "{}/{}/POST/@connections/*",
-            self.execute_api_arn(api_id),
-            self.stage
-        )
+    /// What `execute-api:ManageConnections` is granted on: posting to this stage's connections
+    /// and disconnecting them (`DELETE`), nothing else of the management API.
+    pub fn manage_connections_arns(&self, api_id: &str) -> [String; 2] {
+        ["POST", "DELETE"].map(|method| {
+            format!(
+                "{}/{}/{method}/@connections/*",
+                self.execute_api_arn(api_id),
+                self.stage
+            )
+        })
     }
 
     /// The resource ARN API Gateway v2 uses for tagging an API.
@@ -324,8 +327,11 @@ mod tests {
             "wss://abc.execute-api.us-east-1.amazonaws.com/prod"
         );
         assert_eq!(
-            n.manage_connections_arn("abc"),
-            "arn:aws:execute-api:us-east-1:123456789012:abc/prod/POST/@connections/*"
+            n.manage_connections_arns("abc"),
+            [
+                "arn:aws:execute-api:us-east-1:123456789012:abc/prod/POST/@connections/*",
+                "arn:aws:execute-api:us-east-1:123456789012:abc/prod/DELETE/@connections/*"
+            ]
         );
         assert_eq!(
             n.permission_source_arn("abc"),

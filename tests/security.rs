@@ -231,11 +231,13 @@ fn form(body: &str) -> Vec<(String, String)> {
 }
 
 /// A resource is allowed one wildcard only: the connection id at the end of a
-/// `.../POST/@connections/*` ARN, or the route at the end of the permission's `{api}/{stage}/*`.
+/// `.../POST/@connections/*` or `.../DELETE/@connections/*` ARN, or the route at the end of the
+/// permission's `{api}/{stage}/*`.
 fn assert_scoped_resource(r: &str, api_id: &str, context: &str) {
     assert_ne!(r, "*", "wildcard resource in {context}");
     let allowed_tails = [
         format!("{api_id}/prod/POST/@connections/*"),
+        format!("{api_id}/prod/DELETE/@connections/*"),
         format!("{api_id}/prod/*"),
     ];
     let stripped = allowed_tails

@@ -29,6 +29,10 @@ impl Pusher for Counter {
         *self.0.lock().unwrap().entry(id.to_owned()).or_default() += 1;
         Ok(())
     }
+
+    async fn close(&self, _endpoint: &str, id: &str) -> Result<(), PushError> {
+        Err(PushError::Gone(id.to_owned()))
+    }
 }
 
 fn id(i: usize) -> String {

@@ -234,9 +234,9 @@ async fn up_creates_the_whole_stack_then_changes_nothing() {
         .unwrap();
     assert_eq!(
         string_list(&push_stmt["Resource"]),
-        [format!(
-            "arn:aws:execute-api:us-east-1:123456789012:{api_id}/prod/POST/@connections/*"
-        )]
+        ["POST", "DELETE"].map(|method| format!(
+            "arn:aws:execute-api:us-east-1:123456789012:{api_id}/prod/{method}/@connections/*"
+        ))
     );
 
     let lambda = aws_sdk_lambda::Client::new(&sdk);

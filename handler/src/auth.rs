@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
-use serde::Deserialize;
 
 /// How long fetched keys are trusted before they are fetched again.
 pub const JWKS_TTL: Duration = Duration::from_secs(600);
@@ -162,9 +161,12 @@ pub struct Auth {
     pub jwks_refetch_min: Duration,
 }
 
-#[derive(Debug, Deserialize)]
-struct Claims {
-    sub: Option<String>,
+/// A verified token: its subject, and every claim it carries (the handler keeps only those
+/// the topic rules name).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verified {
+    pub sub: String,
+    pub claims: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Auth {
@@ -238,8 +240,8 @@ impl Auth {
         v
     }
 
-    /// Verifies a token and returns its subject.
-    pub async fn verify(&self, token: &str) -> Result<String, AuthError> {
+    /// Verifies a token and returns its subject and claims.
+    pub async fn verify(&self, token: &str) -> Result<Verified, AuthError> {
         let header = decode_header(token).map_err(|_| AuthError::Malformed)?;
         let key = match &self.keys {
             Keys::Hs256(secret) => {
@@ -255,7 +257,12 @@ impl Auth {
                 self.jwk_key(header.kid.as_deref()).await?
             }
         };
-        let data = decode::<Claims>(token, &key, &self.validation(header.alg)).map_err(|e| {
+        let data = decode::<serde_json::Map<String, serde_json::Value>>(
+            token,
+            &key,
+            &self.validation(header.alg),
+        )
+        .map_err(|e| {
             use jsonwebtoken::errors::ErrorKind as K;
             match e.kind() {
                 K::ExpiredSignature => AuthError::Expired,
@@ -267,10 +274,14 @@ impl Auth {
                 _ => AuthError::Malformed,
             }
         })?;
-        data.claims
-            .sub
+        let claims = data.claims;
+        let sub = claims
+            .get("sub")
+            .and_then(serde_json::Value::as_str)
             .filter(|s| !s.is_empty())
-            .ok_or(AuthError::NoSubject)
+            .ok_or(AuthError::NoSubject)?
+            .to_owned();
+        Ok(Verified { sub, claims })
     }
 
     async fn jwk_key(&self, kid: Option<&str>) -> Result<DecodingKey, AuthError> {

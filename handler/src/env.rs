@@ -36,6 +36,9 @@ pub const AUTH_AUDIENCE: &str = "AUTH_AUDIENCE";
 pub const AUTH_QUERY_PARAM: &str = "AUTH_QUERY_PARAM";
 /// `query` (unset), `protocol` or `either`.
 pub const AUTH_TOKEN_SOURCE: &str = "AUTH_TOKEN_SOURCE";
+/// `[topics]`: JSON lists of patterns ([`crate::topics`]).
+pub const TOPICS_SUBSCRIBE: &str = "TOPICS_SUBSCRIBE";
+pub const TOPICS_PUBLISH: &str = "TOPICS_PUBLISH";
 /// Not set by wsctl: tuning and local endpoints.
 pub const POST_TIMEOUT_MS: &str = "POST_TIMEOUT_MS";
 pub const SCAN_PAGE_SIZE: &str = "SCAN_PAGE_SIZE";
@@ -64,6 +67,12 @@ pub enum EnvError {
     NoTable,
     #[error("authentication is configured but cannot start: set {AUTH_JWKS_URL} or {AUTH_SECRET_PARAMETER}, not both")]
     TwoKeySources,
+    #[error("environment variable {name}={value:?} is invalid: expected a JSON list of topic patterns ({reason})")]
+    Topics {
+        name: &'static str,
+        value: String,
+        reason: String,
+    },
 }
 
 /// Where the function finds the keys that verify tokens.
@@ -135,6 +144,13 @@ impl FunctionEnv {
                 s.max_messages_per_second.to_string(),
             );
         }
+        if let Some(rules) = &s.topics {
+            let list = |l: &[crate::topics::Pattern]| {
+                serde_json::to_string(&crate::topics::Rules::texts(l)).expect("strings")
+            };
+            set(TOPICS_SUBSCRIBE, list(&rules.subscribe));
+            set(TOPICS_PUBLISH, list(&rules.publish));
+        }
         if let Some(auth) = &self.auth {
             match &auth.keys {
                 AuthKeysEnv::Jwks(url) => set(AUTH_JWKS_URL, url.clone()),
@@ -161,7 +177,8 @@ impl FunctionEnv {
                 .map(|v| v.trim().to_owned())
                 .filter(|v| !v.is_empty())
         };
-        let settings = read_settings(&nonempty)?;
+        let mut settings = read_settings(&nonempty)?;
+        settings.topics = read_topics(&nonempty)?;
         let connections_table = nonempty(CONNECTIONS_TABLE).ok_or(EnvError::NoTable)?;
         let scan_page_size = match nonempty(SCAN_PAGE_SIZE) {
             None => None,
@@ -209,6 +226,35 @@ impl FunctionEnv {
             settings,
         })
     }
+}
+
+/// `[topics]` from `TOPICS_SUBSCRIBE` and `TOPICS_PUBLISH` (None when neither is set).
+fn read_topics(
+    nonempty: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<crate::topics::Rules>, EnvError> {
+    use crate::topics::{Pattern, Rules};
+    let list = |name: &'static str| -> Result<Vec<Pattern>, EnvError> {
+        let Some(value) = nonempty(name) else {
+            return Ok(Vec::new());
+        };
+        let bad = |reason: String| EnvError::Topics {
+            name,
+            value: value.clone(),
+            reason,
+        };
+        let texts: Vec<String> = serde_json::from_str(&value).map_err(|e| bad(e.to_string()))?;
+        texts
+            .iter()
+            .map(|t| Pattern::parse(t).map_err(|e| bad(e.to_string())))
+            .collect()
+    };
+    if nonempty(TOPICS_SUBSCRIBE).is_none() && nonempty(TOPICS_PUBLISH).is_none() {
+        return Ok(None);
+    }
+    Ok(Some(Rules {
+        subscribe: list(TOPICS_SUBSCRIBE)?,
+        publish: list(TOPICS_PUBLISH)?,
+    }))
 }
 
 /// The handler's [`Settings`] from the variables (absent ones take their defaults).
@@ -311,6 +357,7 @@ pub(crate) fn read_settings(
             (0, u32::MAX),
             "a whole number of messages per second (0: no limit)",
         )?,
+        topics: None,
     })
 }
 
@@ -350,6 +397,17 @@ mod tests {
                 broadcast_workers: 7,
                 allowed_origins: vec!["https://a.example".into(), "https://b.example".into()],
                 max_messages_per_second: 5,
+                topics: Some(
+                    crate::topics::Rules::parse(
+                        &[
+                            "news".into(),
+                            "user:{sub}".into(),
+                            "org:{claims.org, x}:*".into(),
+                        ],
+                        &[],
+                    )
+                    .unwrap(),
+                ),
                 ..Settings::default()
             },
         };

@@ -18,10 +18,12 @@ use crate::error::HandlerError;
 use crate::fanout::{BroadcastStatus, FanOut};
 use crate::inbound::{parse_client_message, ClientMessage, Event, RequestContext};
 use crate::invocation::{new_broadcast_id, Invocation, Recipient};
+use crate::membership::{Membership, MembershipReport};
 use crate::push::{PushError, Pusher};
 use crate::settings::Settings;
 use crate::store::{Connection, ConnectionStore, Filter};
 use crate::store::{Rows, WHOLE};
+use crate::topics::{keep_claims, Identity, Policy, Verb};
 
 /// Lambda's longest invocation: the time a delivery gets when its caller names no deadline.
 pub const MAX_INVOCATION: Duration = Duration::from_secs(15 * 60);
@@ -43,6 +45,8 @@ pub enum Outcome {
     Report(DeliveryReport),
     /// A broadcast's status record (`{"action":"broadcast_status"}`).
     Status(Box<BroadcastStatus>),
+    /// What a backend's `subscribe`, `unsubscribe` or `close` did.
+    Membership(MembershipReport),
 }
 
 impl Outcome {
@@ -98,8 +102,8 @@ where
         self
     }
 
-    /// Requires a valid token on `$connect` (401 otherwise); the token's `sub` is stored on
-    /// the connection's row.
+    /// Requires a valid token on `$connect` (401 otherwise); the token's `sub`, and the claims
+    /// the topic rules name, are stored on the connection's row.
     pub fn with_auth(mut self, auth: impl Into<Arc<auth::Auth>>) -> Self {
         self.auth = Some(auth.into());
         self
@@ -142,6 +146,12 @@ where
                 Invocation::Status { broadcast_id } => Ok(Outcome::Status(Box::new(
                     self.broadcast_status(&broadcast_id).await?,
                 ))),
+                invocation @ (Invocation::Subscribe { .. }
+                | Invocation::Unsubscribe { .. }
+                | Invocation::Close { .. }) => self
+                    .membership(invocation, deadline)
+                    .await
+                    .map(Outcome::Membership),
                 invocation => self
                     .run_invocation(invocation, deadline)
                     .await
@@ -177,7 +187,7 @@ where
                     Ok(token) => auth.verify(token).await,
                 };
                 match verified {
-                    Ok(sub) => Some(sub),
+                    Ok(verified) => Some(verified),
                     Err(e) if e.is_server_error() => {
                         tracing::error!(connection_id = %ctx.connection_id, error = %e, "cannot verify tokens");
                         return Ok(Outcome::http(500, "Internal server error"));
@@ -186,6 +196,15 @@ where
                         return Ok(Outcome::http(401, &format!("Unauthorized: {e}")));
                     }
                 }
+            }
+        };
+        // Of the token, only its subject and the claims the topic rules name are kept.
+        let (user, claims) = match (user, &self.settings.topics) {
+            (None, _) => (None, BTreeMap::new()),
+            (Some(v), None) => (Some(v.sub), BTreeMap::new()),
+            (Some(v), Some(rules)) => {
+                let claims = keep_claims(&v.claims, &rules.claim_names());
+                (Some(v.sub), claims)
             }
         };
         let now = time::OffsetDateTime::now_utc();
@@ -197,6 +216,7 @@ where
                 topics: Default::default(),
                 source_ip: ctx.source_ip.clone(),
                 user,
+                claims,
             })
             .await?;
         let mut connected = Outcome::http(200, "Connected");
@@ -295,10 +315,12 @@ where
                 json!({"type": "pong", "data": {"timestamp": now_iso8601()}})
             }
             Ok(ClientMessage::Subscribe(topic)) => {
-                if self.store.subscribe(id, &topic).await? {
-                    json!({"type": "subscribed", "data": {"topic": topic}})
-                } else {
-                    error_message("not_connected", "this connection is not registered")
+                match self.may(Verb::Subscribe, id, &topic).await? {
+                    Some(false) => forbidden(Verb::Subscribe, &topic),
+                    Some(true) if self.store.subscribe(id, &topic).await? => {
+                        json!({"type": "subscribed", "data": {"topic": topic}})
+                    }
+                    _ => error_message("not_connected", "this connection is not registered"),
                 }
             }
             Ok(ClientMessage::Unsubscribe(topic)) => {
@@ -313,6 +335,19 @@ where
                     "forbidden",
                     "clients may not broadcast; backends invoke the function instead",
                 )
+            }
+            Ok(ClientMessage::Broadcast { topic: None, .. })
+                if !self.policy().allows_untopiced() =>
+            {
+                error_message(
+                    "forbidden",
+                    "a client's broadcast must name a topic the [topics] publish rules allow",
+                )
+            }
+            Ok(ClientMessage::Broadcast {
+                topic: Some(topic), ..
+            }) if self.may(Verb::Publish, id, &topic).await? != Some(true) => {
+                forbidden(Verb::Publish, &topic)
             }
             Ok(ClientMessage::Broadcast { message, topic }) => {
                 match self
@@ -333,7 +368,63 @@ where
         Ok(Outcome::http(200, "Message processed"))
     }
 
-    /// A direct invocation: `broadcast` or `send`.
+    /// What clients may do with topics here.
+    fn policy(&self) -> Policy<'_> {
+        Policy::of(self.settings.topics.as_ref(), self.auth.is_some())
+    }
+
+    /// Whether connection `id` may do `verb` with `topic`: None when the check needs the
+    /// connection's row and there is none. A refusal is logged (who, what, which topic).
+    async fn may(&self, verb: Verb, id: &str, topic: &str) -> Result<Option<bool>, HandlerError> {
+        let policy = self.policy();
+        let row = if policy.needs_identity() {
+            match self.store.get(id).await? {
+                Some(row) => Some(row),
+                None => return Ok(None),
+            }
+        } else {
+            None
+        };
+        let who = row.as_ref().map_or(Identity::default(), |r| Identity {
+            sub: r.user.as_deref(),
+            claims: Some(&r.claims),
+        });
+        let allowed = policy.allows(verb, topic, &who);
+        if !allowed {
+            tracing::info!(
+                connection_id = id,
+                user = who.sub.unwrap_or(""),
+                topic,
+                "not allowed to {} the topic",
+                verb.as_str()
+            );
+        }
+        Ok(Some(allowed))
+    }
+
+    /// A backend's `subscribe`, `unsubscribe` or `close`: not bound by the topic rules.
+    async fn membership(
+        &self,
+        invocation: Invocation,
+        deadline: Instant,
+    ) -> Result<MembershipReport, HandlerError> {
+        let endpoint = self.endpoint(None)?;
+        let membership = Membership {
+            deliverer: self.deliverer(deadline),
+            endpoint: &endpoint,
+        };
+        match invocation {
+            Invocation::Subscribe { topic, to } => membership.change(true, &topic, &to).await,
+            Invocation::Unsubscribe { topic, to } => membership.change(false, &topic, &to).await,
+            Invocation::Close { who } => membership.close(&who).await,
+            other => Err(HandlerError::BadInvocation(format!(
+                "{} is not a membership change",
+                other.payload()["action"]
+            ))),
+        }
+    }
+
+    /// A direct invocation that delivers: `broadcast` or `send`.
     pub async fn invoke(&self, payload: &Value) -> Result<DeliveryReport, HandlerError> {
         self.invoke_until(payload, Instant::now() + MAX_INVOCATION)
             .await
@@ -379,6 +470,11 @@ where
             Invocation::Status { broadcast_id } => Err(HandlerError::BadInvocation(format!(
                 "broadcast_status ({broadcast_id}) answers with a status, not a delivery report"
             ))),
+            Invocation::Subscribe { .. } | Invocation::Unsubscribe { .. } | Invocation::Close { .. } => {
+                Err(HandlerError::BadInvocation(
+                    "subscribe, unsubscribe and close answer with a membership report, not a delivery report".into(),
+                ))
+            }
             Invocation::Send {
                 to: Recipient::ConnectionId(connection_id),
                 message,
@@ -475,6 +571,18 @@ where
 /// `{"type":"error","data":{"code":...,"message":...}}`
 pub fn error_message(code: &str, message: &str) -> Value {
     json!({"type": "error", "data": {"code": code, "message": message}})
+}
+
+/// `{"type":"error","data":{"code":"forbidden","action":...,"topic":...,"message":...}}`: the
+/// topic rules refuse. The reply names the action and the topic (a client may have several
+/// requests in flight), not the rules.
+pub fn forbidden(verb: Verb, topic: &str) -> Value {
+    json!({"type": "error", "data": {
+        "code": "forbidden",
+        "action": verb.action(),
+        "topic": topic,
+        "message": format!("not allowed to {} {topic:?}", verb.as_str()),
+    }})
 }
 
 /// Whether `host` is an API's own `{api-id}.execute-api.{region}.amazonaws.com[.cn]`.

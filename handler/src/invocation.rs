@@ -2,7 +2,9 @@
 //! function, which parses them, and the CLI, which builds them: the runbook's Step 6
 //! `{"action":"broadcast","message":{...}}` (optionally to a topic, with the caller's broadcast
 //! id), `send` to one connection or to every connection of a user, one part of a fanned-out
-//! broadcast (the function's invocations of itself), and a broadcast's status record.
+//! broadcast (the function's invocations of itself), a broadcast's status record; and what a
+//! trusted backend does to connections whatever the topic rules say: put them into a topic or
+//! take them out (`subscribe`, `unsubscribe`), and disconnect them (`close`).
 //!
 //! Building is serde ([`Invocation::payload`]); parsing ([`Invocation::parse`]) is serde for the
 //! parts and checks the rest field by field, so that a bad payload from a person's script is
@@ -40,6 +42,36 @@ pub enum Invocation {
         to: Recipient,
         message: Value,
     },
+    /// Puts one connection, or every connection of a subject, into a topic.
+    Subscribe {
+        topic: String,
+        #[serde(flatten)]
+        to: Recipient,
+    },
+    /// Takes one connection, or every connection of a subject, out of a topic.
+    Unsubscribe {
+        topic: String,
+        #[serde(flatten)]
+        to: Recipient,
+    },
+    /// Disconnects connections through the management API (`DELETE @connections/{id}`).
+    Close {
+        #[serde(flatten)]
+        who: Audience,
+    },
+}
+
+/// Which connections a `close` is for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Audience {
+    ConnectionId(String),
+    /// Every connection of this subject.
+    User(String),
+    /// Every connection subscribed to this topic.
+    Topic(String),
+    /// Every connection (`"all": true`).
+    All(bool),
 }
 
 /// Whom a `send` is for.
@@ -131,6 +163,50 @@ impl Invocation {
                 }),
                 _ => Err(bad("\"broadcast_status\" needs a \"broadcast_id\"")),
             },
+            Some(verb @ ("subscribe" | "unsubscribe")) => {
+                let topic = valid_topic(obj.get("topic")).ok_or_else(|| {
+                    BadInvocation(format!(
+                        "\"{verb}\" needs a \"topic\": a non-empty string of at most 128 characters"
+                    ))
+                })?;
+                let to = match (obj.get("connection_id"), obj.get("user")) {
+                    (Some(Value::String(id)), None) if !id.is_empty() => {
+                        Recipient::ConnectionId(id.clone())
+                    }
+                    (None, Some(Value::String(user))) if !user.is_empty() => {
+                        Recipient::User(user.clone())
+                    }
+                    _ => {
+                        return Err(BadInvocation(format!(
+                            "\"{verb}\" needs either \"connection_id\" or \"user\" (the token's sub): a non-empty string"
+                        )))
+                    }
+                };
+                Ok(match verb {
+                    "subscribe" => Invocation::Subscribe { topic, to },
+                    _ => Invocation::Unsubscribe { topic, to },
+                })
+            }
+            Some("close") => {
+                let text = |k: &str| match obj.get(k) {
+                    Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+                    _ => None,
+                };
+                let given: Vec<&str> = ["connection_id", "user", "topic", "all"]
+                    .into_iter()
+                    .filter(|k| obj.contains_key(*k))
+                    .collect();
+                let who = match given.as_slice() {
+                    ["connection_id"] => text("connection_id").map(Audience::ConnectionId),
+                    ["user"] => text("user").map(Audience::User),
+                    ["topic"] => valid_topic(obj.get("topic")).map(Audience::Topic),
+                    ["all"] => (obj.get("all") == Some(&Value::Bool(true))).then_some(Audience::All(true)),
+                    _ => None,
+                };
+                who.map(|who| Invocation::Close { who }).ok_or_else(|| {
+                    bad("\"close\" needs exactly one of \"connection_id\", \"user\", \"topic\" (non-empty strings) or \"all\": true")
+                })
+            }
             Some("send") => match (obj.get("connection_id"), obj.get("user")) {
                 (Some(Value::String(id)), None) if !id.is_empty() => Ok(Invocation::Send {
                     to: Recipient::ConnectionId(id.clone()),
@@ -145,7 +221,7 @@ impl Invocation {
                 )),
             },
             Some(other) => Err(BadInvocation(format!(
-                "unknown action {other:?}; expected \"broadcast\", \"send\" or \"broadcast_status\""
+                "unknown action {other:?}; expected \"broadcast\", \"send\", \"subscribe\", \"unsubscribe\", \"close\" or \"broadcast_status\""
             ))),
             None => Err(bad(
                 "\"action\" is missing; expected \"broadcast\" or \"send\"",
@@ -269,6 +345,23 @@ mod tests {
                 to: Recipient::User("alice".into()),
                 message: json!({"type": "t"}),
             },
+            Invocation::Subscribe {
+                topic: "user:bob".into(),
+                to: Recipient::ConnectionId("AAAA1111=".into()),
+            },
+            Invocation::Unsubscribe {
+                topic: "user:bob".into(),
+                to: Recipient::User("alice".into()),
+            },
+            Invocation::Close {
+                who: Audience::User("alice".into()),
+            },
+            Invocation::Close {
+                who: Audience::Topic("news".into()),
+            },
+            Invocation::Close {
+                who: Audience::All(true),
+            },
         ] {
             let payload = invocation.payload();
             assert_eq!(Invocation::parse(&payload), Ok(invocation), "{payload}");
@@ -281,6 +374,22 @@ mod tests {
             .payload(),
             json!({"action": "send", "user": "alice", "message": 1})
         );
+        assert_eq!(
+            Invocation::Close {
+                who: Audience::All(true)
+            }
+            .payload(),
+            json!({"action": "close", "all": true})
+        );
+        for bad in [
+            json!({"action": "close"}),
+            json!({"action": "close", "all": false}),
+            json!({"action": "close", "user": "a", "topic": "t"}),
+            json!({"action": "subscribe", "topic": "t"}),
+            json!({"action": "subscribe", "connection_id": "a"}),
+        ] {
+            assert!(Invocation::parse(&bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

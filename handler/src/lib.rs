@@ -8,7 +8,8 @@
 //! The modules, in the order a message travels: [`env`] (the function's environment contract,
 //! shared with the CLI) and [`settings`]; [`inbound`] (events, client messages, route
 //! selection) and [`invocation`] (direct invocations, shared with the CLI); [`events`] (what
-//! each event does), which calls [`fanout`] (one broadcast over many invocations) and
+//! each event does, checking topics against [`topics`]), which calls [`fanout`] (one broadcast
+//! over many invocations), [`membership`] (a backend's subscribe, unsubscribe and close) and
 //! [`delivery`] (encoding, then the delivery engine: retries, pacing, read-ahead), whose
 //! [`delivered`] says what a delivery did; the ports are [`store`] and [`push`]. Below them all,
 //! [`signed`] (the one SigV4-signed HTTP client) and [`retry`].
@@ -26,12 +27,14 @@ pub mod fanout;
 pub mod glibc;
 pub mod inbound;
 pub mod invocation;
+pub mod membership;
 pub mod push;
 mod retry;
 pub mod settings;
 #[cfg(feature = "aws")]
 pub mod signed;
 pub mod store;
+pub mod topics;
 
 pub use clock::now_iso8601;
 pub use delivered::DeliveryReport;
@@ -42,7 +45,8 @@ pub use fanout::{BroadcastLog, BroadcastStatus, FanOut, Invoker, MemoryBroadcast
 pub use inbound::{
     parse_client_message, select_route, BadRequest, ClientMessage, Event, RequestContext,
 };
-pub use invocation::{Invocation, Recipient, MAX_TOPIC_CHARS};
+pub use invocation::{Audience, Invocation, Recipient, MAX_TOPIC_CHARS};
+pub use membership::MembershipReport;
 pub use push::{Closed, InProcessPusher, PushError, Pusher, Sink};
 pub use settings::{Settings, MAX_MESSAGE_BYTES};
 pub use store::{

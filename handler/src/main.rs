@@ -226,6 +226,18 @@ async fn invoke(handler: &Live, event: LambdaEvent<Value>) -> Result<Value, Diag
             elapsed_ms,
             "handled"
         ),
+        Ok(Outcome::Membership(m)) => tracing::info!(
+            request_id,
+            route,
+            action = m.action,
+            topic = m.topic.as_deref().unwrap_or(""),
+            done = m.done,
+            gone = m.gone,
+            failed = m.failed,
+            complete = m.complete,
+            elapsed_ms,
+            "handled"
+        ),
         Ok(Outcome::Status(s)) => tracing::info!(
             request_id,
             route,

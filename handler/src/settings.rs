@@ -37,6 +37,10 @@ pub struct Settings {
     /// `MAX_MESSAGES_PER_SECOND`: messages one connection may send per second; more are
     /// answered `rate_limited` and not processed. 0 turns the limit off.
     pub max_messages_per_second: u32,
+    /// `TOPICS_SUBSCRIBE` / `TOPICS_PUBLISH`: which topics a client may subscribe and
+    /// broadcast to. None: no rules, and then topics are open without `[auth]` and closed to
+    /// clients with it (see [`crate::events`]).
+    pub topics: Option<crate::topics::Rules>,
     /// `BROADCAST_WORKERS`: the most invocations one broadcast is split over (see
     /// [`crate::fanout`]), 1 to [`MAX_WORKERS`].
     pub broadcast_workers: u32,
@@ -57,6 +61,7 @@ impl Default for Settings {
             allowed_origins: Vec::new(),
             max_messages_per_second: 0,
             broadcast_workers: DEFAULT_WORKERS,
+            topics: None,
         }
     }
 }

@@ -411,6 +411,135 @@ async fn the_hs256_secret_is_read_from_an_ssm_securestring_at_cold_start() {
     assert_eq!(missing["statusCode"], 401, "{missing}");
 }
 
+/// The topic rules in the Lambda, with moto's DynamoDB and SSM: a row keeps only the claims
+/// the rules name; subscribes are checked against them; a backend's subscribe and close are not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_rules_hold_in_the_lambda_and_a_row_keeps_only_the_named_claims() {
+    const SECRET: &str = "topic-rules-in-the-lambda";
+    let moto = Moto::start(false);
+    let sdk = moto.sdk_config().await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    create_connections_table(&dynamo, "demo_ws_connections").await;
+    aws_sdk_ssm::Client::new(&sdk)
+        .put_parameter()
+        .name("/demo/ws-jwt-secret")
+        .value(SECRET)
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .send()
+        .await
+        .unwrap();
+    let gateway = Connections::with_open(&["AAAA1111=", "BBBB2222=", "CCCC3333="]).await;
+    let runtime = RuntimeApi::start().await;
+    let _function = start_bootstrap(
+        runtime.addr,
+        &moto,
+        &[
+            ("AUTH_SECRET_PARAMETER", "/demo/ws-jwt-secret".into()),
+            ("WEBSOCKET_MANAGEMENT_ENDPOINT", gateway.endpoint()),
+            (
+                "TOPICS_SUBSCRIBE",
+                r#"["user:{sub}","org:{claims.org_id}:*"]"#.into(),
+            ),
+        ],
+        &[],
+    );
+    let token = |claims: Value| {
+        let mut claims = claims;
+        claims["exp"] = json!(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+                + 600
+        );
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap()
+    };
+    for (id, claims) in [
+        (
+            "AAAA1111=",
+            json!({"sub": "alice", "org_id": "acme", "email": "alice@acme.test", "roles": ["admin"]}),
+        ),
+        ("BBBB2222=", json!({"sub": "bob", "org_id": "globex"})),
+        ("CCCC3333=", json!({"sub": "bob", "org_id": "globex"})),
+    ] {
+        let answer = response(runtime.invoke(connect_with_token(id, &token(claims))).await);
+        assert_eq!(answer["statusCode"], 200, "{answer}");
+    }
+    let alice = row(&dynamo, "AAAA1111=").await;
+    assert_eq!(alice["user"].as_s().unwrap(), "alice");
+    let claims = alice["claims"].as_m().expect("claims is a map");
+    assert_eq!(claims.len(), 1, "only the claim the rules name: {claims:?}");
+    assert_eq!(claims["org_id"].as_s().unwrap(), "acme");
+
+    let message =
+        |id: &str, body: Value| ws_event("$default", "MESSAGE", id, Some(&body.to_string()));
+    for (topic, allowed) in [
+        ("user:bob", false),
+        ("org:globex:x", false),
+        ("org:acme:x", true),
+        ("user:alice", true),
+    ] {
+        runtime
+            .invoke(message(
+                "AAAA1111=",
+                json!({"action": "subscribe", "topic": topic}),
+            ))
+            .await;
+        let reply = gateway.received_by("AAAA1111=").pop().unwrap();
+        if allowed {
+            assert_eq!(
+                reply,
+                json!({"type": "subscribed", "data": {"topic": topic}})
+            );
+        } else {
+            assert_eq!(reply["data"]["code"], "forbidden", "{topic}: {reply}");
+            assert_eq!(reply["data"]["topic"], topic);
+        }
+    }
+    let topics = row(&dynamo, "AAAA1111=").await["topics"]
+        .as_ss()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        topics.len(),
+        2,
+        "nothing written for a refused topic: {topics:?}"
+    );
+
+    // A backend puts Alice into user:bob, then closes Bob's connections.
+    let report = runtime
+        .invoke(json!({"action": "subscribe", "topic": "user:bob", "user": "alice"}))
+        .await
+        .json();
+    assert_eq!(
+        (&report["done"], &report["gone"]),
+        (&json!(1), &json!(0)),
+        "{report}"
+    );
+    assert_eq!(
+        gateway.received_by("AAAA1111=").pop().unwrap(),
+        json!({"type": "subscribed", "data": {"topic": "user:bob"}})
+    );
+    let report = runtime
+        .invoke(json!({"action": "close", "user": "bob"}))
+        .await
+        .json();
+    assert_eq!(report["done"], 2, "{report}");
+    let mut closed = gateway.closed();
+    closed.sort();
+    assert_eq!(closed, ["BBBB2222=", "CCCC3333="]);
+    // Signed for execute-api, as every call to the management API.
+    assert!(gateway
+        .authorizations()
+        .iter()
+        .all(|a| a.starts_with("AWS4-HMAC-SHA256") && a.contains("/execute-api/aws4_request")));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_secret_parameter_is_an_init_error_naming_it() {
     let (message, _) =

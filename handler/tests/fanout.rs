@@ -45,6 +45,10 @@ impl Pusher for Counter {
             .or_default() += 1;
         Ok(())
     }
+
+    async fn close(&self, _endpoint: &str, id: &str) -> Result<(), PushError> {
+        Err(PushError::Gone(id.to_owned()))
+    }
 }
 
 /// Lambda's `InvocationType=Event`: the payload is queued; the test's driver runs it. With

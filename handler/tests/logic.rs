@@ -44,6 +44,10 @@ impl Pusher for Probe {
         }
         self.inner.post(endpoint, id, data).await
     }
+
+    async fn close(&self, endpoint: &str, id: &str) -> Result<(), PushError> {
+        self.inner.close(endpoint, id).await
+    }
 }
 
 type H = Handler<MemoryStore, Probe>;

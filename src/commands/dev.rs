@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use handler::auth::{Auth, HttpsFetcher};
+use handler::topics::Rules;
 
 use super::Context;
 use crate::cli::DevArgs;
-use crate::config::{AuthConfig, AuthKeys};
+use crate::config::{AuthConfig, AuthKeys, Config, TopicAccess, TopicsConfig};
 use crate::dev::{self, DevOptions, Throttle};
 use crate::error::{Error, Result};
 use crate::resources::function;
@@ -49,6 +50,13 @@ pub async fn dev(cx: &Context, args: &DevArgs) -> Result<ExitCode> {
         settings.max_messages_per_second = limit;
     }
     let auth = dev_auth(args, config.as_ref().and_then(|c| c.auth.as_ref()))?;
+    let topics = dev_topics(args, config.as_ref())?;
+    settings.topics = topics.as_ref().map(|t| t.rules.clone());
+    let access = TopicAccess::of(
+        topics.as_ref(),
+        auth.is_some(),
+        settings.allow_client_broadcast,
+    );
     let opts = DevOptions {
         host: args.host.clone(),
         port: args.port,
@@ -84,6 +92,10 @@ pub async fn dev(cx: &Context, args: &DevArgs) -> Result<ExitCode> {
             eprintln!("wsctl dev: WebSocket {url}  (also ws://{host}:{}/{stage})", addr.port());
             eprintln!("wsctl dev: management API http://{host}:{}/{stage}/@connections/{{id}}", addr.port());
             eprintln!("wsctl dev: Lambda invoke  http://{host}:{}/2015-03-31/functions/{{name}}/invocations", addr.port());
+            eprintln!("wsctl dev: topics: {access}");
+            if let Some(w) = &access.warning {
+                eprintln!("wsctl dev: warning: {w}");
+            }
             if let Some(t) = &throttle {
                 eprintln!("wsctl dev: management API throttled like API Gateway's account: {t}");
             }
@@ -92,6 +104,20 @@ pub async fn dev(cx: &Context, args: &DevArgs) -> Result<ExitCode> {
     })
     .await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The topic rules: the flags' lists, else the project's `[topics]`.
+fn dev_topics(args: &DevArgs, config: Option<&Config>) -> Result<Option<TopicsConfig>> {
+    if args.topics_subscribe.is_empty() && args.topics_publish.is_empty() {
+        return Ok(config.and_then(|c| c.topics.clone()));
+    }
+    let rules = Rules::parse(&args.topics_subscribe, &args.topics_publish)
+        .map_err(|e| Error::Usage(format!("--topics-subscribe / --topics-publish: {e}")))?;
+    Ok(Some(TopicsConfig {
+        subscribe: args.topics_subscribe.clone(),
+        publish: args.topics_publish.clone(),
+        rules,
+    }))
 }
 
 /// Token checks for `wsctl dev`: the flags, else the project's `[auth]` (a JWKS URL works

@@ -96,6 +96,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Connections(args) => connections::connections(&cx, args).await,
         Command::Broadcast(args) => deliver::broadcast(&cx, args).await,
         Command::Send(args) => deliver::send(&cx, args).await,
+        Command::Subscribe(args) => connections::membership(&cx, true, args).await,
+        Command::Unsubscribe(args) => connections::membership(&cx, false, args).await,
         Command::Logs(args) => logs::logs(&cx, args).await,
         Command::Smoke(args) => smoke::smoke(&cx, args).await,
         Command::Env(args) => smoke::env_file(&cx, args).await,

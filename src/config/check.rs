@@ -323,6 +323,12 @@ impl Config {
         }
 
         let auth = check_auth(&c, &raw.auth)?;
+        let topics = super::topics::check_topics(
+            &c,
+            raw.topics.as_ref(),
+            auth.is_some(),
+            function.allow_client_broadcast,
+        )?;
         let alarm = check_alarm(&c, &raw.alarm)?;
 
         Ok(Config {
@@ -332,6 +338,7 @@ impl Config {
             function,
             api,
             auth,
+            topics,
             alarm,
             dashboard: super::logging::check_dashboard(&raw.dashboard),
             grants: check_grants(&c, &raw.grants)?,

@@ -1,7 +1,7 @@
 //! The project file (`wsctl.toml`): what a validated configuration is ([`Config`] and its
 //! sections, with the defaults `config.example.toml` documents) and how it is loaded. Reading
 //! the TOML is in [`raw`], validating it into a `Config` in [`check`] with one file per
-//! section's checks ([`auth`], [`alarm`], [`logging`], [`grants`], [`domain`]) and their shared
+//! section's checks ([`auth`], [`topics`], [`alarm`], [`logging`], [`grants`], [`domain`]) and their shared
 //! toolkit ([`checker`]), the file `wsctl init` writes in [`starter`]. Errors name the file,
 //! the key and the line.
 
@@ -20,8 +20,10 @@ mod grants;
 mod logging;
 mod raw;
 mod starter;
+mod topics;
 
 pub use starter::starter;
+pub use topics::{TopicAccess, TopicsConfig};
 
 /// Longest project name: `{project}-websocket-lambda-role` must fit IAM's 64 characters.
 pub const MAX_PROJECT_LEN: usize = 64 - "-websocket-lambda-role".len();
@@ -109,6 +111,8 @@ pub struct Config {
     pub function: FunctionConfig,
     pub api: ApiConfig,
     pub auth: Option<AuthConfig>,
+    /// `[topics]`: which topics clients may subscribe and broadcast to.
+    pub topics: Option<TopicsConfig>,
     pub alarm: Option<AlarmConfig>,
     pub dashboard: DashboardConfig,
     /// `[[grant]]`: IAM roles outside the stack that may broadcast or manage connections.
@@ -350,6 +354,15 @@ pub const RETENTION_DAYS: &[i64] = &[
 pub const RESERVED_TAGS: &[&str] = &["Project", "Component", "ManagedBy"];
 
 impl Config {
+    /// What the stack's clients may do with topics.
+    pub fn topic_access(&self) -> TopicAccess {
+        TopicAccess::of(
+            self.topics.as_ref(),
+            self.auth.is_some(),
+            self.function.allow_client_broadcast,
+        )
+    }
+
     /// Reads and validates a project file, with environment `env`'s overrides applied.
     pub fn load(path: &Path, env: Option<&str>) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -373,7 +386,7 @@ mod tests {
         assert_eq!(c.project, "demo");
         assert_eq!(c.function, FunctionConfig::default());
         assert_eq!(c.api, ApiConfig::default());
-        assert_eq!((c.auth, c.alarm), (None, None));
+        assert_eq!((c.auth, c.alarm, c.topics), (None, None, None));
         assert_eq!(c.dashboard, DashboardConfig::default());
         // Uncomment every `# key = value` line (keeping one of the two [auth] key sources), and
         // turn the access log on (its other keys are refused without it).
@@ -384,7 +397,8 @@ mod tests {
                 Some(header)
                     if header.starts_with("[env.")
                         || header == "[[grant]]"
-                        || header == "[domain]" =>
+                        || header == "[domain]"
+                        || header == "[topics]" =>
                 {
                     header.to_owned()
                 }
@@ -401,6 +415,12 @@ mod tests {
             .join("\n");
         let c = Config::parse(Path::new("uncommented"), &uncommented).unwrap();
         assert!(c.auth.is_some() && c.alarm.is_some(), "{c:?}");
+        assert_eq!(
+            c.topics.as_ref().map(|t| t.subscribe.len()),
+            Some(4),
+            "{:?}",
+            c.topics
+        );
         assert_eq!(c.region.as_deref(), Some("us-east-1"));
         assert_eq!(c.tags.get("Team").map(String::as_str), Some("platform"));
         assert!(c.api.logging.access_log);

@@ -21,6 +21,8 @@ pub(super) struct RawConfig {
     pub(super) api: RawApi,
     #[serde(default)]
     pub(super) auth: RawAuth,
+    /// `[topics]`: absent and empty are not the same (see [`super::topics`]).
+    pub(super) topics: Option<Spanned<RawTopics>>,
     #[serde(default)]
     pub(super) alarm: RawAlarm,
     #[serde(default)]
@@ -44,6 +46,7 @@ pub(super) struct RawEnv {
     pub(super) function: Option<RawFunction>,
     pub(super) api: Option<RawApi>,
     pub(super) auth: Option<RawAuth>,
+    pub(super) topics: Option<Spanned<RawTopics>>,
     pub(super) alarm: Option<RawAlarm>,
     pub(super) dashboard: Option<RawDashboard>,
     pub(super) domain: Option<Spanned<RawDomain>>,
@@ -60,6 +63,14 @@ pub(super) struct RawDomain {
     pub(super) name: Spanned<String>,
     pub(super) certificate_arn: Spanned<String>,
     pub(super) hosted_zone_id: Option<Spanned<String>>,
+}
+
+/// `[topics]`: patterns, each spanned so that a bad one is named by its own line.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTopics {
+    pub(super) subscribe: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(super) publish: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// One `[[grant]]`.
@@ -103,6 +114,17 @@ impl RawConfig {
         if let Some(o) = env.auth {
             overlay!(self.auth, o; jwks_url, secret_parameter, secret_kms_key_arn, issuer,
                 audience, token_query_param, token_source);
+        }
+        if let Some(o) = env.topics {
+            let span = o.span();
+            let o = o.into_inner();
+            match &mut self.topics {
+                Some(base) => {
+                    let base = base.get_mut();
+                    overlay!(base, o; subscribe, publish);
+                }
+                None => self.topics = Some(Spanned::new(span, o)),
+            }
         }
         if let Some(o) = env.alarm {
             overlay!(self.alarm, o; sns_topic_arn, errors_threshold, period_seconds,

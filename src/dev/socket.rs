@@ -352,7 +352,12 @@ impl Lanes {
                     let mut batch = Vec::with_capacity(256);
                     while rx.recv_many(&mut batch, 256).await > 0 {
                         for (outlet, frame) in batch.drain(..) {
-                            outlet.write_frame(&frame);
+                            // An empty frame is a close, ordered after the pushes before it.
+                            if frame.is_empty() {
+                                outlet.request_close();
+                            } else {
+                                outlet.write_frame(&frame);
+                            }
                         }
                     }
                 });
@@ -397,6 +402,15 @@ impl handler::Sink for Route {
         frame.extend_from_slice(data);
         self.lane
             .send((self.outlet.clone(), frame))
+            .map_err(|_| Closed)
+    }
+
+    fn close(&self) -> Result<(), Closed> {
+        if self.outlet.closing.load(Ordering::SeqCst) {
+            return Err(Closed);
+        }
+        self.lane
+            .send((self.outlet.clone(), Vec::new()))
             .map_err(|_| Closed)
     }
 }

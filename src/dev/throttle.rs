@@ -123,6 +123,18 @@ impl Pusher for DevPusher {
         }
         self.inner.send(connection_id, data)
     }
+
+    /// `DELETE @connections/{id}` from the handler: the same bucket as its posts.
+    async fn close(&self, _endpoint: &str, connection_id: &str) -> Result<(), PushError> {
+        if let Some(throttle) = &self.throttle {
+            if !throttle.pass().await {
+                return Err(PushError::Throttled {
+                    connection_id: connection_id.to_owned(),
+                });
+            }
+        }
+        self.inner.close_now(connection_id)
+    }
 }
 
 #[cfg(test)]

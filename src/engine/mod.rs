@@ -83,6 +83,8 @@ pub struct UpReport {
     pub resources: Vec<PlanItem>,
     pub ids: IdsReport,
     pub urls: Option<Urls>,
+    /// What clients may do with topics (`[auth]`, `[topics]`).
+    pub topics: crate::config::TopicAccess,
 }
 
 /// The ids `up` reports.
@@ -163,6 +165,10 @@ impl fmt::Display for UpReport {
             if let Some(t) = &urls.dns_target {
                 writeln!(f, "DNS:           point a CNAME for the domain at {t}")?;
             }
+        }
+        writeln!(f, "Topics:        {}", self.topics)?;
+        if let Some(w) = &self.topics.warning {
+            writeln!(f, "WARNING: {w}")?;
         }
         Ok(())
     }
@@ -281,6 +287,7 @@ async fn up_once(
         resources: plan.items.clone(),
         urls: None,
         ids: IdsReport::default(),
+        topics: stack.config.topic_access(),
     };
     if opts.dry_run || plan.is_noop() {
         finish(stack, &mut report, &ids);

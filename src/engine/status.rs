@@ -55,6 +55,8 @@ pub struct StatusReport {
     pub connections: Option<u64>,
     pub resources: Vec<ResourceStatus>,
     pub checks: Vec<Check>,
+    /// What clients may do with topics (`[auth]`, `[topics]`).
+    pub topics: crate::config::TopicAccess,
 }
 
 fn state(action: &Action) -> State {
@@ -118,6 +120,7 @@ pub async fn status(stack: &Stack) -> Result<StatusReport> {
         connections,
         resources,
         checks,
+        topics: stack.config.topic_access(),
     })
 }
 
@@ -180,6 +183,10 @@ impl fmt::Display for StatusReport {
         }
         if let Some(n) = self.connections {
             writeln!(f, "Connections:   {n}")?;
+        }
+        writeln!(f, "Topics:        {}", self.topics)?;
+        if let Some(w) = &self.topics.warning {
+            writeln!(f, "WARNING: {w}")?;
         }
         writeln!(
             f,

@@ -77,9 +77,28 @@ fn message_text(
 
 /// Invokes the function with `payload` and returns its delivery report.
 pub async fn invoke(c: &Clients, function: &str, payload: &Value) -> Result<DeliveryReport> {
+    invoke_for(
+        c,
+        function,
+        payload,
+        "a delivery report ({\"delivered\",\"gone\",\"failed\"})",
+    )
+    .await
+}
+
+/// Invokes the function with `payload` and reads its answer as a `T` (`what` names it when
+/// the answer is something else, as from a function older than the CLI).
+pub async fn invoke_for<T: serde::de::DeserializeOwned>(
+    c: &Clients,
+    function: &str,
+    payload: &Value,
+    what: &str,
+) -> Result<T> {
     let text = invoke_text(c, function, payload).await?;
     serde_json::from_str(&text).map_err(|_| {
-        Error::Failed(format!("{function} did not answer with a delivery report ({{\"delivered\",\"gone\",\"failed\"}}): {text}"))
+        Error::Failed(format!(
+            "{function} did not answer with {what}: {text} (is the deployed handler older than this wsctl? run `wsctl up`)"
+        ))
     })
 }
 

@@ -1,12 +1,13 @@
 //! Day-two operations on a deployed stack (or on `wsctl dev`, through endpoint overrides), one
 //! file per command: connections and prune, broadcast and send (and a broadcast followed by
-//! id), logs, smoke test, frontend env file, outputs. What several of them need to find the stack is here.
+//! id), subscribe, unsubscribe and close, logs, smoke test, frontend env file, outputs. What several of them need to find the stack is here.
 
 pub mod broadcast;
 pub mod connections;
 pub mod env;
 pub mod invoke;
 pub mod logs;
+pub mod membership;
 pub mod outputs;
 pub mod smoke;
 

@@ -72,11 +72,12 @@ pub fn settings(f: &FunctionConfig, stage: &str) -> handler::Settings {
 }
 
 /// The handler's environment (the contract of `handler::env`): what the runbook set, plus the
-/// handler's settings and `[auth]`. The HS256 secret itself never goes here: only the name of
+/// handler's settings, `[auth]` and `[topics]`. The HS256 secret itself never goes here: only the name of
 /// its parameter.
 pub fn environment(config: &Config, names: &Names, api_id: Option<&str>) -> FunctionEnv {
     let mut settings = settings(&config.function, &names.stage);
     settings.api_id = Some(api_id.unwrap_or(KNOWN_AFTER_APPLY).to_owned());
+    settings.topics = config.topics.as_ref().map(|t| t.rules.clone());
     FunctionEnv {
         connections_table: names.table.clone(),
         subscriptions_table: Some(names.subscriptions_table.clone()),

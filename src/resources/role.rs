@@ -107,7 +107,7 @@ pub fn least_privilege_policy(names: &Names, api_id: &str, auth: Option<&AuthCon
                 "Sid": "PushToConnections",
                 "Effect": "Allow",
                 "Action": "execute-api:ManageConnections",
-                "Resource": names.manage_connections_arn(api_id)
+                "Resource": names.manage_connections_arns(api_id)
             }
         ]
     });
@@ -631,23 +631,34 @@ pub fn checks(n: &Names, role: Option<&Observed>, api_id: Option<&str>) -> Vec<C
             "the API does not exist",
         ),
         Some(id) => {
-            let target = format!(
-                "{}/{}/POST/@connections/probe",
-                n.execute_api_arn(id),
-                n.stage
-            );
-            let ok = inline
-                .iter()
-                .any(|p| allows(p, "execute-api:ManageConnections", &target));
+            // Posting, and disconnecting (`wsctl connections close`, a backend's close).
+            let missing: Vec<&str> = ["POST", "DELETE"]
+                .into_iter()
+                .filter(|method| {
+                    let target = format!(
+                        "{}/{}/{method}/@connections/probe",
+                        n.execute_api_arn(id),
+                        n.stage
+                    );
+                    !inline
+                        .iter()
+                        .any(|p| allows(p, "execute-api:ManageConnections", &target))
+                })
+                .collect();
             check(
                 "role_can_manage_connections",
-                ok,
-                if ok {
-                    format!("execute-api:ManageConnections on {id}/{}", n.stage)
+                missing.is_empty(),
+                if missing.is_empty() {
+                    format!(
+                        "execute-api:ManageConnections (POST, DELETE) on {id}/{}",
+                        n.stage
+                    )
                 } else {
                     format!(
-                        "no policy of {} allows execute-api:ManageConnections on {id}/{}",
-                        r.name, n.stage
+                        "no policy of {} allows execute-api:ManageConnections {} on {id}/{}",
+                        r.name,
+                        missing.join(" or "),
+                        n.stage
                     )
                 },
             )
@@ -775,6 +786,18 @@ mod tests {
             "execute-api:ManageConnections",
             "arn:aws:execute-api:us-east-1:123456789012:other/prod/POST/@connections/x"
         ));
+        // Disconnecting a connection; not reading one (GET) nor another stage's.
+        let deleting = "arn:aws:execute-api:us-east-1:123456789012:abc/prod/DELETE/@connections/x";
+        assert!(allows(&p, "execute-api:ManageConnections", deleting));
+        for other in [
+            "arn:aws:execute-api:us-east-1:123456789012:abc/prod/GET/@connections/x",
+            "arn:aws:execute-api:us-east-1:123456789012:abc/dev/DELETE/@connections/x",
+        ] {
+            assert!(
+                !allows(&p, "execute-api:ManageConnections", other),
+                "{other}"
+            );
+        }
         assert!(allows(&p, "dynamodb:PutItem", &n.table_arn()));
         assert!(!allows(&p, "dynamodb:DeleteTable", &n.table_arn()));
         let checks = checks(&n, None, Some("abc"));

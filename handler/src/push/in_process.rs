@@ -24,11 +24,19 @@ pub struct Closed;
 pub trait Sink: Send + Sync {
     /// Hands `data` (one message) to the client, in order with earlier messages.
     fn deliver(&self, data: &[u8]) -> Result<(), Closed>;
+
+    /// Closes the connection (after what was handed before).
+    fn close(&self) -> Result<(), Closed>;
 }
 
+/// A channel: what the tests use. Closing it sends an empty message, which no message is.
 impl Sink for mpsc::UnboundedSender<Outbound> {
     fn deliver(&self, data: &[u8]) -> Result<(), Closed> {
         self.send(data.to_vec()).map_err(|_| Closed)
+    }
+
+    fn close(&self) -> Result<(), Closed> {
+        self.send(Vec::new()).map_err(|_| Closed)
     }
 }
 
@@ -83,6 +91,17 @@ impl InProcessPusher {
         }
     }
 
+    /// Closes a connection without the async trait machinery; unknown ids are Gone.
+    pub fn close_now(&self, connection_id: &str) -> Result<(), PushError> {
+        let sink = self.read().get(connection_id).cloned();
+        match sink {
+            Some(sink) => sink
+                .close()
+                .map_err(|Closed| PushError::Gone(connection_id.to_owned())),
+            None => Err(PushError::Gone(connection_id.to_owned())),
+        }
+    }
+
     // Each critical section is one map operation, so a poisoned lock is still consistent.
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Peers> {
         self.peers.read().unwrap_or_else(|p| p.into_inner())
@@ -102,5 +121,9 @@ impl Pusher for InProcessPusher {
         data: &[u8],
     ) -> Result<(), PushError> {
         self.send(connection_id, data)
+    }
+
+    async fn close(&self, _endpoint: &str, connection_id: &str) -> Result<(), PushError> {
+        self.close_now(connection_id)
     }
 }

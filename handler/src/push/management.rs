@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use percent_encoding::utf8_percent_encode;
 
 use super::{PushError, Pusher};
-use crate::signed::{SignedClient, Signer, Signing, SEGMENT};
+use crate::signed::{Answer, SendError, SignedClient, Signer, Signing, SEGMENT};
 
 /// Posts through the API Gateway management API, signed for `execute-api` in the function's
 /// region.
@@ -50,39 +50,69 @@ impl Pusher for ManagementApiPusher {
         connection_id: &str,
         data: &[u8],
     ) -> Result<(), PushError> {
-        let failed = |retryable: bool, message: String| PushError::Failed {
-            connection_id: connection_id.to_owned(),
-            retryable,
-            source: message.into(),
-        };
-        let uri = format!(
-            "{}/@connections/{}",
-            endpoint.trim_end_matches('/'),
-            utf8_percent_encode(connection_id, SEGMENT)
-        );
+        let uri = connection_uri(endpoint, connection_id);
         let answer = self
             .client
             .post(&uri, &[], data, Signing::Fast(&self.signer))
             .await
-            .map_err(|e| failed(e.is_retryable(), e.to_string()))?;
-        let described = || format!("POST {uri} {}", answer.describe(200));
-        match (answer.status, answer.error_type.as_deref()) {
-            (200..=299, _) => Ok(()),
-            (410, _) | (_, Some("GoneException")) => Err(PushError::Gone(connection_id.to_owned())),
-            (429, _) | (_, Some("LimitExceededException" | "TooManyRequestsException")) => {
-                Err(PushError::Throttled {
-                    connection_id: connection_id.to_owned(),
-                })
-            }
-            (413, _) | (_, Some("PayloadTooLargeException")) => Err(PushError::TooLarge {
+            .map_err(|e| unanswered(connection_id, e))?;
+        classify(connection_id, &format!("POST {uri}"), &answer)
+    }
+
+    async fn close(&self, endpoint: &str, connection_id: &str) -> Result<(), PushError> {
+        let uri = connection_uri(endpoint, connection_id);
+        let answer = self
+            .client
+            .delete(&uri, "execute-api", &self.region)
+            .await
+            .map_err(|e| unanswered(connection_id, e))?;
+        classify(connection_id, &format!("DELETE {uri}"), &answer)
+    }
+}
+
+/// `{endpoint}/@connections/{id}`, the id one path segment.
+fn connection_uri(endpoint: &str, connection_id: &str) -> String {
+    format!(
+        "{}/@connections/{}",
+        endpoint.trim_end_matches('/'),
+        utf8_percent_encode(connection_id, SEGMENT)
+    )
+}
+
+/// A call that got no answer: retryable when it may succeed later.
+fn unanswered(connection_id: &str, e: SendError) -> PushError {
+    PushError::Failed {
+        connection_id: connection_id.to_owned(),
+        retryable: e.is_retryable(),
+        source: e.to_string().into(),
+    }
+}
+
+/// What an answer of the management API means for a connection: by status code and
+/// `x-amzn-ErrorType`, never by message text.
+fn classify(connection_id: &str, call: &str, answer: &Answer) -> Result<(), PushError> {
+    let failed = |retryable: bool, message: String| PushError::Failed {
+        connection_id: connection_id.to_owned(),
+        retryable,
+        source: message.into(),
+    };
+    let described = || format!("{call} {}", answer.describe(200));
+    match (answer.status, answer.error_type.as_deref()) {
+        (200..=299, _) => Ok(()),
+        (410, _) | (_, Some("GoneException")) => Err(PushError::Gone(connection_id.to_owned())),
+        (429, _) | (_, Some("LimitExceededException" | "TooManyRequestsException")) => {
+            Err(PushError::Throttled {
                 connection_id: connection_id.to_owned(),
-            }),
-            (403, _) => Err(PushError::Forbidden {
-                connection_id: connection_id.to_owned(),
-                source: described().into(),
-            }),
-            (500..=599, _) => Err(failed(true, described())),
-            _ => Err(failed(false, described())),
+            })
         }
+        (413, _) | (_, Some("PayloadTooLargeException")) => Err(PushError::TooLarge {
+            connection_id: connection_id.to_owned(),
+        }),
+        (403, _) => Err(PushError::Forbidden {
+            connection_id: connection_id.to_owned(),
+            source: described().into(),
+        }),
+        (500..=599, _) => Err(failed(true, described())),
+        _ => Err(failed(false, described())),
     }
 }

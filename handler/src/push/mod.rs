@@ -62,4 +62,8 @@ pub trait Pusher: Send + Sync {
     /// (`https://{domain}/{stage}`; implementations that do not need it ignore it).
     async fn post(&self, endpoint: &str, connection_id: &str, data: &[u8])
         -> Result<(), PushError>;
+
+    /// Disconnects one connection (`DELETE @connections/{id}`): API Gateway closes it and
+    /// runs `$disconnect`. An unknown or closed one answers [`PushError::Gone`].
+    async fn close(&self, endpoint: &str, connection_id: &str) -> Result<(), PushError>;
 }

@@ -61,8 +61,12 @@ pub enum SendError {
     #[error(transparent)]
     Sign(#[from] SignError),
     /// The request may or may not have reached the service.
-    #[error("POST {uri}: {reason}")]
-    Transport { uri: String, reason: String },
+    #[error("{method} {uri}: {reason}")]
+    Transport {
+        method: String,
+        uri: String,
+        reason: String,
+    },
 }
 
 impl SendError {
@@ -181,6 +185,34 @@ impl SignedClient {
         body: &[u8],
         signing: Signing<'_>,
     ) -> Result<Answer, SendError> {
+        self.send("POST", uri, headers, body, signing).await
+    }
+
+    /// `DELETE uri`, signed by the general signer for `service` in `region`.
+    pub async fn delete(
+        &self,
+        uri: &str,
+        service: &str,
+        region: &str,
+    ) -> Result<Answer, SendError> {
+        self.send(
+            "DELETE",
+            uri,
+            &[],
+            &[],
+            Signing::General { service, region },
+        )
+        .await
+    }
+
+    async fn send(
+        &self,
+        method: &str,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        signing: Signing<'_>,
+    ) -> Result<Answer, SendError> {
         let credentials = self.credentials().await?;
         let parsed: hyper::Uri =
             uri.parse()
@@ -190,12 +222,33 @@ impl SignedClient {
                 })?;
         let now = SystemTime::now();
         let signed = match signing {
-            Signing::Fast(signer) => signer.sign(&parsed, &credentials, body, now)?,
-            Signing::General { service, region } => {
-                sigv4::sign_post(service, region, &parsed, headers, &credentials, body, now)?
+            Signing::Fast(signer) if method == "POST" => {
+                signer.sign(&parsed, &credentials, body, now)?
             }
+            Signing::Fast(signer) => sigv4::sign_request(
+                method,
+                "execute-api",
+                signer.region(),
+                &parsed,
+                headers,
+                &credentials,
+                body,
+                now,
+            )?,
+            Signing::General { service, region } => sigv4::sign_request(
+                method,
+                service,
+                region,
+                &parsed,
+                headers,
+                &credentials,
+                body,
+                now,
+            )?,
         };
-        let mut request = hyper::Request::post(parsed)
+        let mut request = hyper::Request::builder()
+            .method(method)
+            .uri(parsed)
             .header("content-length", body.len())
             .header("x-amz-date", signed.x_amz_date)
             .header("authorization", signed.authorization);
@@ -212,6 +265,7 @@ impl SignedClient {
                 reason: e.to_string(),
             })?;
         let transport = |reason: String| SendError::Transport {
+            method: method.to_owned(),
             uri: uri.to_owned(),
             reason,
         };

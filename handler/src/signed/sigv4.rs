@@ -96,6 +96,11 @@ fn needs_normalising(path: &str) -> bool {
 }
 
 impl Signer {
+    /// The region it signs for.
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
     pub fn new(region: &str) -> Signer {
         Signer {
             region: region.to_owned(),
@@ -213,13 +218,24 @@ impl Signer {
         data: &[u8],
         time: SystemTime,
     ) -> Result<Signed, SignError> {
-        sign_post(SERVICE, &self.region, uri, &[], credentials, data, time)
+        sign_request(
+            "POST",
+            SERVICE,
+            &self.region,
+            uri,
+            &[],
+            credentials,
+            data,
+            time,
+        )
     }
 }
 
-/// The signature headers of `POST uri` for `service` in `region`, signed by `aws-sigv4`'s
+/// The signature headers of `method uri` for `service` in `region`, signed by `aws-sigv4`'s
 /// general signer, with `headers` (besides content-length) included in the signature.
-pub(crate) fn sign_post(
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn sign_request(
+    method: &str,
     service: &str,
     region: &str,
     uri: &http::Uri,
@@ -243,7 +259,7 @@ pub(crate) fn sign_post(
     let mut all = vec![("content-length", length.as_str())];
     all.extend_from_slice(headers);
     let signable = SignableRequest::new(
-        "POST",
+        method,
         &uri_text,
         all.iter().copied(),
         SignableBody::Bytes(data),

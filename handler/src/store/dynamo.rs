@@ -12,7 +12,8 @@ use super::{
 };
 
 /// The connections table in DynamoDB: hash key `connection_id` (S), `connected_at` (S),
-/// `ttl` (N), `topics` (SS), `source_ip` (S), `user` (S); with a message rate limit also
+/// `ttl` (N), `topics` (SS), `source_ip` (S), `user` (S), `claims` (M of S: only those the
+/// topic rules name); with a message rate limit also
 /// `rl_window` (N) and `rl_count` (N).
 ///
 /// With a subscriptions table (hash key `topic_shard` (S) = `{topic}#{shard}`, range key
@@ -134,10 +135,18 @@ impl DynamoStore {
             Some(AttributeValue::Ss(set)) => set.iter().cloned().collect(),
             _ => Default::default(),
         };
+        let claims = match item.get("claims") {
+            Some(AttributeValue::M(m)) => m
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_s().ok()?.clone())))
+                .collect(),
+            _ => Default::default(),
+        };
         Ok(Connection {
             connected_at: string("connected_at").unwrap_or_default(),
             source_ip: string("source_ip"),
             user: string("user"),
+            claims,
             connection_id,
             ttl,
             topics,
@@ -163,6 +172,14 @@ impl ConnectionStore for DynamoStore {
         }
         if let Some(user) = c.user {
             req = req.item("user", AttributeValue::S(user));
+        }
+        if !c.claims.is_empty() {
+            let claims = c
+                .claims
+                .into_iter()
+                .map(|(k, v)| (k, AttributeValue::S(v)))
+                .collect();
+            req = req.item("claims", AttributeValue::M(claims));
         }
         req.send().await.map_err(|e| self.fail("PutItem", e))?;
         Ok(())

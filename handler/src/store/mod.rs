@@ -2,7 +2,7 @@
 //! [`memory`] (an in-memory map, for `wsctl dev` and tests) and, with the `aws` feature,
 //! [`dynamo`] (the DynamoDB tables).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::error::Error as StdError;
 
 use async_trait::async_trait;
@@ -23,6 +23,10 @@ pub struct Connection {
     /// The authenticated subject (`sub` claim), when `$connect` verified a token.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// The token's claims the topic rules name (strings, and numbers as text): nothing else
+    /// of the token is kept.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub claims: BTreeMap<String, String>,
 }
 
 /// Which rows a scan returns.

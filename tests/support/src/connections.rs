@@ -1,7 +1,8 @@
-//! A stand-in for API Gateway's management API, `POST [/{stage}]/@connections/{id}`, on a local
-//! port: it answers as API Gateway does (410 GoneException for ids it does not know, the
-//! throttle's 429 LimitExceededException...), scripted per connection and attempt, and keeps
-//! what each connection received, every request's path and its `authorization` header.
+//! A stand-in for API Gateway's management API, `POST` and `DELETE [/{stage}]/@connections/{id}`,
+//! on a local port: it answers as API Gateway does (410 GoneException for ids it does not know
+//! or has closed, the throttle's 429 LimitExceededException...), scripted per connection and
+//! attempt, and keeps what each connection received, which were closed, every request's path
+//! and its `authorization` header.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -37,6 +38,8 @@ struct Shared {
     script: HashMap<String, Vec<Reply>>,
     attempts: Mutex<HashMap<String, usize>>,
     received: Mutex<Vec<(String, Bytes)>>,
+    /// Connections a DELETE closed, in order.
+    closed: Mutex<Vec<String>>,
     authorizations: Mutex<Vec<String>>,
     paths: Mutex<Vec<String>>,
 }
@@ -75,7 +78,10 @@ impl Connections {
         let shared = Arc::new(shared);
         let app = Router::new()
             .route("/@connections/{id}", post(post_connection))
-            .route("/{stage}/@connections/{id}", post(post_staged))
+            .route(
+                "/{stage}/@connections/{id}",
+                post(post_staged).delete(delete_staged),
+            )
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -116,6 +122,11 @@ impl Connections {
             .unwrap_or(0)
     }
 
+    /// The connections closed by `DELETE @connections/{id}`, in order.
+    pub fn closed(&self) -> Vec<String> {
+        self.shared.closed.lock().unwrap().clone()
+    }
+
     /// The `authorization` header of every post.
     pub fn authorizations(&self) -> Vec<String> {
         self.shared.authorizations.lock().unwrap().clone()
@@ -137,12 +148,33 @@ async fn post_staged(
     post_connection(state, Path(id), headers, uri, body).await
 }
 
+/// `DELETE @connections/{id}`: 204 and the connection closed, or what the script says.
+async fn delete_staged(
+    state: State<Arc<Shared>>,
+    Path((_stage, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
+    answer(state, id, headers, uri, None).await
+}
+
 async fn post_connection(
-    State(shared): State<Arc<Shared>>,
+    state: State<Arc<Shared>>,
     Path(id): Path<String>,
     headers: HeaderMap,
     uri: axum::http::Uri,
     body: Bytes,
+) -> Response {
+    answer(state, id, headers, uri, Some(body)).await
+}
+
+/// One call: a post (`body`) or a delete (None).
+async fn answer(
+    State(shared): State<Arc<Shared>>,
+    id: String,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    body: Option<Bytes>,
 ) -> Response {
     shared.paths.lock().unwrap().push(uri.path().to_owned());
     if let Some(auth) = headers.get("authorization").and_then(|v| v.to_str().ok()) {
@@ -154,7 +186,8 @@ async fn post_connection(
         *n += 1;
         *n
     };
-    let known = shared.open.as_ref().is_none_or(|open| open.contains(&id));
+    let known = shared.open.as_ref().is_none_or(|open| open.contains(&id))
+        && !shared.closed.lock().unwrap().contains(&id);
     let script = shared.script.get(&id);
     let reply = match (known, script) {
         (false, _) => Reply::Gone,
@@ -173,10 +206,16 @@ async fn post_connection(
             .into_response()
     };
     match reply {
-        Reply::Ok => {
-            shared.received.lock().unwrap().push((id, body));
-            StatusCode::OK.into_response()
-        }
+        Reply::Ok => match body {
+            Some(body) => {
+                shared.received.lock().unwrap().push((id, body));
+                StatusCode::OK.into_response()
+            }
+            None => {
+                shared.closed.lock().unwrap().push(id);
+                StatusCode::NO_CONTENT.into_response()
+            }
+        },
         Reply::Hang => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             StatusCode::OK.into_response()

@@ -126,6 +126,30 @@ impl Dev {
     pub fn http(&self, method: &str, path: &str, body: &str) -> (u16, String) {
         crate::http(method, &format!("{}{path}", self.base), body).unwrap()
     }
+
+    /// `wsctl ARGS...` in `dir` (its `wsctl.toml`), with Lambda's endpoint at this gateway, as a
+    /// backend runs it; a clean environment besides PATH and dummy credentials.
+    pub fn wsctl(&self, dir: &std::path::Path, args: &[&str]) -> crate::project::Out {
+        let out = Command::new(crate::wsctl_bin())
+            .args(args)
+            .current_dir(dir)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", dir)
+            .env("AWS_ENDPOINT_URL_LAMBDA", &self.base)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        crate::project::Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
 }
 
 impl Drop for Dev {
