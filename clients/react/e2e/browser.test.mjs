@@ -197,9 +197,11 @@ try {
   // Tokens: against a gateway that requires one, in the query string or in the subprotocol.
   const authPort = await freePort();
   const secret = 'e2e-secret';
-  const authDev = await startDev(authPort, ['--jwt-secret-env', 'WSCTL_E2E_SECRET', '--token-source', 'either'], {
-    WSCTL_E2E_SECRET: secret,
-  });
+  const authDev = await startDev(
+    authPort,
+    ['--jwt-secret-env', 'WSCTL_E2E_SECRET', '--token-source', 'either', '--topics-subscribe', 'user:{sub}'],
+    { WSCTL_E2E_SECRET: secret },
+  );
   const token = hs256(secret, { sub: 'e2e', exp: Math.floor(Date.now() / 1000) + 600 });
   const open = async (tokenIn, tok) => {
     const p = await browser.newPage();
@@ -223,6 +225,24 @@ try {
       const urls = await p.evaluate(() => window.__urls);
       assert.ok(urls[0].includes(`token=${token}`), urls[0]);
       assert.deepEqual(await p.evaluate(() => window.__protocols), ['']);
+      await p.close();
+    });
+
+    await step("the topic rules: the user's own topic is subscribed, another user's is forbidden", async () => {
+      const p = await open('protocol', token);
+      await waitFor('connected', async () => (await p.locator('#status').getAttribute('data-connected')) === 'true');
+      await p.evaluate(() => {
+        window.__api.subscribe('user:e2e');
+        window.__api.subscribe('user:bob');
+      });
+      const seen = () => p.evaluate(() => window.__events);
+      await waitFor('subscribed user:e2e', async () =>
+        (await seen()).some((e) => e.type === 'subscribed' && e.data.topic === 'user:e2e'),
+      );
+      await waitFor('forbidden user:bob', async () =>
+        (await seen()).some((e) => e.type === 'forbidden' && e.data.topic === 'user:bob' && e.data.action === 'subscribe'),
+      );
+      assert.ok(!(await seen()).some((e) => e.type === 'subscribed' && e.data.topic === 'user:bob'));
       await p.close();
     });
 

@@ -36,6 +36,16 @@ export interface UseWebSocketOptions {
 
 export type Handler = (data: any) => void;
 
+/** The data of the `forbidden` event: the gateway refused a subscribe (or a client broadcast)
+ * because the stack's `[topics]` rules do not allow the topic for this user. */
+export interface Forbidden {
+  code: 'forbidden';
+  /** `subscribe` or `broadcast`. */
+  action: string;
+  topic: string;
+  message: string;
+}
+
 export interface UseWebSocket {
   isConnected: boolean;
   /** Opens the connection (a no-op while one is open or opening). Stable across renders. */
@@ -43,14 +53,17 @@ export interface UseWebSocket {
   /** Closes the connection and stops reconnecting until `connect` is called. */
   disconnect: () => void;
   /** Calls `handler(data)` for each message `{"type": eventName, "data": ...}`; also the
-   * lifecycle events `connect` and `disconnect`. */
+   * lifecycle events `connect` and `disconnect`, and `forbidden` (a {@link Forbidden}) when
+   * the stack's topic rules refuse a subscribe or a broadcast. */
   on: (eventName: string, handler: Handler) => void;
   /** Removes one handler, or every handler of `eventName`. */
   off: (eventName: string, handler?: Handler) => void;
   /** Sends `{"action": action, ...data}`. Returns false when it could be neither sent nor
    * queued. */
   send: (action: string, data?: Record<string, unknown>) => boolean;
-  /** Subscribes to a topic, now and again after every reconnect. */
+  /** Subscribes to a topic, now and again after every reconnect. The gateway answers
+   * `subscribed` (`{topic}`), or `forbidden` when the topic rules refuse it; a refused topic
+   * is not asked for again. */
   subscribe: (topic: string) => void;
   /** Unsubscribes, and stops resubscribing. */
   unsubscribe: (topic: string) => void;
@@ -222,7 +235,14 @@ export function useWebSocket(url: string, options: UseWebSocketOptions = {}): Us
           log('ignored a message that is not JSON');
           return;
         }
-        if (message && typeof message.type === 'string') emit(message.type, message.data);
+        if (!message || typeof message.type !== 'string') return;
+        const data = message.data;
+        emit(message.type, data);
+        if (message.type === 'error' && data?.code === 'forbidden') {
+          // A refused topic is refused for good: not asked for again on reconnect.
+          if (data.action === 'subscribe' && typeof data.topic === 'string') s.topics.delete(data.topic);
+          emit('forbidden', data);
+        }
       };
       ws.onerror = () => log('socket error');
       ws.onclose = (event: CloseEvent) => {

@@ -312,6 +312,49 @@ describe('messages', () => {
     expect(last().sent.map((s) => JSON.parse(s))).toEqual([{ action: 'subscribe', topic: 'claims' }]);
   });
 
+  it('a refused topic is emitted as forbidden and not asked for again on reconnect', async () => {
+    vi.spyOn(Math, 'random').mockReturnValue(0);
+    const { result } = renderHook(() => useWebSocket(URL, options()));
+    const refused: unknown[] = [];
+    const subscribed: unknown[] = [];
+    act(() => {
+      result.current.on('forbidden', (d) => refused.push(d));
+      result.current.on('subscribed', (d) => subscribed.push(d));
+      result.current.connect();
+    });
+    await settle();
+    act(() => last().open());
+    act(() => {
+      result.current.subscribe('news');
+      result.current.subscribe('user:bob');
+    });
+    const forbidden = {
+      code: 'forbidden',
+      action: 'subscribe',
+      topic: 'user:bob',
+      message: 'not allowed to subscribe to "user:bob"',
+    };
+    act(() => {
+      last().receive({ type: 'subscribed', data: { topic: 'news' } });
+      last().receive({ type: 'error', data: forbidden });
+    });
+    expect(subscribed).toEqual([{ topic: 'news' }]);
+    expect(refused).toEqual([forbidden]);
+    // A refused broadcast is emitted too, and touches no subscription.
+    act(() => last().receive({ type: 'error', data: { ...forbidden, action: 'broadcast', topic: 'news' } }));
+    expect(refused).toHaveLength(2);
+    // Other errors are not refusals.
+    act(() => last().receive({ type: 'error', data: { code: 'bad_request', message: 'x' } }));
+    expect(refused).toHaveLength(2);
+    act(() => last().serverClose(1001));
+    await act(async () => {
+      vi.advanceTimersByTime(1);
+    });
+    await settle();
+    act(() => last().open());
+    expect(last().sent.map((s) => JSON.parse(s))).toEqual([{ action: 'subscribe', topic: 'news' }]);
+  });
+
   it('queues while offline up to queueSize, dropping the oldest, and flushes on open', async () => {
     const { result } = renderHook(() => useWebSocket(URL, options({ queueSize: 2 })));
     expect(result.current.send('a')).toBe(true);
