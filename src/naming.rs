@@ -11,6 +11,8 @@ pub const MANAGED_BY_VALUE: &str = "wsctl";
 pub const SOURCE_TAG: &str = "wsctl:handler-source";
 /// The Lambda permission statement wsctl owns.
 pub const PERMISSION_SID: &str = "wsctl-apigateway-invoke";
+/// The statement letting API Gateway invoke the function as the `$connect` authorizer.
+pub const AUTHORIZER_SID: &str = "wsctl-apigateway-authorizer";
 /// AWS's managed logging policy, the one managed policy the role keeps.
 pub const BASIC_EXECUTION_POLICY: &str =
     "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole";
@@ -35,6 +37,8 @@ pub struct Names {
     pub policy: String,
     pub function: String,
     pub api: String,
+    /// The `$connect` authorizer (with `[auth]`).
+    pub authorizer: String,
     pub stage: String,
     /// The custom domain (`[domain] name`), when there is one: the URLs use it.
     pub domain: Option<String>,
@@ -78,6 +82,7 @@ impl Names {
             log_group: format!("/aws/lambda/{function}"),
             function,
             api: format!("{p}-websocket"),
+            authorizer: format!("{p}-websocket-authorizer"),
             access_log_group: format!("/aws/apigateway/{p}-websocket"),
             dashboard: format!("{p}-websocket"),
             alarm: format!("{p}-websocket-errors"),
@@ -157,12 +162,61 @@ impl Names {
 
     /// The URI an AWS_PROXY integration uses to invoke the function.
     pub fn integration_uri(&self) -> String {
+        self.lambda_integration_uri(&self.function_arn())
+    }
+
+    /// The URI an AWS_PROXY integration (or an authorizer) uses to invoke `function_arn`.
+    pub fn lambda_integration_uri(&self, function_arn: &str) -> String {
         format!(
-            "arn:{}:apigateway:{}:lambda:path/2015-03-31/functions/{}/invocations",
-            self.partition,
-            self.region,
-            self.function_arn()
+            "arn:{}:apigateway:{}:lambda:path/2015-03-31/functions/{function_arn}/invocations",
+            self.partition, self.region
         )
+    }
+
+    /// A Lambda function's ARN: `function` as given when it is one, else the function of that
+    /// name (and qualifier) in the stack's account and region.
+    pub fn lambda_arn(&self, function: &str) -> String {
+        if function.starts_with("arn:") {
+            return function.to_owned();
+        }
+        format!(
+            "arn:{}:lambda:{}:{}:function:{function}",
+            self.partition, self.region, self.account
+        )
+    }
+
+    /// Source ARN of the authorizer's invoke permission.
+    pub fn authorizer_source_arn(&self, api_id: &str, authorizer_id: &str) -> String {
+        format!(
+            "{}/authorizers/{authorizer_id}",
+            self.execute_api_arn(api_id)
+        )
+    }
+
+    /// Source ARN of a route's invoke permission on the team's function: that route of this
+    /// API's stage only.
+    pub fn route_source_arn(&self, api_id: &str, key: &str) -> String {
+        format!("{}/{}/{key}", self.execute_api_arn(api_id), self.stage)
+    }
+
+    /// The Sid of the statement letting API Gateway invoke a team's function for route `key`:
+    /// [`Names::route_sid_prefix`] then the key with its other characters as `-`, and a hash
+    /// of the exact key (`a.b` and `a-b` differ), within Lambda's 100 characters.
+    pub fn route_permission_sid(&self, key: &str) -> String {
+        let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        let prefix = self.route_sid_prefix();
+        let mut readable = sid_safe(key);
+        readable.truncate(100usize.saturating_sub(prefix.len() + 9));
+        let mut sid = format!("{prefix}{readable}-{:08x}", hash as u32);
+        sid.truncate(100);
+        sid
+    }
+
+    /// What this stack's route statements' Sids start with: `wsctl-{stack}-route-`.
+    pub fn route_sid_prefix(&self) -> String {
+        format!("wsctl-{}-route-", sid_safe(&self.stack))
     }
 
     /// Source ARN of the Lambda permission: any route of this API's stage.
@@ -229,6 +283,19 @@ impl Names {
             self.stage
         )
     }
+}
+
+/// `s` with every character a statement id does not allow replaced by `-`.
+fn sid_safe(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
 }
 
 /// Project, Component and ManagedBy, plus the config's own tags.

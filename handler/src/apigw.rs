@@ -8,6 +8,7 @@ use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use base64::Engine as _;
 use serde_json::Value;
 
+use crate::authorizer::{AuthorizeRequest, Caller};
 use crate::inbound::{Event, RequestContext};
 
 /// A payload with a `requestContext` that is not an API Gateway WebSocket event.
@@ -15,8 +16,12 @@ use crate::inbound::{Event, RequestContext};
 #[error("not an API Gateway WebSocket event: {0}")]
 pub struct BadEvent(#[from] serde_json::Error);
 
-/// API Gateway events carry a `requestContext`; anything else is a direct invocation.
+/// API Gateway events carry a `requestContext` (an authorizer's has `"type":"REQUEST"` too);
+/// anything else is a direct invocation.
 pub fn to_event(payload: Value) -> Result<Event, BadEvent> {
+    if let Some(request) = AuthorizeRequest::from_payload(&payload) {
+        return Ok(Event::Authorize(request));
+    }
     if !payload.get("requestContext").is_some_and(Value::is_object) {
         return Ok(Event::Invoke(payload));
     }
@@ -28,6 +33,7 @@ pub fn to_event(payload: Value) -> Result<Event, BadEvent> {
         stage: rc.stage,
         source_ip: rc.identity.source_ip,
         request_time_epoch_ms: rc.request_time_epoch,
+        caller: Caller::from_context(&rc.authorizer.fields),
     };
     let kind = rc
         .event_type

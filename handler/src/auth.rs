@@ -159,6 +159,8 @@ pub struct Auth {
     pub leeway_seconds: u64,
     /// An unknown `kid` triggers a JWKS refetch at most this often.
     pub jwks_refetch_min: Duration,
+    /// The claims the `$connect` authorizer passes on to every route (`[auth] claims`).
+    pub claims: Vec<String>,
 }
 
 /// A verified token: its subject, and every claim it carries (the handler keeps only those
@@ -220,6 +222,7 @@ impl Auth {
             source: TokenSource::Query,
             leeway_seconds: 30,
             jwks_refetch_min: JWKS_REFETCH_MIN,
+            claims: Vec::new(),
         }
     }
 

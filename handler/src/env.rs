@@ -36,6 +36,9 @@ pub const AUTH_AUDIENCE: &str = "AUTH_AUDIENCE";
 pub const AUTH_QUERY_PARAM: &str = "AUTH_QUERY_PARAM";
 /// `query` (unset), `protocol` or `either`.
 pub const AUTH_TOKEN_SOURCE: &str = "AUTH_TOKEN_SOURCE";
+/// `[auth] claims`: a JSON list of the claims the `$connect` authorizer passes on to every
+/// route (besides those the topic rules name).
+pub const AUTH_CLAIMS: &str = "AUTH_CLAIMS";
 /// `[topics]`: JSON lists of patterns ([`crate::topics`]).
 pub const TOPICS_SUBSCRIBE: &str = "TOPICS_SUBSCRIBE";
 pub const TOPICS_PUBLISH: &str = "TOPICS_PUBLISH";
@@ -92,6 +95,8 @@ pub struct AuthEnv {
     pub audience: Vec<String>,
     pub query_param: String,
     pub token_source: TokenSource,
+    /// Claims passed on to routes (`AUTH_CLAIMS`).
+    pub claims: Vec<String>,
 }
 
 /// The function's configuration as its environment carries it.
@@ -166,6 +171,12 @@ impl FunctionEnv {
             if auth.token_source != TokenSource::Query {
                 set(AUTH_TOKEN_SOURCE, auth.token_source.to_string());
             }
+            if !auth.claims.is_empty() {
+                set(
+                    AUTH_CLAIMS,
+                    serde_json::to_string(&auth.claims).expect("strings"),
+                );
+            }
         }
         env
     }
@@ -199,7 +210,16 @@ impl FunctionEnv {
             (None, Some(name)) => Some(AuthKeysEnv::SecretParameter(name)),
             (None, None) => None,
         };
+        let claims: Vec<String> = match nonempty(AUTH_CLAIMS) {
+            None => Vec::new(),
+            Some(value) => serde_json::from_str(&value).map_err(|_| SettingsError {
+                name: AUTH_CLAIMS,
+                value,
+                expected: "a JSON list of claim names",
+            })?,
+        };
         let auth = keys.map(|keys| AuthEnv {
+            claims,
             keys,
             issuer: nonempty(AUTH_ISSUER),
             audience: nonempty(AUTH_AUDIENCE)
@@ -385,6 +405,7 @@ mod tests {
                 audience: vec!["a".into(), "b".into()],
                 query_param: "access_token".into(),
                 token_source: TokenSource::Either,
+                claims: vec!["org_id".into(), "https://example.com/roles".into()],
             }),
             scan_page_size: None,
             settings: Settings {

@@ -27,6 +27,16 @@ pub enum HandlerError {
          (or WEBSOCKET_MANAGEMENT_ENDPOINT) in the function's environment"
     )]
     NoEndpoint,
+    /// The `$connect` authorizer refuses the token: the message must be exactly
+    /// `Unauthorized`, which API Gateway answers with 401 (the reason is logged).
+    #[error("Unauthorized")]
+    Unauthorized(crate::auth::AuthError),
+    /// The authorizer cannot verify tokens (keys unreachable): API Gateway answers 500.
+    #[error("cannot verify tokens")]
+    AuthUnavailable(#[source] crate::auth::AuthError),
+    /// An authorizer event reached a function without `[auth]`.
+    #[error("this function has no [auth] configuration (AUTH_JWKS_URL or AUTH_SECRET_PARAMETER): it cannot authorize")]
+    NoAuth,
     #[error("broadcast stopped after {} delivered, {} gone, {} failed", report.delivered, report.gone, report.failed)]
     BroadcastIncomplete {
         report: Box<DeliveryReport>,
@@ -52,6 +62,9 @@ impl HandlerError {
             HandlerError::NoSuchBroadcast(_) => "NoSuchBroadcast",
             HandlerError::NoEndpoint => "NoEndpoint",
             HandlerError::BroadcastIncomplete { .. } => "BroadcastIncomplete",
+            HandlerError::Unauthorized(_) => "Unauthorized",
+            HandlerError::AuthUnavailable(_) => "AuthUnavailable",
+            HandlerError::NoAuth => "NoAuth",
         }
     }
 }

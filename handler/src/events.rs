@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::auth;
+use crate::authorizer::{AuthorizeRequest, AuthorizerAnswer};
 use crate::clock::{iso8601, now_iso8601};
 use crate::delivered::DeliveryReport;
 use crate::delivery::{encode_message, Deliverer};
@@ -47,6 +48,8 @@ pub enum Outcome {
     Status(Box<BroadcastStatus>),
     /// What a backend's `subscribe`, `unsubscribe` or `close` did.
     Membership(MembershipReport),
+    /// The `$connect` authorizer's answer (see [`crate::authorizer`]).
+    Authorized(AuthorizerAnswer),
 }
 
 impl Outcome {
@@ -141,6 +144,7 @@ where
                 query,
             } => self.connect(&ctx, &headers, &query).await,
             Event::Disconnect { ctx } => self.disconnect(&ctx).await,
+            Event::Authorize(request) => self.authorize(&request).await.map(Outcome::Authorized),
             Event::Message { ctx, body } => self.message(&ctx, body.as_deref(), deadline).await,
             Event::Invoke(payload) => match Invocation::parse(&payload)? {
                 Invocation::Status { broadcast_id } => Ok(Outcome::Status(Box::new(
@@ -157,6 +161,51 @@ where
                     .await
                     .map(Outcome::Report),
             },
+        }
+    }
+
+    /// The claims a connection keeps of its token: those the topic rules name (on its row,
+    /// and in the authorizer's context with those `[auth] claims` names for routes).
+    fn kept_claims(&self) -> std::collections::BTreeSet<String> {
+        let mut names = self
+            .settings
+            .topics
+            .as_ref()
+            .map(|r| r.claim_names())
+            .unwrap_or_default();
+        if let Some(auth) = &self.auth {
+            names.extend(auth.claims.iter().cloned());
+        }
+        names
+    }
+
+    /// The `$connect` authorizer: the token verified once, its subject and the named claims in
+    /// the context API Gateway hands every later event. A refused token is `Unauthorized`
+    /// (401), keys that cannot be fetched a function error (500).
+    pub async fn authorize(
+        &self,
+        request: &AuthorizeRequest,
+    ) -> Result<AuthorizerAnswer, HandlerError> {
+        let auth = self.auth.as_ref().ok_or(HandlerError::NoAuth)?;
+        let (_, protocol_token) = auth::offered_protocol(&request.headers);
+        let verified = match auth.token(&request.query, protocol_token) {
+            Err(e) => Err(e),
+            Ok(token) => auth.verify(token).await,
+        };
+        match verified {
+            Ok(v) => Ok(AuthorizerAnswer::allow(
+                &request.method_arn,
+                &v,
+                &self.kept_claims(),
+            )),
+            Err(e) if e.is_server_error() => {
+                tracing::error!(error = %e, "cannot verify tokens");
+                Err(HandlerError::AuthUnavailable(e))
+            }
+            Err(e) => {
+                tracing::info!(reason = %e, "token refused");
+                Err(HandlerError::Unauthorized(e))
+            }
         }
     }
 
@@ -179,9 +228,19 @@ where
         // A client that offers wsctl's subprotocol must get it back, or its browser fails the
         // handshake (API Gateway passes the header on only when $connect's answer has it).
         let (offered, protocol_token) = auth::offered_protocol(headers);
-        let user = match &self.auth {
-            None => None,
-            Some(auth) => {
+        let user = match (&ctx.caller, &self.auth) {
+            // The authorizer verified the token (API Gateway, or wsctl dev, set the context).
+            (Some(caller), _) => Some(auth::Verified {
+                sub: caller.sub.clone(),
+                claims: caller
+                    .claims
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                    .collect(),
+            }),
+            (None, None) => None,
+            // No authorizer in front (a stack deployed before it had one): verified here.
+            (None, Some(auth)) => {
                 let verified = match auth.token(query, protocol_token) {
                     Err(e) => Err(e),
                     Ok(token) => auth.verify(token).await,
@@ -315,7 +374,7 @@ where
                 json!({"type": "pong", "data": {"timestamp": now_iso8601()}})
             }
             Ok(ClientMessage::Subscribe(topic)) => {
-                match self.may(Verb::Subscribe, id, &topic).await? {
+                match self.may(Verb::Subscribe, ctx, &topic).await? {
                     Some(false) => forbidden(Verb::Subscribe, &topic),
                     Some(true) if self.store.subscribe(id, &topic).await? => {
                         json!({"type": "subscribed", "data": {"topic": topic}})
@@ -346,7 +405,7 @@ where
             }
             Ok(ClientMessage::Broadcast {
                 topic: Some(topic), ..
-            }) if self.may(Verb::Publish, id, &topic).await? != Some(true) => {
+            }) if self.may(Verb::Publish, ctx, &topic).await? != Some(true) => {
                 forbidden(Verb::Publish, &topic)
             }
             Ok(ClientMessage::Broadcast { message, topic }) => {
@@ -373,22 +432,35 @@ where
         Policy::of(self.settings.topics.as_ref(), self.auth.is_some())
     }
 
-    /// Whether connection `id` may do `verb` with `topic`: None when the check needs the
-    /// connection's row and there is none. A refusal is logged (who, what, which topic).
-    async fn may(&self, verb: Verb, id: &str, topic: &str) -> Result<Option<bool>, HandlerError> {
+    /// Whether the connection of `ctx` may do `verb` with `topic`: None when the check needs
+    /// the connection's row and there is none. Who it is comes from the authorizer's context
+    /// when the event has one, else from the row. A refusal is logged (who, what, which topic).
+    async fn may(
+        &self,
+        verb: Verb,
+        ctx: &RequestContext,
+        topic: &str,
+    ) -> Result<Option<bool>, HandlerError> {
+        let id = ctx.connection_id.as_str();
         let policy = self.policy();
-        let row = if policy.needs_identity() {
-            match self.store.get(id).await? {
+        let row = match (&ctx.caller, policy.needs_identity()) {
+            (None, true) => match self.store.get(id).await? {
                 Some(row) => Some(row),
                 None => return Ok(None),
-            }
-        } else {
-            None
+            },
+            _ => None,
         };
-        let who = row.as_ref().map_or(Identity::default(), |r| Identity {
-            sub: r.user.as_deref(),
-            claims: Some(&r.claims),
-        });
+        let who = match (&ctx.caller, &row) {
+            (Some(caller), _) => Identity {
+                sub: Some(&caller.sub),
+                claims: Some(&caller.claims),
+            },
+            (None, Some(r)) => Identity {
+                sub: r.user.as_deref(),
+                claims: Some(&r.claims),
+            },
+            (None, None) => Identity::default(),
+        };
         let allowed = policy.allows(verb, topic, &who);
         if !allowed {
             tracing::info!(

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use crate::authorizer::{AuthorizeRequest, Caller};
 use crate::invocation::{json_kind, valid_topic, MAX_TOPIC_CHARS};
 
 /// What API Gateway tells the function about the connection an event belongs to.
@@ -18,6 +19,9 @@ pub struct RequestContext {
     pub source_ip: Option<String>,
     /// Epoch milliseconds of the request.
     pub request_time_epoch_ms: i64,
+    /// Who is talking, from the `$connect` authorizer's context (`requestContext.authorizer`),
+    /// which API Gateway sets and a client cannot.
+    pub caller: Option<Caller>,
 }
 
 /// The library's view of one invocation.
@@ -41,6 +45,8 @@ pub enum Event {
     /// A direct invocation of the function (not through API Gateway), e.g. the runbook's
     /// `{"action":"broadcast","message":{...}}`.
     Invoke(Value),
+    /// API Gateway asking the `$connect` authorizer (see [`crate::authorizer`]).
+    Authorize(AuthorizeRequest),
 }
 
 /// Why a client's message was refused with `bad_request`.

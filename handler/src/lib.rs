@@ -17,6 +17,7 @@
 #[cfg(feature = "aws")]
 pub mod apigw;
 pub mod auth;
+pub mod authorizer;
 mod clock;
 pub mod delivered;
 pub mod delivery;

@@ -90,6 +90,7 @@ async fn build() -> Result<Live, InitError> {
         auth.audience = a.audience.clone();
         auth.query_param = a.query_param.clone();
         auth.source = a.token_source;
+        auth.claims = a.claims.clone();
         handler = handler.with_auth(auth);
     }
     Ok(handler)
@@ -226,6 +227,13 @@ async fn invoke(handler: &Live, event: LambdaEvent<Value>) -> Result<Value, Diag
             elapsed_ms,
             "handled"
         ),
+        Ok(Outcome::Authorized(a)) => tracing::info!(
+            request_id,
+            route,
+            user = a.principal_id,
+            elapsed_ms,
+            "handled"
+        ),
         Ok(Outcome::Membership(m)) => tracing::info!(
             request_id,
             route,
@@ -281,6 +289,7 @@ fn describe(event: &Result<Event, handler::apigw::BadEvent>) -> (String, String)
         Ok(Event::Connect { ctx, .. }) => ("$connect".into(), ctx.connection_id.clone()),
         Ok(Event::Disconnect { ctx }) => ("$disconnect".into(), ctx.connection_id.clone()),
         Ok(Event::Message { ctx, .. }) => ("$default".into(), ctx.connection_id.clone()),
+        Ok(Event::Authorize(_)) => ("authorizer".into(), String::new()),
         Ok(Event::Invoke(v)) => (
             format!(
                 "invoke:{}",

@@ -55,6 +55,7 @@ fn ctx(id: &str) -> RequestContext {
         stage: Some("prod".into()),
         source_ip: Some("203.0.113.7".into()),
         request_time_epoch_ms: 0,
+        caller: None,
     }
 }
 
@@ -329,4 +330,94 @@ async fn a_backend_subscribes_unsubscribes_and_closes_whatever_the_rules_say() {
     assert_eq!((report.done, report.gone), (0, 1));
     assert!(h.store().get("A=").await.unwrap().is_none());
     assert!(serde_json::to_value(&report).unwrap()["complete"] == true);
+}
+
+#[tokio::test]
+async fn the_authorizer_verifies_the_token_once_and_its_context_says_who_talks() {
+    let mut auth = handler::auth::Auth::hs256(SECRET.to_vec());
+    auth.claims = vec!["email".into()];
+    let rules = Rules::parse(&["org:{claims.org_id}:*".into()], &[]).unwrap();
+    let h: H = Handler::new(
+        Settings {
+            api_id: Some("abc123".into()),
+            region: Some("us-east-1".into()),
+            topics: Some(rules),
+            ..Settings::default()
+        },
+        Arc::new(MemoryStore::default()),
+        Arc::new(InProcessPusher::new()),
+    )
+    .with_auth(auth);
+    let request = |query: Value| {
+        handler::apigw::to_event(json!({
+            "type": "REQUEST",
+            "methodArn": "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/$connect",
+            "headers": {"Host": "abc123.execute-api.us-east-1.amazonaws.com"},
+            "queryStringParameters": query,
+            "requestContext": {"routeKey": "$connect", "eventType": "CONNECT", "connectionId": "A="},
+        }))
+        .unwrap()
+    };
+    let good =
+        token(json!({"sub": "alice", "org_id": "acme", "email": "a@acme.test", "roles": ["x"]}));
+    let answer = match h.handle(request(json!({"token": good}))).await.unwrap() {
+        Outcome::Authorized(a) => serde_json::to_value(a).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(answer["principalId"], "alice");
+    assert_eq!(answer["policyDocument"]["Statement"][0]["Effect"], "Allow");
+    assert_eq!(answer["context"]["sub"], "alice");
+    let claims: Value =
+        serde_json::from_str(answer["context"]["claims"].as_str().unwrap()).unwrap();
+    assert_eq!(claims, json!({"email": "a@acme.test", "org_id": "acme"}));
+
+    // A refused token: the error's message is exactly what API Gateway turns into 401.
+    for query in [json!({}), json!({"token": "not-a-jwt"})] {
+        let e = h.handle(request(query)).await.unwrap_err();
+        assert_eq!(
+            (e.kind(), handler::error_chain(&e)),
+            ("Unauthorized", "Unauthorized".to_owned())
+        );
+    }
+
+    // $connect then carries the context (no token in it): the row keeps the rules' claims only,
+    // and subscribes are checked against the context, not a token.
+    let fields: std::collections::HashMap<String, Value> = answer["context"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .chain([("principalId".to_owned(), json!("alice"))])
+        .collect();
+    let caller = handler::authorizer::Caller::from_context(&fields);
+    let with_caller = RequestContext {
+        caller: caller.clone(),
+        ..ctx("A=")
+    };
+    let mut rx = h.pusher().register("A=");
+    let out = h
+        .handle(Event::Connect {
+            ctx: with_caller.clone(),
+            query: BTreeMap::new(),
+            headers: BTreeMap::new(),
+        })
+        .await
+        .unwrap();
+    assert!(matches!(out, Outcome::Http { status: 200, .. }), "{out:?}");
+    let row = h.store().get("A=").await.unwrap().unwrap();
+    assert_eq!(row.user.as_deref(), Some("alice"));
+    assert_eq!(
+        row.claims,
+        BTreeMap::from([("org_id".to_owned(), "acme".to_owned())])
+    );
+    for (topic, ok) in [("org:acme:x", true), ("org:globex:x", false)] {
+        h.handle(Event::Message {
+            ctx: with_caller.clone(),
+            body: Some(subscribe(topic).to_string()),
+        })
+        .await
+        .unwrap();
+        let reply = next(&mut rx);
+        assert_eq!(reply["type"] == "subscribed", ok, "{topic}: {reply}");
+    }
 }

@@ -409,6 +409,30 @@ async fn the_hs256_secret_is_read_from_an_ssm_securestring_at_cold_start() {
             .await,
     );
     assert_eq!(missing["statusCode"], 401, "{missing}");
+
+    // As the $connect authorizer: an IAM policy allowing the route, the identity as context;
+    // a refused token is the error `Unauthorized`, which API Gateway answers with 401.
+    let authorize = |token: &str| {
+        json!({
+            "type": "REQUEST",
+            "methodArn": "arn:aws:execute-api:us-east-1:123456789012:abcd1234/prod/$connect",
+            "headers": {"Host": "abcd1234.execute-api.us-east-1.amazonaws.com"},
+            "queryStringParameters": {"token": token},
+            "requestContext": {"routeKey": "$connect", "eventType": "CONNECT", "connectionId": "DDDD4444=", "apiId": "abcd1234", "stage": "prod"},
+        })
+    };
+    let allowed = runtime
+        .invoke(authorize(&hs256_token(SECRET, "user-7")))
+        .await
+        .json();
+    assert_eq!(allowed["principalId"], "user-7", "{allowed}");
+    assert_eq!(allowed["context"]["sub"], "user-7");
+    assert_eq!(
+        allowed["policyDocument"]["Statement"][0]["Resource"],
+        "arn:aws:execute-api:us-east-1:123456789012:abcd1234/prod/$connect"
+    );
+    let refused = failure(runtime.invoke(authorize("forged")).await);
+    assert_eq!(refused["errorMessage"], "Unauthorized", "{refused}");
 }
 
 /// The topic rules in the Lambda, with moto's DynamoDB and SSM: a row keeps only the claims

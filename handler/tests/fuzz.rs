@@ -94,6 +94,7 @@ fn ctx() -> RequestContext {
         stage: Some("prod".into()),
         source_ip: Some("203.0.113.7".into()),
         request_time_epoch_ms: 0,
+        caller: None,
     }
 }
 

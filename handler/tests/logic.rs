@@ -79,6 +79,7 @@ fn ctx(id: &str) -> RequestContext {
         stage: Some("prod".into()),
         source_ip: Some("203.0.113.7".into()),
         request_time_epoch_ms: 0,
+        caller: None,
     }
 }
 

@@ -1,7 +1,7 @@
 //! `[auth]`: where the keys are (a JWKS URL, or an SSM SecureString for HS256), the accepted
 //! issuer and audiences, and where `$connect` reads the token.
 
-use super::checker::{nonempty, span_of, valid_arn, Checker};
+use super::checker::{nonempty, span_of, ssm_parameter_name, valid_arn, web_url, Checker};
 use super::raw::RawAuth;
 use super::{AuthConfig, AuthKeys, ConfigError, TokenSource};
 
@@ -17,17 +17,7 @@ pub(super) fn check_auth(c: &Checker<'_>, a: &RawAuth) -> Result<Option<AuthConf
         (Some(u), None) => {
             let url = u.get_ref().trim();
             // https, or plain http to this machine (a local issuer for `wsctl dev`).
-            let host = url.strip_prefix("https://").or_else(|| {
-                url.strip_prefix("http://").filter(|h| {
-                    ["localhost", "127.0.0.1", "[::1]"].iter().any(|l| {
-                        h.strip_prefix(l)
-                            .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']))
-                    })
-                })
-            });
-            if host.is_none_or(|h| h.is_empty() || h.starts_with('/'))
-                || url.contains(char::is_whitespace)
-            {
+            if !web_url(url) {
                 return Err(c.invalid(
                     "auth.jwks_url",
                     u.span(),
@@ -40,19 +30,7 @@ pub(super) fn check_auth(c: &Checker<'_>, a: &RawAuth) -> Result<Option<AuthConf
         }
         (None, Some(p)) => {
             let name = p.get_ref().trim();
-            let ok = name.len() <= 1011
-                && name
-                    .chars()
-                    .all(|ch| ch.is_ascii_alphanumeric() || "_.-/".contains(ch))
-                && !name
-                    .to_ascii_lowercase()
-                    .trim_start_matches('/')
-                    .starts_with("aws")
-                && !name
-                    .to_ascii_lowercase()
-                    .trim_start_matches('/')
-                    .starts_with("ssm");
-            if !ok {
+            if !ssm_parameter_name(name) {
                 return Err(c.invalid(
                     "auth.secret_parameter",
                     p.span(),
@@ -88,6 +66,7 @@ pub(super) fn check_auth(c: &Checker<'_>, a: &RawAuth) -> Result<Option<AuthConf
                     ("auth.audience", span_of(&a.audience)),
                     ("auth.token_query_param", span_of(&a.token_query_param)),
                     ("auth.token_source", span_of(&a.token_source)),
+                    ("auth.claims", span_of(&a.claims)),
                     ("auth.secret_kms_key_arn", span_of(&a.secret_kms_key_arn)),
                 ],
                 "has no effect without auth.jwks_url or auth.secret_parameter",
@@ -150,11 +129,29 @@ pub(super) fn check_auth(c: &Checker<'_>, a: &RawAuth) -> Result<Option<AuthConf
                 c.invalid("auth.token_source", t.span(), e.to_string())
             })?,
     };
+    let mut claims: Vec<String> = Vec::new();
+    for claim in a.claims.iter().flat_map(|l| l.get_ref()) {
+        let name = claim.get_ref();
+        let why = if name.is_empty() || name.len() > 256 || name.chars().any(char::is_control) {
+            Some("a claim name is 1 to 256 characters without control characters")
+        } else if name == "sub" {
+            Some("\"sub\" is always passed on (as the caller's subject); list only other claims")
+        } else if claims.contains(name) {
+            Some("listed twice")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return Err(c.invalid("auth.claims", claim.span(), format!("{name:?}: {why}")));
+        }
+        claims.push(name.clone());
+    }
     Ok(Some(AuthConfig {
         keys,
         issuer,
         audience,
         token_query_param,
         token_source,
+        claims,
     }))
 }

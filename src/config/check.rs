@@ -290,7 +290,12 @@ impl Config {
             )? as i32,
             throttling_rate_limit,
             logging: super::logging::check_logging(&c, a)?,
+            backend_secret_parameter: None,
         };
+        let routes = super::routes::check_routes(&c, &raw.routes)?;
+        let mut api = api;
+        api.backend_secret_parameter =
+            super::routes::check_backend_secret(&c, a, &routes, &raw.routes)?;
 
         let mut tags = BTreeMap::new();
         for (k, v) in &raw.tags {
@@ -343,6 +348,7 @@ impl Config {
             dashboard: super::logging::check_dashboard(&raw.dashboard),
             grants: check_grants(&c, &raw.grants)?,
             domain: check_domain(&c, &raw.domain)?,
+            routes,
             tags,
             env: env.map(str::to_owned),
         })

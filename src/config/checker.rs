@@ -92,6 +92,37 @@ pub(super) fn span_of<T>(v: &Option<Spanned<T>>) -> Option<Range<usize>> {
     v.as_ref().map(Spanned::span)
 }
 
+/// An `https://` URL with a host, or an `http://` one to this machine (`localhost`,
+/// `127.0.0.1`, `[::1]`: a local issuer or backend for `wsctl dev`); no whitespace.
+pub(super) fn web_url(url: &str) -> bool {
+    let host = url.strip_prefix("https://").or_else(|| {
+        url.strip_prefix("http://").filter(|h| {
+            ["localhost", "127.0.0.1", "[::1]"].iter().any(|l| {
+                h.strip_prefix(l)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']))
+            })
+        })
+    });
+    !host.is_none_or(|h| h.is_empty() || h.starts_with('/')) && !url.contains(char::is_whitespace)
+}
+
+/// An SSM parameter name: letters, digits and `_.-/`, at most 1011 characters, not under
+/// `aws` or `ssm` (reserved).
+pub(super) fn ssm_parameter_name(name: &str) -> bool {
+    let reserved = |prefix: &str| {
+        name.to_ascii_lowercase()
+            .trim_start_matches('/')
+            .starts_with(prefix)
+    };
+    !name.is_empty()
+        && name.len() <= 1011
+        && name
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || "_.-/".contains(ch))
+        && !reserved("aws")
+        && !reserved("ssm")
+}
+
 pub(super) fn nonempty(v: &Option<Spanned<String>>) -> Option<&Spanned<String>> {
     v.as_ref().filter(|s| !s.get_ref().trim().is_empty())
 }

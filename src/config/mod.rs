@@ -1,7 +1,7 @@
 //! The project file (`wsctl.toml`): what a validated configuration is ([`Config`] and its
 //! sections, with the defaults `config.example.toml` documents) and how it is loaded. Reading
 //! the TOML is in [`raw`], validating it into a `Config` in [`check`] with one file per
-//! section's checks ([`auth`], [`topics`], [`alarm`], [`logging`], [`grants`], [`domain`]) and their shared
+//! section's checks ([`auth`], [`topics`], [`routes`], [`alarm`], [`logging`], [`grants`], [`domain`]) and their shared
 //! toolkit ([`checker`]), the file `wsctl init` writes in [`starter`]. Errors name the file,
 //! the key and the line.
 
@@ -19,9 +19,11 @@ mod domain;
 mod grants;
 mod logging;
 mod raw;
+mod routes;
 mod starter;
 mod topics;
 
+pub use routes::{RouteConfig, RouteTarget};
 pub use starter::starter;
 pub use topics::{TopicAccess, TopicsConfig};
 
@@ -119,6 +121,8 @@ pub struct Config {
     pub grants: Vec<Grant>,
     /// `[domain]`: the API's custom domain name.
     pub domain: Option<DomainConfig>,
+    /// `[[route]]`: route keys to the team's own functions and HTTP backends.
+    pub routes: Vec<RouteConfig>,
     pub tags: BTreeMap<String, String>,
     /// The environment (`--env`, `WSCTL_ENV`) whose `[env.NAME]` overrides were applied; it is
     /// part of every resource's name.
@@ -250,6 +254,8 @@ pub struct AuthConfig {
     /// Where `$connect` reads the token: the query string, `Sec-WebSocket-Protocol`, or either.
     #[serde(serialize_with = "token_source_name")]
     pub token_source: TokenSource,
+    /// Claims the `$connect` authorizer passes on to every route, besides `sub`.
+    pub claims: Vec<String>,
 }
 
 pub use handler::auth::TokenSource;
@@ -312,6 +318,8 @@ pub struct ApiConfig {
     pub throttling_burst_limit: i32,
     pub throttling_rate_limit: f64,
     pub logging: ApiLogging,
+    /// The SSM SecureString whose value HTTP route backends receive in `X-Wsctl-Secret`.
+    pub backend_secret_parameter: Option<String>,
 }
 
 impl Default for FunctionConfig {
@@ -340,6 +348,7 @@ impl Default for ApiConfig {
             throttling_burst_limit: 500,
             throttling_rate_limit: 1000.0,
             logging: ApiLogging::default(),
+            backend_secret_parameter: None,
         }
     }
 }

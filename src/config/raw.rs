@@ -33,6 +33,9 @@ pub(super) struct RawConfig {
     /// `[[grant]]`: backends (IAM roles) that may broadcast or manage connections.
     #[serde(default, rename = "grant")]
     pub(super) grants: Vec<Spanned<RawGrant>>,
+    /// `[[route]]`: route keys to the team's own Lambda functions and HTTP backends.
+    #[serde(default, rename = "route")]
+    pub(super) routes: Vec<Spanned<RawRoute>>,
     /// `[env.NAME]` tables: overrides of any key of the sections above for one environment.
     #[serde(default)]
     pub(super) env: BTreeMap<String, Spanned<RawEnv>>,
@@ -54,6 +57,9 @@ pub(super) struct RawEnv {
     /// `[[env.NAME.grant]]`: the environment's grants, instead of the file's.
     #[serde(rename = "grant")]
     pub(super) grants: Option<Vec<Spanned<RawGrant>>>,
+    /// `[[env.NAME.route]]`: the environment's routes, instead of the file's.
+    #[serde(rename = "route")]
+    pub(super) routes: Option<Vec<Spanned<RawRoute>>>,
 }
 
 /// `[domain]`: a custom domain name for the API.
@@ -71,6 +77,17 @@ pub(super) struct RawDomain {
 pub(super) struct RawTopics {
     pub(super) subscribe: Option<Spanned<Vec<Spanned<String>>>>,
     pub(super) publish: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+/// One `[[route]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRoute {
+    pub(super) key: Spanned<String>,
+    pub(super) function: Option<Spanned<String>>,
+    pub(super) http: Option<Spanned<String>>,
+    pub(super) two_way: Option<bool>,
+    pub(super) timeout_ms: Option<Spanned<i64>>,
 }
 
 /// One `[[grant]]`.
@@ -109,11 +126,11 @@ impl RawConfig {
         if let Some(o) = env.api {
             overlay!(self.api, o; stage, route_selection_expression, throttling_burst_limit,
                 throttling_rate_limit, access_log, access_log_format, execution_log_level,
-                log_retention_days, manage_account_log_role);
+                log_retention_days, manage_account_log_role, backend_secret_parameter);
         }
         if let Some(o) = env.auth {
             overlay!(self.auth, o; jwks_url, secret_parameter, secret_kms_key_arn, issuer,
-                audience, token_query_param, token_source);
+                audience, token_query_param, token_source, claims);
         }
         if let Some(o) = env.topics {
             let span = o.span();
@@ -140,6 +157,9 @@ impl RawConfig {
         if let Some(grants) = env.grants {
             self.grants = grants;
         }
+        if let Some(routes) = env.routes {
+            self.routes = routes;
+        }
         Some(self)
     }
 }
@@ -154,6 +174,8 @@ pub(super) struct RawAuth {
     pub(super) audience: Option<Spanned<Vec<String>>>,
     pub(super) token_query_param: Option<Spanned<String>>,
     pub(super) token_source: Option<Spanned<String>>,
+    /// Claims passed on to every route (besides `sub`).
+    pub(super) claims: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -200,6 +222,8 @@ pub(super) struct RawApi {
     pub(super) execution_log_level: Option<Spanned<String>>,
     pub(super) log_retention_days: Option<Spanned<i64>>,
     pub(super) manage_account_log_role: Option<Spanned<bool>>,
+    /// The SSM SecureString whose value HTTP route backends receive in `X-Wsctl-Secret`.
+    pub(super) backend_secret_parameter: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

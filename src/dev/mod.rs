@@ -369,7 +369,12 @@ async fn upgrade(
             let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             return (code, body).into_response();
         }
-        Ok(Outcome::Report(_) | Outcome::Status(_) | Outcome::Membership(_)) => {
+        Ok(
+            Outcome::Report(_)
+            | Outcome::Status(_)
+            | Outcome::Membership(_)
+            | Outcome::Authorized(_),
+        ) => {
             gw.log("$connect", &id, 500, started);
             return internal_error();
         }
@@ -562,9 +567,12 @@ impl Gateway {
         );
         match self.invoke(event).await {
             Ok(Outcome::Http { status, .. }) => self.log(&route, id, status, started),
-            Ok(Outcome::Report(_) | Outcome::Status(_) | Outcome::Membership(_)) => {
-                self.log(&route, id, 200, started)
-            }
+            Ok(
+                Outcome::Report(_)
+                | Outcome::Status(_)
+                | Outcome::Membership(_)
+                | Outcome::Authorized(_),
+            ) => self.log(&route, id, 200, started),
             Err(e) => self.log(&route, id, format!("500 ({e})"), started),
         }
     }

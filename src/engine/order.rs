@@ -13,6 +13,7 @@ use crate::error::Result;
 use crate::resources::account::AccountLogRole;
 use crate::resources::alarm::Alarm;
 use crate::resources::api::Api;
+use crate::resources::authorizer::Authorizer;
 use crate::resources::dashboard::Dashboard;
 use crate::resources::domain::Domains;
 use crate::resources::function::Function;
@@ -28,6 +29,7 @@ use crate::resources::shape::{
 };
 use crate::resources::stage::Stage;
 use crate::resources::table::Tables;
+use crate::resources::user_routes::UserRoutes;
 
 /// The resources a step follows.
 macro_rules! after {
@@ -53,11 +55,21 @@ pub fn order() -> Vec<Step> {
         Step::of::<Integration>(after![Api, Function, Tables])
             .under_api()
             .down(99),
-        Step::of::<Routes>(after![Integration]).under_api().down(99),
+        // $connect points at the authorizer; the authorizer detaches itself before it goes.
+        Step::of::<Authorizer>(after![Api, Function])
+            .under_api()
+            .down(99),
+        Step::of::<Routes>(after![Integration, Authorizer])
+            .under_api()
+            .down(99),
+        // The team's functions must let API Gateway invoke them before their routes exist.
+        Step::of::<UserRoutes>(after![Api, Routes])
+            .under_api()
+            .down(11),
         Step::of::<Stage>(after![Api, AccessLogGroup, AccountLogRole])
             .under_api()
             .down(99),
-        Step::of::<Permission>(after![Function, Api]).down(10),
+        Step::of::<Permission>(after![Function, Api, Authorizer]).down(10),
         // The mapping names the stage.
         Step::of::<Domains>(after![Stage]).down(0),
         Step::of::<Grants>(after![Function]).down(9),

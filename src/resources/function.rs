@@ -93,6 +93,7 @@ pub fn environment(config: &Config, names: &Names, api_id: Option<&str>) -> Func
             audience: auth.audience.clone(),
             query_param: auth.token_query_param.clone(),
             token_source: auth.token_source,
+            claims: auth.claims.clone(),
         }),
         scan_page_size: None,
         settings,

@@ -10,6 +10,7 @@
 pub mod account;
 pub mod alarm;
 pub mod api;
+pub mod authorizer;
 pub mod dashboard;
 pub mod domain;
 pub mod function;
@@ -23,3 +24,4 @@ pub mod secret;
 pub mod shape;
 pub mod stage;
 pub mod table;
+pub mod user_routes;

@@ -1,7 +1,8 @@
-//! The function's resource policy statement that lets API Gateway invoke it: wsctl's own
-//! (Sid `wsctl-apigateway-invoke`), scoped to this API's stage; the runbook's API-wide
-//! statement is replaced by it. Also how any statement of the function's policy is read,
-//! added and removed (the grants' too).
+//! The function's resource policy statements that let API Gateway invoke it: wsctl's own
+//! (Sid `wsctl-apigateway-invoke`), scoped to this API's stage (the runbook's API-wide
+//! statement is replaced by it), and with `[auth]` the authorizer's (Sid
+//! `wsctl-apigateway-authorizer`, scoped to this API's authorizer). Also how any statement of
+//! a function's policy is read, added and removed (the grants' and the routes' too).
 
 use futures::future::BoxFuture;
 use serde::Serialize;
@@ -15,7 +16,7 @@ use super::shape::{
 use crate::aws::{aws_error, send_unrepeated, Clients};
 use crate::error::Result;
 use crate::iam::{arn_like, statements, string_list};
-use crate::naming::{Names, PERMISSION_SID};
+use crate::naming::{Names, AUTHORIZER_SID, PERMISSION_SID};
 
 pub const APIGATEWAY_PRINCIPAL: &str = "apigateway.amazonaws.com";
 
@@ -35,6 +36,9 @@ pub struct Desired {
     pub source_arn: Option<String>,
     /// The API's id, when known.
     pub api_id: Option<String>,
+    /// The authorizer's statement: None without `[auth]`; `Some(None)` while the authorizer's
+    /// id is not known yet.
+    pub authorizer_source_arn: Option<Option<String>>,
 }
 
 /// API Gateway's permission to invoke the function.
@@ -55,6 +59,12 @@ impl Resource for Permission {
                 .as_deref()
                 .map(|id| n.permission_source_arn(id)),
             api_id: cx.ids.api_id.clone(),
+            authorizer_source_arn: cx.stack.config.auth.as_ref().map(|_| {
+                match (&cx.ids.api_id, &cx.ids.authorizer_id) {
+                    (Some(api), Some(au)) => Some(n.authorizer_source_arn(api, au)),
+                    _ => None,
+                }
+            }),
         }
     }
 
@@ -88,17 +98,16 @@ impl Resource for Permission {
     fn teardown(cx: &Ctx, obs: &Observation, adopt: bool) -> Teardown {
         let mut t = Teardown::default();
         let function = &cx.stack.names.function;
-        if Function::teardown(cx, obs, adopt).delete.is_empty()
-            && obs
-                .get::<Permission>()
-                .iter()
-                .any(|s| s.sid == PERMISSION_SID)
-        {
-            t.delete.push(down_item(
-                Kind::Permission,
-                format!("{PERMISSION_SID} on {function}"),
-                PERMISSION_SID,
-            ));
+        if Function::teardown(cx, obs, adopt).delete.is_empty() {
+            for sid in [PERMISSION_SID, AUTHORIZER_SID] {
+                if obs.get::<Permission>().iter().any(|s| s.sid == sid) {
+                    t.delete.push(down_item(
+                        Kind::Permission,
+                        format!("{sid} on {function}"),
+                        sid,
+                    ));
+                }
+            }
         }
         t
     }
@@ -224,7 +233,7 @@ pub fn stray_statements<'a>(
 ) -> Vec<&'a Statement> {
     statements
         .iter()
-        .filter(|s| s.sid != PERMISSION_SID && is_apigateway_invoke(s))
+        .filter(|s| s.sid != PERMISSION_SID && s.sid != AUTHORIZER_SID && is_apigateway_invoke(s))
         .filter(|s| match (api_id, &s.source_arn) {
             (Some(id), Some(arn)) => arn.contains(&format!(":{id}/")),
             _ => false,
@@ -270,6 +279,23 @@ pub fn diff(statements: &[Statement], d: &Desired) -> Action {
             "(removed)",
         ));
     }
+    let authorizer = statements.iter().find(|s| s.sid == AUTHORIZER_SID);
+    let field = format!("statement.{AUTHORIZER_SID}");
+    let has = |s: &Statement| s.source_arn.clone().unwrap_or_else(|| "(any)".into());
+    match (authorizer, &d.authorizer_source_arn) {
+        (None, Some(want)) => changes.push(Change::new(
+            field,
+            "(none)",
+            want.as_deref().unwrap_or(KNOWN_AFTER_APPLY),
+        )),
+        (Some(s), Some(Some(want)))
+            if s.source_arn.as_ref() != Some(want) || !is_apigateway_invoke(s) =>
+        {
+            changes.push(Change::new(field, has(s), want))
+        }
+        (Some(s), None) => changes.push(Change::new(field, has(s), "(removed)")),
+        _ => {}
+    }
     Action::from_changes(changes)
 }
 
@@ -303,6 +329,31 @@ async fn apply(c: &Clients, statements: &[Statement], d: &Desired) -> Result<()>
             Some(want),
         )
         .await?;
+    }
+    let authorizer = statements.iter().find(|s| s.sid == AUTHORIZER_SID);
+    match (authorizer, &d.authorizer_source_arn) {
+        (Some(s), Some(Some(want)))
+            if s.source_arn.as_ref() == Some(want) && is_apigateway_invoke(s) => {}
+        (existing, Some(Some(want))) => {
+            if existing.is_some() {
+                remove_statement(c, function, AUTHORIZER_SID).await?;
+            }
+            add_invoke_statement(
+                c,
+                function,
+                AUTHORIZER_SID,
+                APIGATEWAY_PRINCIPAL,
+                Some(want),
+            )
+            .await?;
+        }
+        (Some(_), None) => remove_statement(c, function, AUTHORIZER_SID).await?,
+        (_, Some(None)) => {
+            return Err(crate::error::Error::Failed(
+                "internal: the authorizer's statement needs the authorizer's id".into(),
+            ))
+        }
+        (None, None) => {}
     }
     Ok(())
 }
@@ -381,6 +432,7 @@ mod tests {
             function: n.function.clone(),
             source_arn: Some(n.permission_source_arn("abc")),
             api_id: Some("abc".into()),
+            authorizer_source_arn: None,
         };
         let runbook = [statement(
             "apigateway-invoke",

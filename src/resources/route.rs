@@ -1,6 +1,8 @@
 //! The API's routes: `$connect`, `$disconnect` and `$default`, each targeting the integration
-//! that invokes the function; duplicates (which emulators accept) removed.
+//! that invokes the function, `$connect` behind the authorizer with `[auth]`; duplicates
+//! (which emulators accept) removed.
 
+use aws_sdk_apigatewayv2::types::AuthorizationType;
 use futures::future::BoxFuture;
 use serde::Serialize;
 
@@ -13,17 +15,24 @@ use crate::error::{Error, Result};
 /// The routes of the bundled handler.
 pub const ROUTE_KEYS: [&str; 3] = ["$connect", "$disconnect", "$default"];
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct RouteObs {
     pub id: String,
     pub key: String,
     pub target: Option<String>,
+    /// `NONE`, `CUSTOM` (an authorizer), `AWS_IAM`.
+    pub authorization_type: Option<String>,
+    pub authorizer_id: Option<String>,
+    /// `$default` on a two-way route.
+    pub route_response_selection_expression: Option<String>,
 }
 
 #[derive(Debug, Clone)]
 pub struct Desired {
     /// `integrations/{id}` once the integration exists.
     pub target: Option<String>,
+    /// `$connect`'s authorizer: None without `[auth]`; `Some(None)` while it is to be created.
+    pub authorizer: Option<Option<String>>,
 }
 
 /// The bundled handler's routes.
@@ -41,6 +50,12 @@ impl Resource for Routes {
                 .integration_id
                 .as_ref()
                 .map(|id| format!("integrations/{id}")),
+            authorizer: cx
+                .stack
+                .config
+                .auth
+                .as_ref()
+                .map(|_| cx.ids.authorizer_id.clone()),
         }
     }
 
@@ -82,9 +97,16 @@ impl Resource for Routes {
                 Some((id, routes)) if id == api_id => routes.as_slice(),
                 _ => &[],
             };
+            let connect_authorizer = match &desired.authorizer {
+                Some(id) => Some(id.as_deref().ok_or_else(|| {
+                    Error::Failed("internal: $connect needs the authorizer's id".into())
+                })?),
+                None => None,
+            };
             futures::future::try_join_all(ROUTE_KEYS.iter().map(|key| {
                 let action = plan.action(&Kind::Route((*key).to_owned()));
-                apply(c, api_id, routes, key, target, action)
+                let authorizer = connect_authorizer.filter(|_| *key == "$connect");
+                apply(c, api_id, routes, key, target, authorizer, action)
             }))
             .await?;
             Ok(Ids::default())
@@ -122,6 +144,9 @@ pub async fn observe(c: &Clients, api_id: &str) -> Result<Vec<RouteObs>> {
             id: r.route_id.clone().unwrap_or_default(),
             key: r.route_key.clone().unwrap_or_default(),
             target: r.target.clone(),
+            authorization_type: r.authorization_type.as_ref().map(|t| t.as_str().to_owned()),
+            authorizer_id: r.authorizer_id.clone(),
+            route_response_selection_expression: r.route_response_selection_expression.clone(),
         }));
         token = out.next_token;
         if token.is_none() {
@@ -149,6 +174,32 @@ pub fn diff(routes: &[RouteObs], d: &Desired, key: &str) -> Action {
         )),
         _ => {}
     }
+    if key == "$connect" {
+        let has = (
+            first.authorization_type.as_deref().unwrap_or("NONE"),
+            first.authorizer_id.as_deref(),
+        );
+        let show = |(kind, id): (&str, Option<&str>)| match id {
+            Some(id) if kind == "CUSTOM" => format!("CUSTOM ({id})"),
+            _ => kind.to_owned(),
+        };
+        match &d.authorizer {
+            None if has.0 != "NONE" => {
+                changes.push(Change::new("authorization", show(has), "NONE"))
+            }
+            Some(None) => changes.push(Change::new(
+                "authorization",
+                show(has),
+                "CUSTOM (the new authorizer)",
+            )),
+            Some(Some(id)) if has != ("CUSTOM", Some(id.as_str())) => changes.push(Change::new(
+                "authorization",
+                show(has),
+                format!("CUSTOM ({id})"),
+            )),
+            _ => {}
+        }
+    }
     for extra in &mine[1..] {
         changes.push(Change::new(
             format!("duplicate.{}", extra.id),
@@ -165,9 +216,14 @@ async fn apply(
     routes: &[RouteObs],
     key: &str,
     target: &str,
+    authorizer: Option<&str>,
     action: &Action,
 ) -> Result<()> {
     let mine: Vec<&RouteObs> = routes.iter().filter(|r| r.key == key).collect();
+    let (authorization, authorizer_id) = match authorizer {
+        Some(id) => (AuthorizationType::Custom, Some(id.to_owned())),
+        None => (AuthorizationType::None, None),
+    };
     match mine.first() {
         None => {
             send_unrepeated(format!("CreateRoute {api_id} {key}"), || {
@@ -176,6 +232,8 @@ async fn apply(
                     .api_id(api_id)
                     .route_key(key)
                     .target(target)
+                    .authorization_type(authorization.clone())
+                    .set_authorizer_id(authorizer_id.clone())
                     .customize()
                     .config_override(no_retries())
                     .send()
@@ -183,12 +241,14 @@ async fn apply(
             .await?;
         }
         Some(r) => {
-            if action.has("target") {
+            if action.has("target") || action.has("authorization") {
                 c.apigw
                     .update_route()
                     .api_id(api_id)
                     .route_id(&r.id)
                     .target(target)
+                    .authorization_type(authorization)
+                    .set_authorizer_id(authorizer_id)
                     .send()
                     .await
                     .aws(format!("UpdateRoute {api_id} {key}"))?;
@@ -232,6 +292,7 @@ mod tests {
             id: id.into(),
             key: key.into(),
             target: Some(target.into()),
+            ..RouteObs::default()
         }
     }
 
@@ -239,6 +300,7 @@ mod tests {
     fn routes_are_pointed_at_the_integration_and_duplicates_go() {
         let d = Desired {
             target: Some("integrations/i1".into()),
+            authorizer: None,
         };
         let routes = [
             route("r1", "$connect", "integrations/i1"),
@@ -254,10 +316,69 @@ mod tests {
             "integrations/i1"
         );
         assert_eq!(diff(&routes, &d, "$disconnect"), Action::Create);
-        let new_integration = Desired { target: None };
+        let new_integration = Desired {
+            target: None,
+            authorizer: None,
+        };
         assert_eq!(
             diff(&routes, &new_integration, "$default").changes()[0].to,
             "(the new integration)"
+        );
+    }
+}
+
+#[cfg(test)]
+mod authorization {
+    use super::*;
+
+    #[test]
+    fn connect_is_put_behind_the_authorizer_and_taken_out_with_auth() {
+        let open = RouteObs {
+            id: "r1".into(),
+            key: "$connect".into(),
+            target: Some("integrations/i1".into()),
+            authorization_type: Some("NONE".into()),
+            ..RouteObs::default()
+        };
+        let with = |authorizer| Desired {
+            target: Some("integrations/i1".into()),
+            authorizer,
+        };
+        assert_eq!(
+            diff(
+                std::slice::from_ref(&open),
+                &with(Some(Some("au1".into()))),
+                "$connect"
+            )
+            .changes(),
+            [Change::new("authorization", "NONE", "CUSTOM (au1)")]
+        );
+        assert_eq!(
+            diff(std::slice::from_ref(&open), &with(Some(None)), "$connect").changes()[0].to,
+            "CUSTOM (the new authorizer)"
+        );
+        let guarded = RouteObs {
+            authorization_type: Some("CUSTOM".into()),
+            authorizer_id: Some("au1".into()),
+            ..open
+        };
+        let both = [guarded.clone()];
+        assert_eq!(
+            diff(&both, &with(Some(Some("au1".into()))), "$connect"),
+            Action::NoChange
+        );
+        assert_eq!(
+            diff(&both, &with(None), "$connect").changes(),
+            [Change::new("authorization", "CUSTOM (au1)", "NONE")]
+        );
+        // Only $connect takes an authorizer (API Gateway's rule).
+        let default = RouteObs {
+            key: "$default".into(),
+            ..guarded
+        };
+        assert_eq!(
+            diff(&[default], &with(Some(Some("au1".into()))), "$default"),
+            Action::NoChange
         );
     }
 }

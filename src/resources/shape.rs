@@ -128,6 +128,10 @@ pub enum Kind {
     Stage,
     /// The statement letting API Gateway invoke the function.
     Permission,
+    /// The `$connect` authorizer.
+    Authorizer,
+    /// A statement letting API Gateway invoke a team's function for a route, by Sid.
+    RoutePermission(String),
     /// A custom domain name, by name.
     Domain(String),
     ApiMapping,
@@ -154,6 +158,8 @@ impl Display for Kind {
             Kind::Route(key) => return write!(f, "route {key}"),
             Kind::Stage => "stage",
             Kind::Permission => "permission",
+            Kind::Authorizer => "authorizer",
+            Kind::RoutePermission(_) => "route_permission",
             Kind::Domain(_) => "domain",
             Kind::ApiMapping => "api_mapping",
             Kind::DnsRecord => "dns_record",
@@ -216,17 +222,21 @@ impl Plan {
     }
 }
 
-/// One named check `status` shows.
+/// One named check `status` shows (a route's checks carry its key: `route_can_invoke_target:KEY`).
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
-    pub name: &'static str,
+    pub name: std::borrow::Cow<'static, str>,
     pub ok: bool,
     pub detail: String,
 }
 
-pub fn check(name: &'static str, ok: bool, detail: impl Into<String>) -> Check {
+pub fn check(
+    name: impl Into<std::borrow::Cow<'static, str>>,
+    ok: bool,
+    detail: impl Into<String>,
+) -> Check {
     Check {
-        name,
+        name: name.into(),
         ok,
         detail: detail.into(),
     }
@@ -290,6 +300,8 @@ pub struct Ids {
     pub function_arn: Option<String>,
     pub api_id: Option<String>,
     pub integration_id: Option<String>,
+    /// The `$connect` authorizer's id, with `[auth]`.
+    pub authorizer_id: Option<String>,
     /// The custom domain's regional target (`d-....execute-api...`).
     #[serde(skip)]
     pub dns_target: Option<String>,
@@ -308,6 +320,7 @@ impl Ids {
         take(&mut self.function_arn, other.function_arn);
         take(&mut self.api_id, other.api_id);
         take(&mut self.integration_id, other.integration_id);
+        take(&mut self.authorizer_id, other.authorizer_id);
         take(&mut self.dns_target, other.dns_target);
     }
 }

@@ -4,6 +4,9 @@
   stage's auto-deploy, throttling and logs (e.g. adopting a runbook-made stack).
 - UpdateDomainName and UpdateApiMapping: not implemented either (a custom domain's certificate
   changed, a mapping moved to another API or stage).
+- GetAuthorizers and GetRouteResponses: the lists (moto answers a single authorizer or route
+  response by id only); `wsctl up` reads the `$connect` authorizer and two-way routes'
+  route responses with them.
 - A domain name's configuration as AWS completes it: its regional target
   (`apiGatewayDomainName`, `d-<id>.execute-api.<region>.amazonaws.com`), the target's hosted
   zone (`hostedZoneId`) and `domainNameStatus`; moto returns only what it was given.
@@ -97,6 +100,24 @@ if not hasattr(ApiGatewayV2Response, "update_domain_name"):
     ApiGatewayV2Response.update_domain_name = update_domain_name
 if not hasattr(ApiGatewayV2Response, "update_api_mapping"):
     ApiGatewayV2Response.update_api_mapping = update_api_mapping
+
+def get_authorizers(self):
+    api_id = self.path.split("/")[-2]
+    api = self.apigatewayv2_backend.get_api(api_id)
+    return 200, {}, json.dumps({"items": [a.to_json() for a in api.authorizers.values()]})
+
+
+def get_route_responses(self):
+    parts = self.path.split("/")
+    api_id, route_id = parts[-4], parts[-2]
+    route = self.apigatewayv2_backend.get_route(api_id, route_id)
+    return 200, {}, json.dumps({"items": [r.to_json() for r in route.route_responses.values()]})
+
+
+if not hasattr(ApiGatewayV2Response, "get_authorizers"):
+    ApiGatewayV2Response.get_authorizers = get_authorizers
+if not hasattr(ApiGatewayV2Response, "get_route_responses"):
+    ApiGatewayV2Response.get_route_responses = get_route_responses
 
 if __name__ == "__main__":
     from moto.server import main
