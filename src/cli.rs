@@ -214,6 +214,18 @@ pub struct DevArgs {
     /// Run without token checks even when the project file has an [auth] section.
     #[arg(long, conflicts_with_all = ["jwks_url", "jwt_secret_env"])]
     pub no_auth: bool,
+    /// Where a [[route]]'s HTTP backend runs locally: KEY=URL (repeatable), instead of the
+    /// project file's URL.
+    #[arg(long = "route-url", value_name = "KEY=URL", value_parser = key_url)]
+    pub route_urls: Vec<(String, String)>,
+    /// The Lambda Invoke API endpoint [[route]] functions are invoked at, e.g. cargo lambda
+    /// watch's http://localhost:9000 or sam local start-lambda's http://127.0.0.1:3001.
+    #[arg(long, value_name = "URL", env = "AWS_ENDPOINT_URL_LAMBDA")]
+    pub lambda_endpoint: Option<String>,
+    /// Send HTTP backends X-Wsctl-Secret with the value of this environment variable (the
+    /// local stand-in for [api] backend_secret_parameter).
+    #[arg(long, value_name = "VAR")]
+    pub backend_secret_env: Option<String>,
     /// A topic clients may subscribe to (a [topics] subscribe pattern, repeatable): replaces
     /// the project file's [topics] lists.
     #[arg(long = "topics-subscribe", value_name = "PATTERN")]
@@ -502,6 +514,20 @@ fn per_second_or_zero(s: &str) -> Result<f64, String> {
         Ok(r) if r.is_finite() && (0.0..=1_000_000.0).contains(&r) => Ok(r),
         _ => Err(format!(
             "{s:?} is not a rate per second (e.g. 100 or 100/s, at most 1000000)"
+        )),
+    }
+}
+
+/// `KEY=URL` for `wsctl dev --route-url`.
+fn key_url(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, u))
+            if !k.is_empty() && (u.starts_with("http://") || u.starts_with("https://")) =>
+        {
+            Ok((k.to_owned(), u.to_owned()))
+        }
+        _ => Err(format!(
+            "{s:?}: expected KEY=URL, e.g. sendmessage=http://localhost:8000/ws/send"
         )),
     }
 }

@@ -11,7 +11,8 @@ use handler::topics::Rules;
 
 use super::Context;
 use crate::cli::DevArgs;
-use crate::config::{AuthConfig, AuthKeys, Config, TopicAccess, TopicsConfig};
+use crate::config::{AuthConfig, AuthKeys, Config, RouteTarget, TopicAccess, TopicsConfig};
+use crate::dev::targets::{DevRoute, Target};
 use crate::dev::{self, DevOptions, Throttle};
 use crate::error::{Error, Result};
 use crate::resources::function;
@@ -57,6 +58,20 @@ pub async fn dev(cx: &Context, args: &DevArgs) -> Result<ExitCode> {
         auth.is_some(),
         settings.allow_client_broadcast,
     );
+    let user_routes = dev_routes(args, config.as_ref())?;
+    let backend_secret = match &args.backend_secret_env {
+        None => None,
+        Some(var) => match std::env::var(var) {
+            Ok(v) if !v.is_empty() => {
+                crate::redact::add(v.clone());
+                Some(v)
+            }
+            _ => crate::fail!(
+                Usage,
+                "--backend-secret-env {var}: that environment variable is not set"
+            ),
+        },
+    };
     let opts = DevOptions {
         host: args.host.clone(),
         port: args.port,
@@ -71,6 +86,9 @@ pub async fn dev(cx: &Context, args: &DevArgs) -> Result<ExitCode> {
         settings,
         print_events: args.print_events,
         auth,
+        user_routes: user_routes.clone(),
+        lambda_endpoint: args.lambda_endpoint.clone(),
+        backend_secret: backend_secret.clone(),
         quiet: cx.quiet(),
         throttle: Throttle::new(
             args.management_rate,
@@ -79,6 +97,7 @@ pub async fn dev(cx: &Context, args: &DevArgs) -> Result<ExitCode> {
         ),
         function_timeout: Duration::from_secs(f.timeout_seconds.max(1) as u64),
     };
+    let sends_secret = backend_secret.is_some();
     let path = opts.path.clone();
     let stage = opts.stage.clone();
     let throttle = opts.throttle.clone();
@@ -93,6 +112,17 @@ pub async fn dev(cx: &Context, args: &DevArgs) -> Result<ExitCode> {
             eprintln!("wsctl dev: management API http://{host}:{}/{stage}/@connections/{{id}}", addr.port());
             eprintln!("wsctl dev: Lambda invoke  http://{host}:{}/2015-03-31/functions/{{name}}/invocations", addr.port());
             eprintln!("wsctl dev: topics: {access}");
+            for r in &user_routes {
+                let target = match &r.target {
+                    Target::Http(url) => format!("POST {url}"),
+                    Target::Function(f) => format!("function {f} at the Lambda endpoint"),
+                };
+                let way = if r.two_way { "two way" } else { "one way" };
+                eprintln!("wsctl dev: route {} -> {target} ({way}, {} ms)", r.key, r.timeout.as_millis());
+            }
+            if user_routes.iter().any(|r| matches!(r.target, Target::Http(_))) && !sends_secret {
+                eprintln!("wsctl dev: HTTP backends get no X-Wsctl-Secret (--backend-secret-env VAR sends one)");
+            }
             if let Some(w) = &access.warning {
                 eprintln!("wsctl dev: warning: {w}");
             }
@@ -104,6 +134,53 @@ pub async fn dev(cx: &Context, args: &DevArgs) -> Result<ExitCode> {
     })
     .await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `[[route]]` as dev runs it: the file's routes, their HTTP URLs replaced by `--route-url`;
+/// a function route needs a Lambda endpoint to be invoked at.
+fn dev_routes(args: &DevArgs, config: Option<&Config>) -> Result<Vec<DevRoute>> {
+    let routes: Vec<DevRoute> = config
+        .map(|c| c.routes.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|r| DevRoute {
+            key: r.key.clone(),
+            target: match &r.target {
+                RouteTarget::Http(url) => Target::Http(
+                    args.route_urls
+                        .iter()
+                        .find(|(k, _)| k == &r.key)
+                        .map_or(url.clone(), |(_, u)| u.clone()),
+                ),
+                RouteTarget::Function(f) => Target::Function(f.clone()),
+            },
+            two_way: r.two_way,
+            timeout: Duration::from_millis(r.timeout_ms as u64),
+        })
+        .collect();
+    if let Some((key, _)) = args.route_urls.iter().find(|(k, _)| {
+        !routes
+            .iter()
+            .any(|r| &r.key == k && matches!(r.target, Target::Http(_)))
+    }) {
+        crate::fail!(
+            Usage,
+            "--route-url {key}=...: the project file has no [[route]] with key {key:?} and an http target"
+        );
+    }
+    if let (Some(r), None) = (
+        routes
+            .iter()
+            .find(|r| matches!(r.target, Target::Function(_))),
+        &args.lambda_endpoint,
+    ) {
+        crate::fail!(
+            Usage,
+            "route {:?} invokes a Lambda function: pass --lambda-endpoint URL (or set AWS_ENDPOINT_URL_LAMBDA) where it runs locally, e.g. cargo lambda watch's http://localhost:9000",
+            r.key
+        );
+    }
+    Ok(routes)
 }
 
 /// The topic rules: the flags' lists, else the project's `[topics]`.
@@ -169,5 +246,6 @@ fn dev_auth(args: &DevArgs, config: Option<&AuthConfig>) -> Result<Option<Arc<Au
         .or_else(|| config.map(|c| c.token_source))
         .unwrap_or_default();
     auth.jwks_refetch_min = args.jwks_min_refetch;
+    auth.claims = config.map(|c| c.claims.clone()).unwrap_or_default();
     Ok(Some(Arc::new(auth)))
 }

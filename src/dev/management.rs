@@ -13,7 +13,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::{iso, lock, Gateway};
+use super::events::iso;
+use super::{lock, Gateway};
 
 /// API Gateway's answer over the account throttle.
 fn rate_exceeded() -> Response {

@@ -3,18 +3,16 @@
 //! the management API (`/@connections/{id}`) and Lambda's invoke API, so clients, backends
 //! using an AWS SDK, and the runbook's scripts all work against it unchanged.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use base64::Engine as _;
 use futures::{SinkExt, StreamExt};
 use handler::{FanOut, Handler, MemoryBroadcastLog, MemoryStore, Outcome, Settings};
 
@@ -27,11 +25,15 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::WebSocketStream;
 
+mod connect;
+mod events;
 mod invoke;
 mod management;
 mod socket;
+pub mod targets;
 mod throttle;
-use socket::{Outlet, Upgrade};
+use events::{now_ms, ConnInfo, Events};
+use socket::Outlet;
 use throttle::DevPusher;
 pub use throttle::Throttle;
 
@@ -39,6 +41,7 @@ pub use throttle::Throttle;
 const GOING_AWAY: u16 = 1001;
 const MESSAGE_TOO_BIG: u16 = 1009;
 const NORMAL: u16 = 1000;
+const UNSUPPORTED_DATA: u16 = 1003;
 
 #[derive(Debug, Clone)]
 pub struct DevOptions {
@@ -59,6 +62,12 @@ pub struct DevOptions {
     pub print_events: bool,
     /// Token verification on $connect.
     pub auth: Option<Arc<handler::auth::Auth>>,
+    /// `[[route]]`: route keys to the team's HTTP backends and Lambda functions.
+    pub user_routes: Vec<targets::DevRoute>,
+    /// The Lambda Invoke API endpoint function routes are invoked at.
+    pub lambda_endpoint: Option<String>,
+    /// Sent to HTTP backends in `X-Wsctl-Secret`.
+    pub backend_secret: Option<String>,
     pub quiet: bool,
     /// API Gateway's account throttle and latency on the management API and the handler's
     /// posts (`None`: neither).
@@ -117,56 +126,15 @@ struct Gateway {
     handler: DevHandler,
     logger: Logger,
     opts: DevOptions,
-    domain: String,
+    events: Events,
+    /// The `[[route]]` targets.
+    targets: targets::Targets,
     conns: Mutex<HashMap<String, Conn>>,
     shutdown: watch::Receiver<bool>,
     /// The writers every push goes through.
     lanes: socket::Lanes,
     open: AtomicUsize,
     drained: Notify,
-    counter: AtomicU64,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-fn iso(ms: u64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
-}
-
-/// API Gateway's `requestTime` format: `09/Feb/2024:18:23:28 +0000`.
-fn request_time(ms: u64) -> String {
-    let format = time::macros::format_description!(
-        "[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000"
-    );
-    time::OffsetDateTime::from_unix_timestamp((ms / 1000) as i64)
-        .ok()
-        .and_then(|t| t.format(&format).ok())
-        .unwrap_or_default()
-}
-
-/// An id shaped like API Gateway's: 16 characters of base64 ending in `=` (11 random bytes).
-pub fn connection_id() -> String {
-    let bytes: [u8; 11] = rand::random();
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-fn request_id() -> String {
-    let bytes: [u8; 6] = rand::random();
-    format!(
-        "{}=",
-        &base64::engine::general_purpose::STANDARD.encode(bytes)[..7]
-    )
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -186,71 +154,6 @@ impl Gateway {
                 started.elapsed().as_secs_f64() * 1000.0
             ));
         }
-    }
-
-    /// The JSON API Gateway sends the integration for one event.
-    #[allow(clippy::too_many_arguments)]
-    fn event(
-        &self,
-        event_type: &str,
-        route_key: &str,
-        id: &str,
-        conn: (u64, &str, Option<&str>),
-        body: Option<(String, bool)>,
-        query: Option<&BTreeMap<String, Vec<String>>>,
-        headers: Option<&HeaderMap>,
-    ) -> Value {
-        let now = now_ms();
-        let (connected_at, source_ip, user_agent) = conn;
-        let mut ctx = json!({
-            "routeKey": route_key,
-            "eventType": event_type,
-            "extendedRequestId": request_id(),
-            "requestTime": request_time(now),
-            "messageDirection": "IN",
-            "stage": self.opts.stage,
-            "connectedAt": connected_at,
-            "requestTimeEpoch": now,
-            "identity": {"sourceIp": source_ip, "userAgent": user_agent},
-            "requestId": request_id(),
-            "domainName": self.domain,
-            "connectionId": id,
-            "apiId": "local",
-        });
-        if event_type == "MESSAGE" {
-            ctx["messageId"] = json!(format!("{}=", self.counter.fetch_add(1, Ordering::Relaxed)));
-        }
-        let mut event = json!({"requestContext": ctx, "isBase64Encoded": false});
-        if let Some(headers) = headers {
-            let mut single = serde_json::Map::new();
-            let mut multi = serde_json::Map::new();
-            for (k, v) in headers {
-                let v = v.to_str().unwrap_or_default().to_owned();
-                let name = canonical_header(k.as_str());
-                single.insert(name.clone(), json!(v));
-                if let Some(list) = multi
-                    .entry(name)
-                    .or_insert_with(|| json!([]))
-                    .as_array_mut()
-                {
-                    list.push(json!(v));
-                }
-            }
-            event["headers"] = Value::Object(single);
-            event["multiValueHeaders"] = Value::Object(multi);
-        }
-        if let Some(query) = query.filter(|q| !q.is_empty()) {
-            event["queryStringParameters"] = json!(query
-                .iter()
-                .map(|(k, v)| (k.clone(), v.last().cloned().unwrap_or_default()))
-                .collect::<BTreeMap<_, _>>());
-            event["multiValueQueryStringParameters"] = json!(query);
-        }
-        if let Some((body, base64)) = body {
-            event["body"] = json!(body);
-            event["isBase64Encoded"] = json!(base64);
-        }
-        event
     }
 
     /// Runs one event through the same conversion and handler the Lambda uses.
@@ -297,142 +200,6 @@ impl Gateway {
     }
 }
 
-fn canonical_header(name: &str) -> String {
-    name.split('-')
-        .map(|part| {
-            let mut c = part.chars();
-            match c.next() {
-                Some(f) => f.to_ascii_uppercase().to_string() + c.as_str(),
-                None => String::new(),
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("-")
-}
-
-fn parse_query(raw: Option<&str>) -> BTreeMap<String, Vec<String>> {
-    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for pair in raw.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let decode = |s: &str| {
-            percent_encoding::percent_decode_str(&s.replace('+', " "))
-                .decode_utf8_lossy()
-                .into_owned()
-        };
-        out.entry(decode(k)).or_default().push(decode(v));
-    }
-    out
-}
-
-async fn upgrade(
-    State(gw): State<Arc<Gateway>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    ws: Upgrade,
-) -> Response {
-    if *gw.shutdown.borrow() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
-    }
-    let started = Instant::now();
-    let id = connection_id();
-    let connected_at = now_ms();
-    let source_ip = peer.ip().to_string();
-    let user_agent = headers
-        .get("user-agent")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let query = parse_query(query.as_deref());
-    let event = gw.event(
-        "CONNECT",
-        "$connect",
-        &id,
-        (connected_at, &source_ip, user_agent.as_deref()),
-        None,
-        Some(&query),
-        Some(&headers),
-    );
-    // $connect runs before the handshake completes; a non-2xx answer rejects it.
-    // As API Gateway, the 101 carries a subprotocol only when $connect's answer names one.
-    let protocol = match gw.invoke(event).await {
-        Ok(Outcome::Http {
-            status, headers, ..
-        }) if (200..300).contains(&status) => {
-            gw.log("$connect", &id, status, started);
-            headers
-                .into_iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case("sec-websocket-protocol"))
-                .map(|(_, v)| v)
-        }
-        Ok(Outcome::Http { status, body, .. }) => {
-            gw.log("$connect", &id, status, started);
-            let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            return (code, body).into_response();
-        }
-        Ok(
-            Outcome::Report(_)
-            | Outcome::Status(_)
-            | Outcome::Membership(_)
-            | Outcome::Authorized(_),
-        ) => {
-            gw.log("$connect", &id, 500, started);
-            return internal_error();
-        }
-        Err(e) => {
-            gw.log("$connect", &id, format!("500 ({e})"), started);
-            return internal_error();
-        }
-    };
-    let last_active = Arc::new(AtomicU64::new(connected_at));
-    // The connection takes pushes from now on, before the client has read the 101.
-    let outlet = Outlet::new();
-    gw.handler
-        .pusher()
-        .attach(&id, Arc::new(gw.lanes.route(outlet.clone())));
-    lock(&gw.conns).insert(
-        id.clone(),
-        Conn {
-            connected_at_ms: connected_at,
-            source_ip: source_ip.clone(),
-            user_agent: user_agent.clone(),
-            last_active_ms: last_active.clone(),
-            outlet: outlet.clone(),
-        },
-    );
-    gw.open.fetch_add(1, Ordering::SeqCst);
-    let on_fail = {
-        let gw = gw.clone();
-        let id = id.clone();
-        let ip = source_ip.clone();
-        move |_e: std::io::Error| {
-            tokio::spawn(async move {
-                gw.finish(&id, (connected_at, &ip, None), 1006, "Upgrade failed")
-                    .await
-            });
-        }
-    };
-    let mut response = ws.accept(
-        move |stream, read_ahead| async move {
-            gw.serve(
-                stream,
-                read_ahead,
-                outlet,
-                id,
-                (connected_at, source_ip, user_agent),
-                last_active,
-            )
-            .await
-        },
-        on_fail,
-    );
-    if let Some(value) = protocol.and_then(|p| axum::http::HeaderValue::from_str(&p).ok()) {
-        response
-            .headers_mut()
-            .insert(axum::http::header::SEC_WEBSOCKET_PROTOCOL, value);
-    }
-    response
-}
-
 fn internal_error() -> Response {
     (
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -456,7 +223,7 @@ impl Gateway {
         read_ahead: Vec<u8>,
         outlet: Arc<Outlet>,
         id: String,
-        conn: (u64, String, Option<String>),
+        conn: Arc<ConnInfo>,
         last_active: Arc<AtomicU64>,
     ) {
         let read = outlet.connect(stream);
@@ -487,18 +254,14 @@ impl Gateway {
                     Some(Ok(Message::Text(text))) => {
                         last_active.store(now_ms(), Ordering::Relaxed);
                         idle.as_mut().reset(tokio::time::Instant::now() + self.opts.idle_timeout);
-                        Box::pin(self.message(&id, &conn, text.as_str().to_owned(), false)).await;
+                        Box::pin(self.message(&id, &conn, text.as_str().to_owned())).await;
                     }
-                    Some(Ok(Message::Binary(bytes))) => {
-                        last_active.store(now_ms(), Ordering::Relaxed);
-                        idle.as_mut().reset(tokio::time::Instant::now() + self.opts.idle_timeout);
-                        match String::from_utf8(bytes.to_vec()) {
-                            Ok(text) => Box::pin(self.message(&id, &conn, text, false)).await,
-                            Err(_) => {
-                                let b64 = base64::engine::general_purpose::STANDARD.encode(&bytes);
-                                Box::pin(self.message(&id, &conn, b64, true)).await
-                            }
-                        }
+                    // API Gateway takes text frames only: "If a client app sends a binary frame,
+                    // API Gateway rejects it and disconnects the client with code 1003."
+                    // (https://docs.aws.amazon.com/apigateway/latest/developerguide/websocket-api-develop-binary-media-types.html)
+                    Some(Ok(Message::Binary(_))) => {
+                        let reason = "Binary frames are not supported";
+                        break (UNSUPPORTED_DATA, reason.into(), Some((UNSUPPORTED_DATA, reason)));
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
                         idle.as_mut().reset(tokio::time::Instant::now() + self.opts.idle_timeout);
@@ -539,52 +302,78 @@ impl Gateway {
             let _ = ws.send(close_frame(code, reason)).await;
         }
         let _ = ws.close(None).await;
-        self.finish(&id, (conn.0, &conn.1, conn.2.as_deref()), code, &reason)
-            .await;
+        self.finish(&id, &conn, code, &reason).await;
     }
 
-    async fn message(
-        &self,
-        id: &str,
-        conn: &(u64, String, Option<String>),
-        body: String,
-        base64: bool,
-    ) {
+    /// A text frame: to a `[[route]]` target when its route key has one (see [`targets`]),
+    /// else to the bundled handler.
+    async fn message(&self, id: &str, conn: &ConnInfo, body: String) {
         let started = Instant::now();
-        let route = if base64 {
-            "$default".to_owned()
-        } else {
-            self.route_for(&body)
-        };
-        let event = self.event(
+        let route = self.route_for(&body);
+        let event = self.events.event(
             "MESSAGE",
             &route,
             id,
-            (conn.0, &conn.1, conn.2.as_deref()),
-            Some((body, base64)),
+            conn,
+            Some((body.clone(), false)),
             None,
             None,
         );
+        if let Some(target) = self.targets.route(&route) {
+            let request_id = event["requestContext"]["requestId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let from = targets::Sender {
+                connection_id: id,
+                request_id: &request_id,
+                caller: conn.caller.as_ref(),
+            };
+            let (status, reply) = match self.targets.call(target, &from, &body, &event).await {
+                targets::Outcome::Answered { status, body } => {
+                    (status.to_string(), body.filter(|_| target.two_way))
+                }
+                targets::Outcome::Failed(why) => (
+                    format!("500 ({why})"),
+                    Some(targets::gateway_error(
+                        "Internal server error",
+                        id,
+                        &request_id,
+                    )),
+                ),
+                targets::Outcome::TimedOut => (
+                    "504 (timed out)".to_owned(),
+                    Some(targets::gateway_error(
+                        "Endpoint request timed out",
+                        id,
+                        &request_id,
+                    )),
+                ),
+            };
+            if let Some(reply) = reply {
+                // A route response is not a post to @connections: no throttle.
+                let _ = self.handler.pusher().send(id, reply.as_bytes());
+            }
+            self.log(&route, id, status, started);
+            return;
+        }
         match self.invoke(event).await {
             Ok(Outcome::Http { status, .. }) => self.log(&route, id, status, started),
-            Ok(
-                Outcome::Report(_)
-                | Outcome::Status(_)
-                | Outcome::Membership(_)
-                | Outcome::Authorized(_),
-            ) => self.log(&route, id, 200, started),
+            Ok(_) => self.log(&route, id, 200, started),
             Err(e) => self.log(&route, id, format!("500 ({e})"), started),
         }
     }
 
     /// `$disconnect` and bookkeeping, once per connection.
-    async fn finish(&self, id: &str, conn: (u64, &str, Option<&str>), code: u16, reason: &str) {
+    async fn finish(&self, id: &str, conn: &ConnInfo, code: u16, reason: &str) {
         self.handler.pusher().unregister(id);
         if lock(&self.conns).remove(id).is_none() {
             return;
         }
         let started = Instant::now();
-        let mut event = self.event("DISCONNECT", "$disconnect", id, conn, None, None, None);
+        let mut event = self
+            .events
+            .event("DISCONNECT", "$disconnect", id, conn, None, None, None);
         event["requestContext"]["disconnectStatusCode"] = json!(code);
         event["requestContext"]["disconnectReason"] = json!(reason);
         match self.invoke(event).await {
@@ -600,7 +389,10 @@ impl Gateway {
 
 /// Runs the gateway until Ctrl-C / SIGTERM; then closes every client with 1001 and runs
 /// `$disconnect` for each. `ready` receives the bound address.
-pub async fn run(opts: DevOptions, ready: impl FnOnce(SocketAddr)) -> Result<()> {
+pub async fn run(mut opts: DevOptions, ready: impl FnOnce(SocketAddr)) -> Result<()> {
+    // A [[route]]'s key is a route of the API: the selection expression picks it.
+    let user_keys: Vec<String> = opts.user_routes.iter().map(|r| r.key.clone()).collect();
+    opts.routes.extend(user_keys);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let listening = format!("cannot listen on {}:{}", opts.host, opts.port);
     let listener = socket::listen(&opts.host, opts.port)
@@ -630,7 +422,13 @@ pub async fn run(opts: DevOptions, ready: impl FnOnce(SocketAddr)) -> Result<()>
     let gw = Arc::new(Gateway {
         logger,
         handler: dev_handler,
-        domain: format!("localhost:{}", addr.port()),
+        events: Events::new(opts.stage.clone(), format!("localhost:{}", addr.port())),
+        targets: targets::Targets::new(
+            opts.user_routes.clone(),
+            opts.lambda_endpoint.clone(),
+            opts.backend_secret.clone(),
+        )
+        .map_err(Error::Failed)?,
         opts: opts.clone(),
         conns: Mutex::new(HashMap::new()),
         shutdown: shutdown_rx,
@@ -639,11 +437,10 @@ pub async fn run(opts: DevOptions, ready: impl FnOnce(SocketAddr)) -> Result<()>
         ),
         open: AtomicUsize::new(0),
         drained: Notify::new(),
-        counter: AtomicU64::new(1),
     });
     invoker.attach(&gw);
     let mut app = Router::new()
-        .route(&opts.path, get(upgrade))
+        .route(&opts.path, get(connect::upgrade))
         .route(
             "/@connections/{id}",
             post(management::post_connection)
@@ -662,7 +459,7 @@ pub async fn run(opts: DevOptions, ready: impl FnOnce(SocketAddr)) -> Result<()>
         );
     let stage_path = format!("/{}", opts.stage);
     if stage_path != opts.path {
-        app = app.route(&stage_path, get(upgrade));
+        app = app.route(&stage_path, get(connect::upgrade));
     }
     let app = app.with_state(gw.clone());
     ready(addr);
@@ -721,7 +518,8 @@ mod tests {
 
     #[test]
     fn ids_look_like_api_gateway_ids() {
-        let ids: std::collections::HashSet<String> = (0..1000).map(|_| connection_id()).collect();
+        let ids: std::collections::HashSet<String> =
+            (0..1000).map(|_| events::connection_id()).collect();
         assert_eq!(ids.len(), 1000);
         for id in ids {
             assert_eq!(id.len(), 16);

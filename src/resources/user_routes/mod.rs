@@ -13,6 +13,11 @@ mod plan;
 
 use futures::future::BoxFuture;
 
+pub use model::{
+    HEADER_CLAIMS, HEADER_CONNECTION_ID, HEADER_REQUEST_ID, HEADER_ROUTE_KEY, HEADER_SECRET,
+    HEADER_USER,
+};
+
 use super::shape::{
     down_item, ready, Action, Check, Ctx, DownItem, Ids, Kind, Observation, Plan, PlanItem,
     Resource, Teardown,
