@@ -407,7 +407,8 @@ mod tests {
                     if header.starts_with("[env.")
                         || header == "[[grant]]"
                         || header == "[domain]"
-                        || header == "[topics]" =>
+                        || header == "[topics]"
+                        || header == "[[route]]" =>
                 {
                     header.to_owned()
                 }
@@ -434,6 +435,12 @@ mod tests {
         assert_eq!(c.tags.get("Team").map(String::as_str), Some("platform"));
         assert!(c.api.logging.access_log);
         assert_eq!(c.grants.len(), 1);
+        assert_eq!(c.routes.len(), 2);
+        assert_eq!(
+            c.api.backend_secret_parameter.as_deref(),
+            Some("/demo/ws-backend-secret")
+        );
+        assert_eq!(c.auth.as_ref().unwrap().claims, ["org_id", "email"]);
         assert_eq!(
             c.domain.as_ref().map(|d| d.name.as_str()),
             Some("ws.example.com")

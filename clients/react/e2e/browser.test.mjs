@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { createServer as netServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -58,8 +58,9 @@ function hs256(secret, claims) {
 
 /** `wsctl dev` on `port` (plus `args`, and `env` added to this process's); resolves once it
  * prints its URL. */
-async function startDev(port, args = [], env = {}) {
+async function startDev(port, args = [], env = {}, config = null) {
   const dir = mkdtempSync(join(tmpdir(), 'wsctl-e2e-'));
+  if (config) writeFileSync(join(dir, 'wsctl.toml'), config);
   const child = spawn(wsctl, ['dev', '--port', String(port), '--host', '127.0.0.1', ...args], {
     cwd: dir,
     env: { ...process.env, ...env },
@@ -255,6 +256,35 @@ try {
     });
   } finally {
     await stopDev(authDev).catch(() => {});
+  }
+
+  // A two-way route to the team's HTTP backend: request() resolves with its answer.
+  const backend = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => (body += d));
+    req.on('end', () => {
+      const message = JSON.parse(body);
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify({ type: 'sent', data: { text: message.text, connection: req.headers['x-wsctl-connection-id'] }, requestId: message.requestId }));
+    });
+  });
+  await new Promise((r) => backend.listen(0, '127.0.0.1', r));
+  const routePort = await freePort();
+  const routeDev = await startDev(routePort, [], {}, `project = "e2e"\n\n[api]\nbackend_secret_parameter = "/e2e/backend"\n\n[[route]]\nkey = "sendmessage"\nhttp = "http://127.0.0.1:${backend.address().port}/ws/send"\ntwo_way = true\n`);
+  try {
+    await step('request() to a two-way route resolves with the backend\'s answer', async () => {
+      const p = await browser.newPage();
+      await p.goto(`http://127.0.0.1:${sitePort}/?ws=ws://127.0.0.1:${routePort}/ws`);
+      await waitFor('connected', async () => (await p.locator('#status').getAttribute('data-connected')) === 'true');
+      const answer = await p.evaluate(() => window.__api.request('sendmessage', { text: 'hi' }, { timeoutMs: 5000 }));
+      assert.equal(answer.type, 'sent');
+      assert.equal(answer.data.text, 'hi');
+      assert.match(answer.data.connection, /^[A-Za-z0-9+/]{15}=$/);
+      await p.close();
+    });
+  } finally {
+    await stopDev(routeDev).catch(() => {});
+    backend.close();
   }
 } finally {
   await browser.close();

@@ -61,6 +61,17 @@ export interface UseWebSocket {
   /** Sends `{"action": action, ...data}`. Returns false when it could be neither sent nor
    * queued. */
   send: (action: string, data?: Record<string, unknown>) => boolean;
+  /** Sends `{"action": action, ...data, "requestId": ID}` to a two-way route and resolves
+   * with its answer: the first message whose `requestId` (at its top level, or in its
+   * `data`) is `ID` (your backend copies it from the message it got). Rejects when the
+   * message cannot be sent now, when the connection closes first, or after `timeoutMs`
+   * (default 29 s, API Gateway's longest integration timeout). The answer is also dispatched
+   * to `on` handlers as any message is. */
+  request: <T = any>(
+    action: string,
+    data?: Record<string, unknown>,
+    options?: { timeoutMs?: number },
+  ) => Promise<T>;
   /** Subscribes to a topic, now and again after every reconnect. The gateway answers
    * `subscribed` (`{topic}`), or `forbidden` when the topic rules refuse it; a refused topic
    * is not asked for again. */
@@ -125,6 +136,8 @@ export function useWebSocket(url: string, options: UseWebSocketOptions = {}): Us
     generation: 0,
     handlers: new Map<string, Handler[]>(),
     topics: new Set<string>(),
+    /** `request` calls waiting for their answer, by requestId. */
+    requests: new Map<string, { resolve: (v: any) => void; reject: (e: Error) => void; timer: ReturnType<typeof setTimeout> }>(),
     queue: [] as string[],
     retryTimer: null as ReturnType<typeof setTimeout> | null,
     keepaliveTimer: null as ReturnType<typeof setInterval> | null,
@@ -146,6 +159,16 @@ export function useWebSocket(url: string, options: UseWebSocketOptions = {}): Us
         if (opts.current.debug) console.error('[useWebSocket] handler for', eventName, 'threw', e);
       }
     }
+  }, []);
+
+  /** Rejects every `request` still waiting. */
+  const failRequests = useCallback((why: string) => {
+    const s = state.current;
+    for (const [, r] of s.requests) {
+      clearTimeout(r.timer);
+      r.reject(new Error(why));
+    }
+    s.requests.clear();
   }, []);
 
   const clearTimers = useCallback(() => {
@@ -235,7 +258,20 @@ export function useWebSocket(url: string, options: UseWebSocketOptions = {}): Us
           log('ignored a message that is not JSON');
           return;
         }
-        if (!message || typeof message.type !== 'string') return;
+        if (!message || typeof message !== 'object') return;
+        const replyTo = typeof message.requestId === 'string' ? message.requestId : message.data?.requestId;
+        const waiting = typeof replyTo === 'string' ? s.requests.get(replyTo) : undefined;
+        if (waiting) {
+          s.requests.delete(replyTo);
+          clearTimeout(waiting.timer);
+          waiting.resolve(message);
+        }
+        // API Gateway's own error frames ({"message": "Internal server error", "connectionId",
+        // "requestId"}: a route's target failed or timed out) have no type.
+        if (typeof message.type !== 'string') {
+          if (typeof message.message === 'string' && typeof message.connectionId === 'string') emit('gateway_error', message);
+          return;
+        }
         const data = message.data;
         emit(message.type, data);
         if (message.type === 'error' && data?.code === 'forbidden') {
@@ -252,6 +288,7 @@ export function useWebSocket(url: string, options: UseWebSocketOptions = {}): Us
         if (s.renewTimer) clearTimeout(s.renewTimer);
         s.keepaliveTimer = s.renewTimer = null;
         log(`closed (${event.code})`);
+        failRequests('the connection closed before the answer');
         setIsConnected(false);
         emit('disconnect', { code: event.code, reason: event.reason });
         scheduleRetry();
@@ -284,6 +321,7 @@ export function useWebSocket(url: string, options: UseWebSocketOptions = {}): Us
     clearTimers();
     const ws = s.ws;
     s.ws = null;
+    failRequests('disconnected');
     if (ws) {
       ws.onclose = null;
       ws.onmessage = null;
@@ -291,7 +329,7 @@ export function useWebSocket(url: string, options: UseWebSocketOptions = {}): Us
       emit('disconnect', { code: 1000, reason: 'disconnect' });
     }
     if (s.mounted) setIsConnected(false);
-  }, [clearTimers, emit]);
+  }, [clearTimers, emit, failRequests]);
 
   const on = useCallback((eventName: string, handler: Handler) => {
     const handlers = state.current.handlers;
@@ -328,6 +366,30 @@ export function useWebSocket(url: string, options: UseWebSocketOptions = {}): Us
   const send = useCallback(
     (action: string, data: Record<string, unknown> = {}) => sendRaw(JSON.stringify({ action, ...data })),
     [sendRaw],
+  );
+
+  const request = useCallback(
+    <T = any,>(action: string, data: Record<string, unknown> = {}, options: { timeoutMs?: number } = {}): Promise<T> => {
+      const s = state.current;
+      const requestId =
+        typeof crypto !== 'undefined' && typeof crypto.randomUUID === 'function'
+          ? crypto.randomUUID()
+          : `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+      return new Promise<T>((resolve, reject) => {
+        if (!s.ws || s.ws.readyState !== OPEN) {
+          reject(new Error('not connected'));
+          return;
+        }
+        const timeoutMs = options.timeoutMs ?? 29000;
+        const timer = setTimeout(() => {
+          s.requests.delete(requestId);
+          reject(new Error(`no answer to ${action} within ${timeoutMs} ms`));
+        }, timeoutMs);
+        s.requests.set(requestId, { resolve, reject, timer });
+        s.ws.send(JSON.stringify({ action, ...data, requestId }));
+      });
+    },
+    [],
   );
 
   const subscribe = useCallback((topic: string) => {
@@ -373,5 +435,5 @@ export function useWebSocket(url: string, options: UseWebSocketOptions = {}): Us
     };
   }, [disconnect]);
 
-  return { isConnected, connect, disconnect, on, off, send, subscribe, unsubscribe };
+  return { isConnected, connect, disconnect, on, off, send, request, subscribe, unsubscribe };
 }

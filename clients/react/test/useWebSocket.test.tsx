@@ -355,6 +355,57 @@ describe('messages', () => {
     expect(last().sent.map((s) => JSON.parse(s))).toEqual([{ action: 'subscribe', topic: 'news' }]);
   });
 
+  it('request() sends a requestId and resolves with the answer that carries it', async () => {
+    const { result } = renderHook(() => useWebSocket(URL, options()));
+    act(() => result.current.connect());
+    await settle();
+    act(() => last().open());
+    let answer!: Promise<any>;
+    act(() => {
+      answer = result.current.request('sendmessage', { room: 'r1', text: 'hi' });
+    });
+    const sent = JSON.parse(last().sent[0]);
+    expect(sent).toMatchObject({ action: 'sendmessage', room: 'r1', text: 'hi' });
+    expect(typeof sent.requestId).toBe('string');
+    const seen: unknown[] = [];
+    act(() => result.current.on('sent', (d) => seen.push(d)));
+    act(() => {
+      last().receive({ type: 'sent', data: { room: 'r1' }, requestId: 'someone-else' });
+      last().receive({ type: 'sent', data: { room: 'r1', requestId: sent.requestId } });
+    });
+    await expect(answer).resolves.toEqual({ type: 'sent', data: { room: 'r1', requestId: sent.requestId } });
+    expect(seen).toHaveLength(2);
+  });
+
+  it('request() rejects on timeout, on close, and when not connected', async () => {
+    vi.spyOn(Math, 'random').mockReturnValue(0);
+    const { result } = renderHook(() => useWebSocket(URL, options()));
+    await expect(result.current.request('x')).rejects.toThrow('not connected');
+    act(() => result.current.connect());
+    await settle();
+    act(() => last().open());
+    let slow!: Promise<any>;
+    let cut!: Promise<any>;
+    const errors: unknown[] = [];
+    act(() => {
+      result.current.on('gateway_error', (e) => errors.push(e));
+      slow = result.current.request('slow', {}, { timeoutMs: 1000 });
+      slow.catch(() => {});
+    });
+    act(() => last().receive({ message: 'Endpoint request timed out', connectionId: 'A=', requestId: 'gw' }));
+    expect(errors).toEqual([{ message: 'Endpoint request timed out', connectionId: 'A=', requestId: 'gw' }]);
+    await act(async () => {
+      vi.advanceTimersByTime(1000);
+    });
+    await expect(slow).rejects.toThrow('no answer to slow within 1000 ms');
+    act(() => {
+      cut = result.current.request('later');
+      cut.catch(() => {});
+    });
+    act(() => last().serverClose(1006));
+    await expect(cut).rejects.toThrow('closed before the answer');
+  });
+
   it('queues while offline up to queueSize, dropping the oldest, and flushes on open', async () => {
     const { result } = renderHook(() => useWebSocket(URL, options({ queueSize: 2 })));
     expect(result.current.send('a')).toBe(true);
