@@ -156,7 +156,10 @@ pub struct UnlockArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct DevArgs {
+    #[command(subcommand)]
+    pub action: Option<DevAction>,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
@@ -172,6 +175,16 @@ pub struct DevArgs {
     /// Extra route keys, as custom routes to the same handler (repeatable).
     #[arg(long = "route", value_name = "KEY")]
     pub routes: Vec<String>,
+    /// Keep streams this long for clients that come back (overrides [history] retention;
+    /// turns history on without the section).
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub history: Option<std::time::Duration>,
+    /// Drop every connection this often, the way --drop-mode says (reconnection testing).
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub drop_every: Option<std::time::Duration>,
+    /// How --drop-every drops: abrupt (no close frame: 1006), going-away (1001) or idle.
+    #[arg(long, value_name = "MODE", default_value = "abrupt", value_parser = drop_mode)]
+    pub drop_mode: crate::dev::Ending,
     /// Close connections idle this long (API Gateway: 10m).
     #[arg(long, default_value = "10m", value_parser = duration)]
     pub idle_timeout: std::time::Duration,
@@ -516,6 +529,31 @@ fn per_second_or_zero(s: &str) -> Result<f64, String> {
             "{s:?} is not a rate per second (e.g. 100 or 100/s, at most 1000000)"
         )),
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DevAction {
+    /// Drop connections of a running `wsctl dev` the way the internet or API Gateway does:
+    /// to test an app's reconnection (on a deployed stage: `wsctl connections close`).
+    Drop(DropArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DropArgs {
+    /// The gateway (what `wsctl dev` printed, or its http:// base).
+    #[arg(long, default_value = "http://127.0.0.1:3002")]
+    pub url: String,
+    /// Only this connection (default: every one).
+    #[arg(long, value_name = "ID")]
+    pub connection: Option<String>,
+    /// abrupt (no close frame: the client sees 1006), going-away (1001) or idle (1001).
+    #[arg(long, value_name = "MODE", default_value = "abrupt", value_parser = drop_mode)]
+    pub mode: crate::dev::Ending,
+}
+
+/// `abrupt`, `going-away` or `idle`.
+fn drop_mode(s: &str) -> Result<crate::dev::Ending, String> {
+    crate::dev::Ending::parse_drop(s)
 }
 
 /// `KEY=URL` for `wsctl dev --route-url`.

@@ -55,6 +55,8 @@ pub struct Names {
     pub subscriptions_table: String,
     /// Broadcasts' status records (`BROADCASTS_TABLE`).
     pub broadcasts_table: String,
+    /// Streams' history (`HISTORY_TABLE`, with `[history]`).
+    pub history_table: String,
 }
 
 impl Names {
@@ -89,6 +91,7 @@ impl Names {
             lock_table: format!("{t}_wsctl_lock"),
             subscriptions_table: format!("{t}_ws_subscriptions"),
             broadcasts_table: format!("{t}_ws_broadcasts"),
+            history_table: format!("{t}_ws_history"),
             stage: config.api.stage.clone(),
             domain: config.domain.as_ref().map(|d| d.name.clone()),
         }

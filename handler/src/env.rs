@@ -15,6 +15,11 @@ pub const CONNECTIONS_TABLE: &str = "CONNECTIONS_TABLE";
 pub const SUBSCRIPTIONS_TABLE: &str = "SUBSCRIPTIONS_TABLE";
 /// The broadcasts' status records; without it a broadcast never fans out.
 pub const BROADCASTS_TABLE: &str = "BROADCASTS_TABLE";
+/// `[history]`: the streams' table, how long entries are kept, and how many a resume replays
+/// at most per stream.
+pub const HISTORY_TABLE: &str = "HISTORY_TABLE";
+pub const HISTORY_RETENTION_SECONDS: &str = "HISTORY_RETENTION_SECONDS";
+pub const HISTORY_MAX_PER_STREAM: &str = "HISTORY_MAX_PER_STREAM";
 pub const WEBSOCKET_API_ID: &str = "WEBSOCKET_API_ID";
 pub const WEBSOCKET_STAGE: &str = "WEBSOCKET_STAGE";
 pub const CONNECTION_TTL_SECONDS: &str = "CONNECTION_TTL_SECONDS";
@@ -99,12 +104,21 @@ pub struct AuthEnv {
     pub claims: Vec<String>,
 }
 
+/// `[history]` as the function's environment carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEnv {
+    pub table: String,
+    pub retention_seconds: u64,
+    pub max_per_stream: u32,
+}
+
 /// The function's configuration as its environment carries it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FunctionEnv {
     pub connections_table: String,
     pub subscriptions_table: Option<String>,
     pub broadcasts_table: Option<String>,
+    pub history: Option<HistoryEnv>,
     pub auth: Option<AuthEnv>,
     /// Rows per Scan call (`SCAN_PAGE_SIZE`); None: DynamoDB's 1 MB pages.
     pub scan_page_size: Option<i32>,
@@ -139,6 +153,11 @@ impl FunctionEnv {
         }
         if let Some(t) = &self.broadcasts_table {
             set(BROADCASTS_TABLE, t.clone());
+        }
+        if let Some(h) = &self.history {
+            set(HISTORY_TABLE, h.table.clone());
+            set(HISTORY_RETENTION_SECONDS, h.retention_seconds.to_string());
+            set(HISTORY_MAX_PER_STREAM, h.max_per_stream.to_string());
         }
         if !s.allowed_origins.is_empty() {
             set(ALLOWED_ORIGINS, s.allowed_origins.join(","));
@@ -237,10 +256,33 @@ impl FunctionEnv {
                 .and_then(|s| s.parse().ok())
                 .unwrap_or_default(),
         });
+        let number = |name: &'static str, default: u64, max: u64| -> Result<u64, SettingsError> {
+            match nonempty(name) {
+                None => Ok(default),
+                Some(v) => v
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| (1..=max).contains(n))
+                    .ok_or(SettingsError {
+                        name,
+                        value: v,
+                        expected: "a positive whole number",
+                    }),
+            }
+        };
+        let history = match nonempty(HISTORY_TABLE) {
+            None => None,
+            Some(table) => Some(HistoryEnv {
+                table,
+                retention_seconds: number(HISTORY_RETENTION_SECONDS, 600, 366 * 86_400)?,
+                max_per_stream: number(HISTORY_MAX_PER_STREAM, 1000, 100_000)? as u32,
+            }),
+        };
         Ok(FunctionEnv {
             connections_table,
             subscriptions_table: nonempty(SUBSCRIPTIONS_TABLE),
             broadcasts_table: nonempty(BROADCASTS_TABLE),
+            history,
             auth,
             scan_page_size,
             settings,
@@ -399,6 +441,11 @@ mod tests {
             connections_table: "shop_ws_connections".into(),
             subscriptions_table: Some("shop_ws_subscriptions".into()),
             broadcasts_table: Some("shop_ws_broadcasts".into()),
+            history: Some(HistoryEnv {
+                table: "shop_ws_history".into(),
+                retention_seconds: 900,
+                max_per_stream: 500,
+            }),
             auth: Some(AuthEnv {
                 keys: AuthKeysEnv::SecretParameter("/shop/jwt".into()),
                 issuer: Some("https://issuer".into()),

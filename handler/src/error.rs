@@ -34,6 +34,9 @@ pub enum HandlerError {
     /// The authorizer cannot verify tokens (keys unreachable): API Gateway answers 500.
     #[error("cannot verify tokens")]
     AuthUnavailable(#[source] crate::auth::AuthError),
+    /// The history table could not be read or written.
+    #[error("history failed")]
+    History(#[source] Box<crate::history::HistoryError>),
     /// An authorizer event reached a function without `[auth]`.
     #[error("this function has no [auth] configuration (AUTH_JWKS_URL or AUTH_SECRET_PARAMETER): it cannot authorize")]
     NoAuth,
@@ -65,6 +68,7 @@ impl HandlerError {
             HandlerError::Unauthorized(_) => "Unauthorized",
             HandlerError::AuthUnavailable(_) => "AuthUnavailable",
             HandlerError::NoAuth => "NoAuth",
+            HandlerError::History(_) => "HistoryError",
         }
     }
 }

@@ -17,10 +17,12 @@ use crate::delivered::DeliveryReport;
 use crate::delivery::{encode_message, Deliverer};
 use crate::error::HandlerError;
 use crate::fanout::{BroadcastStatus, FanOut};
+use crate::history::{stamp, topic_stream, user_stream, HistoryPort, Stream, ALL_STREAM};
 use crate::inbound::{parse_client_message, ClientMessage, Event, RequestContext};
 use crate::invocation::{new_broadcast_id, Invocation, Recipient};
 use crate::membership::{Membership, MembershipReport};
 use crate::push::{PushError, Pusher};
+use crate::replay::Access;
 use crate::settings::Settings;
 use crate::store::{Connection, ConnectionStore, Filter};
 use crate::store::{Rows, WHOLE};
@@ -69,6 +71,8 @@ pub struct Handler<S: ?Sized, P: ?Sized> {
     pusher: Arc<P>,
     auth: Option<Arc<auth::Auth>>,
     fanout: Option<Arc<FanOut>>,
+    /// Streams' history, and how many entries a resume replays at most per stream.
+    history: Option<(Arc<dyn HistoryPort>, u32)>,
 }
 
 impl<S: ?Sized, P: ?Sized> Clone for Handler<S, P> {
@@ -79,6 +83,7 @@ impl<S: ?Sized, P: ?Sized> Clone for Handler<S, P> {
             pusher: self.pusher.clone(),
             auth: self.auth.clone(),
             fanout: self.fanout.clone(),
+            history: self.history.clone(),
         }
     }
 }
@@ -95,11 +100,19 @@ where
             pusher,
             auth: None,
             fanout: None,
+            history: None,
         }
     }
 
     /// Lets broadcasts keep a status record and split over invocations of the function (see
     /// [`crate::fanout`]).
+    /// Gives every broadcast and `send --user` a position in its stream, kept in `history`,
+    /// and lets clients `resume` (at most `cap` entries per stream); see [`crate::history`].
+    pub fn with_history(mut self, history: Arc<dyn HistoryPort>, cap: u32) -> Self {
+        self.history = Some((history, cap.max(1)));
+        self
+    }
+
     pub fn with_fanout(mut self, fanout: FanOut) -> Self {
         self.fanout = Some(Arc::new(fanout));
         self
@@ -421,6 +434,9 @@ where
                     Err(e) => return Err(e),
                 }
             }
+            Ok(ClientMessage::Resume(streams)) => {
+                self.resume(&endpoint, ctx, streams, deadline).await?
+            }
             Ok(ClientMessage::Other(body)) => json!({"type": "echo", "data": body}),
         };
         self.reply(&endpoint, id, reply).await?;
@@ -561,6 +577,9 @@ where
                 to: Recipient::User(user),
                 message,
             } => {
+                let message = self
+                    .kept(&user_stream(&user), &new_broadcast_id(), &message)
+                    .await?;
                 self.deliver_to(
                     &endpoint,
                     &message,
@@ -584,6 +603,15 @@ where
     ) -> Result<DeliveryReport, HandlerError> {
         let id = id.unwrap_or_else(new_broadcast_id);
         let deliverer = self.deliverer(deadline);
+        if let (Some(fan), Some(_)) = (&self.fanout, &self.history) {
+            // A repeated invocation of a broadcast already under way keeps its one position.
+            if let Some(status) = fan.log.get(&id).await? {
+                return Ok(crate::fanout::report_of(&status));
+            }
+        }
+        let stream = topic.map_or(ALL_STREAM.to_owned(), topic_stream);
+        let kept = self.kept(&stream, &id, message).await?;
+        let message = &kept;
         if let Some(fan) = &self.fanout {
             return fan.start(&deliverer, endpoint, message, topic, id).await;
         }
@@ -591,6 +619,73 @@ where
         let mut report = deliverer.deliver_to(endpoint, message, rows).await?;
         report.broadcast_id = Some(id);
         Ok(report)
+    }
+
+    /// `message` with its position in `stream`, kept in the history, when the handler keeps
+    /// history and the message is an object; as it is otherwise.
+    async fn kept(&self, stream: &str, id: &str, message: &Value) -> Result<Value, HandlerError> {
+        match &self.history {
+            Some((history, _)) if message.is_object() => {
+                let seq = history
+                    .append(stream, id, message)
+                    .await
+                    .map_err(|e| HandlerError::History(Box::new(e)))?;
+                Ok(stamp(message, id, stream, seq))
+            }
+            _ => Ok(message.clone()),
+        }
+    }
+
+    /// A client's `resume`: the streams it may hear replayed, the others refused.
+    async fn resume(
+        &self,
+        endpoint: &str,
+        ctx: &RequestContext,
+        streams: std::collections::BTreeMap<String, u64>,
+        deadline: Instant,
+    ) -> Result<Value, HandlerError> {
+        let Some((history, cap)) = &self.history else {
+            return Ok(error_message(
+                "not_kept",
+                "this stack keeps no history ([history] is off): there is nothing to resume",
+            ));
+        };
+        let mut decided = std::collections::BTreeMap::new();
+        for (name, after) in streams {
+            let allowed = match Stream::parse(&name) {
+                Some(Stream::All) => true,
+                Some(Stream::Topic(t)) => self.may(Verb::Subscribe, ctx, t).await? == Some(true),
+                Some(Stream::User(u)) => self.subject(ctx).await?.as_deref() == Some(u),
+                None => false,
+            };
+            let access = if allowed {
+                Access::Allowed
+            } else {
+                Access::Forbidden
+            };
+            decided.insert(name, (after, access));
+        }
+        crate::replay::resume(
+            &self.deliverer(deadline),
+            endpoint,
+            &ctx.connection_id,
+            history.as_ref(),
+            *cap,
+            &decided,
+        )
+        .await
+    }
+
+    /// The connection's subject: the authorizer's, else its row's.
+    async fn subject(&self, ctx: &RequestContext) -> Result<Option<String>, HandlerError> {
+        if let Some(caller) = &ctx.caller {
+            return Ok(Some(caller.sub.clone()));
+        }
+        Ok(self
+            .store
+            .get(&ctx.connection_id)
+            .await?
+            .and_then(|row| row.user))
     }
 
     /// The status record of broadcast `id`.

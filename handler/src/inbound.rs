@@ -66,6 +66,8 @@ pub enum BadRequest {
     BadTopic { action: &'static str },
     #[error("\"broadcast\" needs a \"message\"")]
     MissingMessage,
+    #[error("\"resume\" needs \"streams\": an object of at most {MAX_RESUMED} stream names (\"topic:NAME\", \"all\", \"user:SUB\") to the last position the client has (a whole number)")]
+    BadResume,
 }
 
 /// A client message, parsed.
@@ -78,6 +80,9 @@ pub enum ClientMessage {
         message: Value,
         topic: Option<String>,
     },
+    /// `{"action":"resume","streams":{"topic:claims":41}}`: replay each stream after the
+    /// position the client has (see [`crate::history`]).
+    Resume(std::collections::BTreeMap<String, u64>),
     /// Any other action (or none): echoed back, as the runbook does.
     Other(Value),
 }
@@ -130,9 +135,29 @@ pub fn parse_client_message(body: Option<&str>, limit: usize) -> Result<ClientMe
             };
             ClientMessage::Broadcast { message, topic }
         }
+        Some("resume") => {
+            let streams = obj
+                .get("streams")
+                .and_then(Value::as_object)
+                .filter(|s| s.len() <= MAX_RESUMED)
+                .ok_or(BadRequest::BadResume)?;
+            let mut out = std::collections::BTreeMap::new();
+            for (name, at) in streams {
+                let valid = crate::history::Stream::parse(name).is_some()
+                    && name.chars().count() <= MAX_TOPIC_CHARS + 6;
+                match (valid, at.as_u64()) {
+                    (true, Some(at)) => out.insert(name.clone(), at),
+                    _ => return Err(BadRequest::BadResume),
+                };
+            }
+            ClientMessage::Resume(out)
+        }
         _ => ClientMessage::Other(value),
     })
 }
+
+/// Streams one `resume` may name.
+pub const MAX_RESUMED: usize = 100;
 
 /// The route key API Gateway picks for a message body: the string at `path` (the part of the
 /// route selection expression after `$request.body.`, dotted for nested fields) when it names
@@ -190,5 +215,20 @@ mod tests {
             p(r#"{"hello":1}"#),
             Ok(ClientMessage::Other(json!({"hello":1})))
         );
+        assert_eq!(
+            p(r#"{"action":"resume","streams":{"topic:claims":41,"all":0}}"#),
+            Ok(ClientMessage::Resume(
+                [("all".to_owned(), 0), ("topic:claims".to_owned(), 41)].into()
+            ))
+        );
+        for bad in [
+            r#"{"action":"resume"}"#,
+            r#"{"action":"resume","streams":[1]}"#,
+            r#"{"action":"resume","streams":{"topic:claims":-1}}"#,
+            r#"{"action":"resume","streams":{"room:x":1}}"#,
+            r#"{"action":"resume","streams":{"all":"1"}}"#,
+        ] {
+            assert_eq!(p(bad), Err(BadRequest::BadResume), "{bad}");
+        }
     }
 }

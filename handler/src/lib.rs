@@ -26,10 +26,12 @@ mod error;
 pub mod events;
 pub mod fanout;
 pub mod glibc;
+pub mod history;
 pub mod inbound;
 pub mod invocation;
 pub mod membership;
 pub mod push;
+pub mod replay;
 mod retry;
 pub mod settings;
 #[cfg(feature = "aws")]

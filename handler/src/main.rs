@@ -10,6 +10,7 @@ use std::time::Instant;
 use handler::auth::{Auth, HttpsFetcher};
 use handler::env::{AuthKeysEnv, EnvError, FunctionEnv};
 use handler::fanout::{DynamoBroadcastLog, LambdaInvoker};
+use handler::history::DynamoHistory;
 use handler::push::ManagementApiPusher;
 use handler::signed::{ClientInitError, SignedClient};
 use handler::store::DynamoStore;
@@ -73,11 +74,22 @@ async fn build() -> Result<Live, InitError> {
         .clone()
         .or_else(|| sdk.region().map(|r| r.to_string()));
     let pusher = ManagementApiPusher::new(client.clone(), region.as_deref());
+    let history = env.history.as_ref().map(|h| {
+        let port = DynamoHistory::new(
+            dynamodb.clone(),
+            h.table.clone(),
+            std::time::Duration::from_secs(h.retention_seconds),
+        );
+        (Arc::new(port), h.max_per_stream)
+    });
     let fanout = match &env.broadcasts_table {
         Some(table) => Some(fan_out(client, region, &settings, dynamodb, table, &get)?),
         None => None,
     };
     let mut handler = Handler::new(settings, Arc::new(store), Arc::new(pusher));
+    if let Some((port, cap)) = history {
+        handler = handler.with_history(port, cap);
+    }
     if let Some(fanout) = fanout {
         handler = handler.with_fanout(fanout);
     }

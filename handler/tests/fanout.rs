@@ -22,11 +22,14 @@ struct Counter {
     delay: Option<Duration>,
     /// Every post answers 500 (the management API down).
     down: std::sync::atomic::AtomicBool,
+    /// The distinct messages posted.
+    payloads: Mutex<std::collections::HashSet<Vec<u8>>>,
 }
 
 #[async_trait]
 impl Pusher for Counter {
-    async fn post(&self, _endpoint: &str, id: &str, _data: &[u8]) -> Result<(), PushError> {
+    async fn post(&self, _endpoint: &str, id: &str, data: &[u8]) -> Result<(), PushError> {
+        self.payloads.lock().unwrap().insert(data.to_vec());
         if let Some(d) = self.delay {
             tokio::time::sleep(d).await;
         }
@@ -394,4 +397,34 @@ async fn a_large_topic_is_split_over_workers_by_its_shards() {
     rig.assert_each_once(3_000);
     let received = rig.pusher.received.lock().unwrap();
     assert!(received.keys().all(|id| id.as_str() < "c003000="));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_history_a_fanned_out_broadcast_has_one_position_through_workers_retries_and_hand_overs(
+) {
+    use handler::history::{HistoryPort, MemoryHistory};
+    let rows = 5_000;
+    // Every invocation delivered twice (as Lambda may), and hand-overs.
+    let mut rig = rig(rows, 2, 2, Some(Duration::from_millis(2))).await;
+    let history = Arc::new(MemoryHistory::new(Duration::from_secs(600), 100));
+    rig.handler = rig.handler.clone().with_history(history.clone(), 100);
+    rig.invocation = Duration::from_millis(100);
+    let payload = json!({"action": "broadcast", "broadcast_id": "b-once", "message": {"type": "t", "data": 1}});
+    let id = rig.invoke(payload.clone()).await.broadcast_id.unwrap();
+    // The caller's SDK retries the same broadcast.
+    rig.invoke(payload).await;
+    rig.drain().await;
+    let status = rig.status(&id).await;
+    assert!(status.complete(), "{status:?}");
+    assert!(status.handovers >= 1, "hand-overs: {}", status.handovers);
+    let payloads = rig.pusher.payloads.lock().unwrap().clone();
+    assert_eq!(payloads.len(), 1, "one message, one position: {payloads:?}");
+    let posted: Value = serde_json::from_slice(payloads.iter().next().unwrap()).unwrap();
+    assert_eq!(
+        posted["wsctl"],
+        json!({"id": "b-once", "stream": "all", "seq": 1})
+    );
+    let kept = history.after("all", 0, 100).await.unwrap();
+    assert_eq!(kept.entries.len(), 1, "kept once");
+    assert_eq!(kept.head, 1);
 }

@@ -10,7 +10,7 @@ use handler::auth::{Auth, HttpsFetcher};
 use handler::topics::Rules;
 
 use super::Context;
-use crate::cli::DevArgs;
+use crate::cli::{DevAction, DevArgs, DropArgs};
 use crate::config::{AuthConfig, AuthKeys, Config, RouteTarget, TopicAccess, TopicsConfig};
 use crate::dev::targets::{DevRoute, Target};
 use crate::dev::{self, DevOptions, Throttle};
@@ -18,6 +18,9 @@ use crate::error::{Error, Result};
 use crate::resources::function;
 
 pub async fn dev(cx: &Context, args: &DevArgs) -> Result<ExitCode> {
+    if let Some(DevAction::Drop(drop)) = &args.action {
+        return drop_connections(cx, drop).await;
+    }
     let config = match cx.cli.config.exists() {
         true => Some(cx.config()?),
         false => None,
@@ -89,6 +92,15 @@ pub async fn dev(cx: &Context, args: &DevArgs) -> Result<ExitCode> {
         user_routes: user_routes.clone(),
         lambda_endpoint: args.lambda_endpoint.clone(),
         backend_secret: backend_secret.clone(),
+        history: match (
+            args.history,
+            config.as_ref().and_then(|c| c.history.as_ref()),
+        ) {
+            (Some(retention), h) => Some((retention, h.map_or(1000, |h| h.max_per_stream))),
+            (None, Some(h)) => Some((h.retention, h.max_per_stream)),
+            (None, None) => None,
+        },
+        drop_every: args.drop_every.map(|every| (every, args.drop_mode)),
         quiet: cx.quiet(),
         throttle: Throttle::new(
             args.management_rate,
@@ -134,6 +146,71 @@ pub async fn dev(cx: &Context, args: &DevArgs) -> Result<ExitCode> {
     })
     .await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `wsctl dev drop`: asks a running gateway to drop connections (`POST /_dev/drop`).
+async fn drop_connections(cx: &Context, args: &DropArgs) -> Result<ExitCode> {
+    use http_body_util::{BodyExt, Empty};
+    let base = args
+        .url
+        .replacen("ws://", "http://", 1)
+        .replacen("wss://", "https://", 1);
+    let base = match base.find("://").map(|i| i + 3) {
+        Some(start) => match base[start..].find('/') {
+            Some(end) => base[..start + end].to_owned(),
+            None => base,
+        },
+        None => crate::fail!(
+            Usage,
+            "--url {:?} is not a URL (e.g. http://127.0.0.1:3002)",
+            args.url
+        ),
+    };
+    let mut uri = format!("{base}/_dev/drop?mode={}", args.mode.as_str());
+    if let Some(id) = &args.connection {
+        uri.push_str("&connection=");
+        uri.push_str(
+            &percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC)
+                .to_string(),
+        );
+    }
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Empty<axum::body::Bytes>>();
+    let request = axum::http::Request::post(&uri)
+        .body(Empty::new())
+        .map_err(|e| Error::Usage(format!("{uri}: {e}")))?;
+    let response = client
+        .request(request)
+        .await
+        .map_err(|e| Error::Failed(format!("POST {uri}: {e} (is wsctl dev running there?)")))?;
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
+        .unwrap_or_default();
+    if !status.is_success() {
+        crate::fail!(Failed, "POST {uri}: {status}: {body}");
+    }
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    cx.print(&Dropped {
+        dropped: answer["dropped"].as_u64().unwrap_or(0),
+        mode: args.mode.as_str(),
+    });
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(serde::Serialize)]
+struct Dropped {
+    dropped: u64,
+    mode: &'static str,
+}
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "dropped {} connection(s) ({})", self.dropped, self.mode)
+    }
 }
 
 /// `[[route]]` as dev runs it: the file's routes, their HTTP URLs replaced by `--route-url`;

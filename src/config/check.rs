@@ -335,6 +335,7 @@ impl Config {
             function.allow_client_broadcast,
         )?;
         let alarm = check_alarm(&c, &raw.alarm)?;
+        let history = super::history::check_history(&c, raw.history.as_ref())?;
 
         Ok(Config {
             project,
@@ -344,6 +345,7 @@ impl Config {
             api,
             auth,
             topics,
+            history,
             alarm,
             dashboard: super::logging::check_dashboard(&raw.dashboard),
             grants: check_grants(&c, &raw.grants)?,

@@ -1,7 +1,7 @@
 //! The project file (`wsctl.toml`): what a validated configuration is ([`Config`] and its
 //! sections, with the defaults `config.example.toml` documents) and how it is loaded. Reading
 //! the TOML is in [`raw`], validating it into a `Config` in [`check`] with one file per
-//! section's checks ([`auth`], [`topics`], [`routes`], [`alarm`], [`logging`], [`grants`], [`domain`]) and their shared
+//! section's checks ([`auth`], [`topics`], [`routes`], [`history`], [`alarm`], [`logging`], [`grants`], [`domain`]) and their shared
 //! toolkit ([`checker`]), the file `wsctl init` writes in [`starter`]. Errors name the file,
 //! the key and the line.
 
@@ -17,12 +17,14 @@ mod check;
 mod checker;
 mod domain;
 mod grants;
+mod history;
 mod logging;
 mod raw;
 mod routes;
 mod starter;
 mod topics;
 
+pub use history::HistoryConfig;
 pub use routes::{RouteConfig, RouteTarget};
 pub use starter::starter;
 pub use topics::{TopicAccess, TopicsConfig};
@@ -115,6 +117,8 @@ pub struct Config {
     pub auth: Option<AuthConfig>,
     /// `[topics]`: which topics clients may subscribe and broadcast to.
     pub topics: Option<TopicsConfig>,
+    /// `[history]`: streams kept for clients that come back (None: off).
+    pub history: Option<HistoryConfig>,
     pub alarm: Option<AlarmConfig>,
     pub dashboard: DashboardConfig,
     /// `[[grant]]`: IAM roles outside the stack that may broadcast or manage connections.

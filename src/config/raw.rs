@@ -23,6 +23,8 @@ pub(super) struct RawConfig {
     pub(super) auth: RawAuth,
     /// `[topics]`: absent and empty are not the same (see [`super::topics`]).
     pub(super) topics: Option<Spanned<RawTopics>>,
+    /// `[history]`: present means on.
+    pub(super) history: Option<Spanned<RawHistory>>,
     #[serde(default)]
     pub(super) alarm: RawAlarm,
     #[serde(default)]
@@ -50,6 +52,7 @@ pub(super) struct RawEnv {
     pub(super) api: Option<RawApi>,
     pub(super) auth: Option<RawAuth>,
     pub(super) topics: Option<Spanned<RawTopics>>,
+    pub(super) history: Option<Spanned<RawHistory>>,
     pub(super) alarm: Option<RawAlarm>,
     pub(super) dashboard: Option<RawDashboard>,
     pub(super) domain: Option<Spanned<RawDomain>>,
@@ -77,6 +80,14 @@ pub(super) struct RawDomain {
 pub(super) struct RawTopics {
     pub(super) subscribe: Option<Spanned<Vec<Spanned<String>>>>,
     pub(super) publish: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+/// `[history]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHistory {
+    pub(super) retention: Option<Spanned<String>>,
+    pub(super) max_per_stream: Option<Spanned<i64>>,
 }
 
 /// One `[[route]]`.
@@ -141,6 +152,17 @@ impl RawConfig {
                     overlay!(base, o; subscribe, publish);
                 }
                 None => self.topics = Some(Spanned::new(span, o)),
+            }
+        }
+        if let Some(o) = env.history {
+            let span = o.span();
+            let o = o.into_inner();
+            match &mut self.history {
+                Some(base) => {
+                    let base = base.get_mut();
+                    overlay!(base, o; retention, max_per_stream);
+                }
+                None => self.history = Some(Spanned::new(span, o)),
             }
         }
         if let Some(o) = env.alarm {

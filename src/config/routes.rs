@@ -11,7 +11,7 @@ use super::raw::{RawApi, RawRoute};
 use super::ConfigError;
 
 /// The actions the bundled handler answers itself: a route may not take them.
-pub const BUILT_IN_ACTIONS: &[&str] = &["ping", "subscribe", "unsubscribe", "broadcast"];
+pub const BUILT_IN_ACTIONS: &[&str] = &["ping", "subscribe", "unsubscribe", "broadcast", "resume"];
 
 /// API Gateway allows 300 routes per API; `$connect`, `$disconnect` and `$default` are three.
 pub const MAX_ROUTES: usize = 297;

@@ -26,6 +26,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::WebSocketStream;
 
 mod connect;
+mod drops;
 mod events;
 mod invoke;
 mod management;
@@ -33,6 +34,7 @@ mod socket;
 pub mod targets;
 mod throttle;
 use events::{now_ms, ConnInfo, Events};
+pub use socket::Ending;
 use socket::Outlet;
 use throttle::DevPusher;
 pub use throttle::Throttle;
@@ -68,6 +70,10 @@ pub struct DevOptions {
     pub lambda_endpoint: Option<String>,
     /// Sent to HTTP backends in `X-Wsctl-Secret`.
     pub backend_secret: Option<String>,
+    /// `[history]`: streams kept this long, at most this many replayed per stream.
+    pub history: Option<(Duration, u32)>,
+    /// Every connection dropped this often, this way (`--drop-every`, `--drop-mode`).
+    pub drop_every: Option<(Duration, Ending)>,
     pub quiet: bool,
     /// API Gateway's account throttle and latency on the management API and the handler's
     /// posts (`None`: neither).
@@ -248,6 +254,7 @@ impl Gateway {
         tokio::pin!(idle);
         // How the connection ends: the code and reason `$disconnect` reports, and the close frame
         // the gateway sends first, if it is the one closing.
+        let mut abrupt = false;
         let (code, reason, close): (u16, String, Option<(u16, &str)>) = loop {
             tokio::select! {
                 incoming = ws.next() => match incoming {
@@ -279,9 +286,22 @@ impl Gateway {
                     None => break (1006, "Connection dropped".into(), None),
                 },
                 () = outlet.woken() => {
-                    if outlet.close_requested() {
-                        let reason = "Closed by the @connections API";
-                        break (NORMAL, reason.into(), Some((NORMAL, reason)));
+                    match outlet.ending() {
+                        Some(Ending::Deleted) => {
+                            let reason = "Closed by the @connections API";
+                            break (NORMAL, reason.into(), Some((NORMAL, reason)));
+                        }
+                        Some(Ending::Abrupt) => {
+                            abrupt = true;
+                            break (1006, "Connection dropped".into(), None);
+                        }
+                        Some(Ending::GoingAway) => {
+                            break (GOING_AWAY, "Going away".into(), Some((GOING_AWAY, "Going away")));
+                        }
+                        Some(Ending::Idle) => {
+                            break (GOING_AWAY, "Idle timeout".into(), Some((GOING_AWAY, "Going away")));
+                        }
+                        None => {}
                     }
                     if outlet.drain().await.is_err() {
                         break (1006, "Connection dropped".into(), None);
@@ -298,10 +318,16 @@ impl Gateway {
         };
         // No push may follow a close frame: pushes answer Gone from here on.
         outlet.close();
-        if let Some((code, reason)) = close {
-            let _ = ws.send(close_frame(code, reason)).await;
+        if abrupt {
+            // As a network failure: the TCP connection ends, no close frame, no handshake.
+            outlet.abort();
+            drop(ws);
+        } else {
+            if let Some((code, reason)) = close {
+                let _ = ws.send(close_frame(code, reason)).await;
+            }
+            let _ = ws.close(None).await;
         }
-        let _ = ws.close(None).await;
         self.finish(&id, &conn, code, &reason).await;
     }
 
@@ -419,6 +445,12 @@ pub async fn run(mut opts: DevOptions, ready: impl FnOnce(SocketAddr)) -> Result
     if let Some(auth) = opts.auth.clone() {
         dev_handler = dev_handler.with_auth(auth);
     }
+    if let Some((retention, cap)) = opts.history {
+        dev_handler = dev_handler.with_history(
+            Arc::new(handler::history::MemoryHistory::new(retention, cap)),
+            cap,
+        );
+    }
     let gw = Arc::new(Gateway {
         logger,
         handler: dev_handler,
@@ -456,7 +488,11 @@ pub async fn run(mut opts: DevOptions, ready: impl FnOnce(SocketAddr)) -> Result
         .route(
             "/2015-03-31/functions/{name}/invocations",
             post(invoke::invoke_function),
-        );
+        )
+        .route("/_dev/drop", post(drops::drop_connections));
+    if let Some((every, how)) = opts.drop_every {
+        drops::drop_every(gw.clone(), every, how);
+    }
     let stage_path = format!("/{}", opts.stage);
     if stage_path != opts.path {
         app = app.route(&stage_path, get(connect::upgrade));

@@ -247,6 +247,55 @@ impl Out {
     }
 }
 
+/// How the gateway ends a connection: as `DELETE @connections/{id}` does, or the ways the
+/// internet and API Gateway drop one (`wsctl dev --drop-every`, `wsctl dev drop`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Ending {
+    /// `DELETE @connections/{id}`: a close frame 1000.
+    Deleted = 1,
+    /// The network fails: no close frame, the client sees 1006.
+    Abrupt = 2,
+    /// API Gateway's 1001 "Going away" (its 2-hour cut, a deployment).
+    GoingAway = 3,
+    /// API Gateway's idle cut: 1001 after 10 idle minutes.
+    Idle = 4,
+}
+
+impl Ending {
+    fn from_u8(n: u8) -> Option<Ending> {
+        match n {
+            1 => Some(Ending::Deleted),
+            2 => Some(Ending::Abrupt),
+            3 => Some(Ending::GoingAway),
+            4 => Some(Ending::Idle),
+            _ => None,
+        }
+    }
+
+    /// The name [`Ending::parse_drop`] reads.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ending::Deleted => "deleted",
+            Ending::Abrupt => "abrupt",
+            Ending::GoingAway => "going-away",
+            Ending::Idle => "idle",
+        }
+    }
+
+    /// `abrupt`, `going-away` or `idle`: the kinds of drop a person asks for.
+    pub fn parse_drop(s: &str) -> Result<Ending, String> {
+        match s {
+            "abrupt" => Ok(Ending::Abrupt),
+            "going-away" => Ok(Ending::GoingAway),
+            "idle" => Ok(Ending::Idle),
+            other => Err(format!(
+                "unknown drop {other:?}: expected abrupt (no close frame, 1006), going-away (1001) or idle (1001 Idle timeout)"
+            )),
+        }
+    }
+}
+
 /// One connection's writing side, shared by its lane (pushes) and its task (tungstenite's control
 /// frames, the close handshake). A frame is written to the socket at once; what the socket does
 /// not take is queued, in order, and the connection's task is woken to write it when the socket
@@ -256,8 +305,8 @@ pub struct Outlet {
     out: Mutex<Out>,
     /// Set when the connection starts closing: later pushes answer Gone, as on AWS.
     closing: AtomicBool,
-    /// Set by DELETE @connections/{id}.
-    close_requested: AtomicBool,
+    /// How the gateway is to end the connection ([`Ending`] as a number; 0: it is not).
+    ending: std::sync::atomic::AtomicU8,
     /// Wakes the connection's task: queued bytes to write, or a close requested.
     wake: Notify,
 }
@@ -274,7 +323,7 @@ impl Outlet {
                 broken: false,
             }),
             closing: AtomicBool::new(false),
-            close_requested: AtomicBool::new(false),
+            ending: std::sync::atomic::AtomicU8::new(0),
             wake: Notify::new(),
         })
     }
@@ -293,12 +342,25 @@ impl Outlet {
 
     /// Asks the connection's task to close the connection (DELETE @connections/{id}).
     pub fn request_close(&self) {
-        self.close_requested.store(true, Ordering::SeqCst);
+        self.end(Ending::Deleted);
+    }
+
+    /// Asks the connection's task to end the connection as `how` says.
+    pub fn end(&self, how: Ending) {
+        self.ending.store(how as u8, Ordering::SeqCst);
         self.wake.notify_one();
     }
 
-    pub fn close_requested(&self) -> bool {
-        self.close_requested.load(Ordering::SeqCst)
+    /// How the connection is to end, once asked.
+    pub fn ending(&self) -> Option<Ending> {
+        Ending::from_u8(self.ending.load(Ordering::SeqCst))
+    }
+
+    /// Shuts the TCP connection without a close frame (the client sees 1006).
+    pub fn abort(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+        let half = lock(&self.out).half.take();
+        drop(half);
     }
 
     /// No pushes from now on (the connection is closing).

@@ -579,7 +579,7 @@ mod tests {
     #[test]
     fn what_names_a_new_api_is_known_after_apply() {
         let s = stack("project = \"shop\"");
-        let old = role::least_privilege_policy(&s.names, "oldapi", None);
+        let old = role::least_privilege_policy(&s.names, "oldapi", None, false);
         let existing = role::Observed {
             name: s.names.role.clone(),
             arn: s.names.role_arn(),

@@ -18,6 +18,7 @@ use crate::resources::dashboard::Dashboard;
 use crate::resources::domain::Domains;
 use crate::resources::function::Function;
 use crate::resources::grant::Grants;
+use crate::resources::history_table::HistoryTable;
 use crate::resources::integration::Integration;
 use crate::resources::logs::{AccessLogGroup, LogGroup};
 use crate::resources::permission::Permission;
@@ -45,11 +46,12 @@ pub fn order() -> Vec<Step> {
         Step::of::<AccountLogRole>(after![]).down(99),
         Step::of::<AccessLogGroup>(after![]).down(5),
         Step::of::<Tables>(after![]).down(8),
+        Step::of::<HistoryTable>(after![]).down(8),
         // Its inline policy names the API.
         Step::of::<Role>(after![Api]).down(7),
         Step::of::<LogGroup>(after![]).down(3),
         // The environment names the API; the role must exist (Lambda assumes it).
-        Step::of::<Function>(after![Role, LogGroup, Api]).down(2),
+        Step::of::<Function>(after![Role, LogGroup, Api, HistoryTable]).down(2),
         Step::of::<Api>(after![]).down(1),
         // The API goes live with these: the function and its tables must be there first.
         Step::of::<Integration>(after![Api, Function, Tables])

@@ -95,6 +95,11 @@ pub fn environment(config: &Config, names: &Names, api_id: Option<&str>) -> Func
             token_source: auth.token_source,
             claims: auth.claims.clone(),
         }),
+        history: config.history.as_ref().map(|h| handler::env::HistoryEnv {
+            table: names.history_table.clone(),
+            retention_seconds: h.retention.as_secs(),
+            max_per_stream: h.max_per_stream,
+        }),
         scan_page_size: None,
         settings,
     }

@@ -15,6 +15,7 @@ pub mod dashboard;
 pub mod domain;
 pub mod function;
 pub mod grant;
+pub mod history_table;
 pub mod integration;
 pub mod logs;
 pub mod permission;

@@ -33,6 +33,10 @@ pub const TABLE_ACTIONS: &[&str] = &[
 pub const SUBSCRIPTIONS_ACTIONS: &[&str] =
     &["dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:Query"];
 /// On the broadcasts table: a record created, its conditional counters, read back.
+/// The history table (`[history]`): the next position read, the entry written once, a
+/// resume's reads.
+pub const HISTORY_ACTIONS: &[&str] = &["dynamodb:PutItem", "dynamodb:Query"];
+
 pub const BROADCASTS_ACTIONS: &[&str] = &[
     "dynamodb:GetItem",
     "dynamodb:PutItem",
@@ -75,7 +79,12 @@ pub fn trust_policy() -> Value {
 /// its broadcasts table, invoking itself (a broadcast's workers), ManageConnections on this
 /// API and stage's `@connections`; with an HS256 secret in SSM, reading that one parameter
 /// (and decrypting with its customer-managed key, when the config names one).
-pub fn least_privilege_policy(names: &Names, api_id: &str, auth: Option<&AuthConfig>) -> Value {
+pub fn least_privilege_policy(
+    names: &Names,
+    api_id: &str,
+    auth: Option<&AuthConfig>,
+    history: bool,
+) -> Value {
     let mut policy = json!({
         "Version": "2012-10-17",
         "Statement": [
@@ -111,6 +120,17 @@ pub fn least_privilege_policy(names: &Names, api_id: &str, auth: Option<&AuthCon
             }
         ]
     });
+    if history {
+        policy["Statement"]
+            .as_array_mut()
+            .expect("built above as an array")
+            .push(json!({
+                "Sid": "StreamHistory",
+                "Effect": "Allow",
+                "Action": HISTORY_ACTIONS,
+                "Resource": names.dynamodb_table_arn(&names.history_table)
+            }));
+    }
     if let Some(AuthConfig {
         keys: AuthKeys::SsmSecret {
             parameter,
@@ -152,6 +172,7 @@ impl Resource for Role {
             &cx.stack.names,
             cx.ids.api_id.as_deref(),
             cx.stack.config.auth.as_ref(),
+            cx.stack.config.history.is_some(),
             cx.stack.tags.clone(),
         )
     }
@@ -232,13 +253,14 @@ pub fn desired(
     names: &Names,
     api_id: Option<&str>,
     auth: Option<&AuthConfig>,
+    history: bool,
     tags: BTreeMap<String, String>,
 ) -> Desired {
     Desired {
         name: names.role.clone(),
         policy_name: names.policy.clone(),
         trust: trust_policy(),
-        policy: api_id.map(|id| least_privilege_policy(names, id, auth)),
+        policy: api_id.map(|id| least_privilege_policy(names, id, auth, history)),
         tags,
     }
 }
@@ -735,6 +757,7 @@ mod tests {
             &n,
             Some("abc"),
             None,
+            false,
             BTreeMap::from([("ManagedBy".into(), "wsctl".into())]),
         );
         let runbook = Observed {
@@ -778,7 +801,7 @@ mod tests {
     #[test]
     fn the_policy_grants_each_action_on_its_own_resource_only() {
         let n = names();
-        let p = least_privilege_policy(&n, "abc", None);
+        let p = least_privilege_policy(&n, "abc", None, false);
         let target = "arn:aws:execute-api:us-east-1:123456789012:abc/prod/POST/@connections/x";
         assert!(allows(&p, "execute-api:ManageConnections", target));
         assert!(!allows(

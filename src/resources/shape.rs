@@ -108,6 +108,8 @@ pub enum TableKind {
     Connections,
     Subscriptions,
     Broadcasts,
+    /// Streams' history (`[history]`).
+    History,
 }
 
 /// Which resource a plan item or a deletion is about: typed (a misspelling does not compile),
@@ -150,6 +152,7 @@ impl Display for Kind {
             Kind::Table(TableKind::Connections) => "table",
             Kind::Table(TableKind::Subscriptions) => "subscriptions",
             Kind::Table(TableKind::Broadcasts) => "broadcasts",
+            Kind::Table(TableKind::History) => "history",
             Kind::Role => "role",
             Kind::LogGroup => "log_group",
             Kind::Function => "function",

@@ -33,12 +33,13 @@ pub const KINDS: [TableKind; 3] = [
 ];
 
 impl TableKind {
-    /// The hash key, and the range key if any (all strings).
-    pub fn keys(self) -> (&'static str, Option<&'static str>) {
+    /// The hash key, and the range key if any, with their types (`S` or `N`).
+    pub fn keys(self) -> (&'static str, Option<(&'static str, &'static str)>) {
         match self {
             TableKind::Connections => (KEY, None),
-            TableKind::Subscriptions => ("topic_shard", Some(KEY)),
+            TableKind::Subscriptions => ("topic_shard", Some((KEY, "S"))),
             TableKind::Broadcasts => ("broadcast_id", None),
+            TableKind::History => ("stream", Some(("seq", "N"))),
         }
     }
 
@@ -46,7 +47,7 @@ impl TableKind {
     pub fn key_schema(self) -> String {
         match self.keys() {
             (hash, None) => format!("{hash} (S, HASH)"),
-            (hash, Some(range)) => format!("{hash} (S, HASH), {range} (S, RANGE)"),
+            (hash, Some((range, t))) => format!("{hash} (S, HASH), {range} ({t}, RANGE)"),
         }
     }
 }
@@ -101,6 +102,7 @@ impl Resource for Tables {
                     TableKind::Connections => n.table.clone(),
                     TableKind::Subscriptions => n.subscriptions_table.clone(),
                     TableKind::Broadcasts => n.broadcasts_table.clone(),
+                    TableKind::History => n.history_table.clone(),
                 },
                 kind,
                 tags: cx.stack.tags.clone(),
@@ -371,7 +373,14 @@ pub async fn apply(
         (Some(_), Action::Delete) => crate::fail!(Failed, "internal: up never deletes the table"),
         (_, Action::Create) => {
             let (hash, range) = desired.kind.keys();
-            let out = create_request(&c.dynamodb, name, hash, range, &desired.tags)
+            let range = range.map(|(name, t)| {
+                let t = match t {
+                    "N" => ScalarAttributeType::N,
+                    _ => ScalarAttributeType::S,
+                };
+                (name, t)
+            });
+            let out = create_request_typed(&c.dynamodb, name, hash, range, &desired.tags)
                 .send()
                 .await;
             let arn = match out {
@@ -447,17 +456,35 @@ pub fn create_request(
     range: Option<&str>,
     tags: &BTreeMap<String, String>,
 ) -> CreateTableFluentBuilder {
+    create_request_typed(
+        db,
+        name,
+        key,
+        range.map(|r| (r, ScalarAttributeType::S)),
+        tags,
+    )
+}
+
+/// [`create_request`] with the range key's type given (`seq` is a number).
+pub fn create_request_typed(
+    db: &aws_sdk_dynamodb::Client,
+    name: &str,
+    key: &str,
+    range: Option<(&str, ScalarAttributeType)>,
+    tags: &BTreeMap<String, String>,
+) -> CreateTableFluentBuilder {
     let mut request = db.create_table().table_name(name);
-    for (attribute, kind) in [(Some(key), KeyType::Hash), (range, KeyType::Range)] {
-        let Some(attribute) = attribute else {
-            continue;
-        };
+    let keys = [
+        Some((key, ScalarAttributeType::S, KeyType::Hash)),
+        range.map(|(r, t)| (r, t, KeyType::Range)),
+    ];
+    for (attribute, attribute_type, kind) in keys.into_iter().flatten() {
         // Both builders have every required field set here.
         request = request
             .attribute_definitions(
                 AttributeDefinition::builder()
                     .attribute_name(attribute)
-                    .attribute_type(ScalarAttributeType::S)
+                    .attribute_type(attribute_type)
                     .build()
                     .expect("name and type are set"),
             )
