@@ -27,11 +27,11 @@ function App() {
 
   useEffect(() => {
     connect();
-    for (const type of ['pong', 'notification', 'subscribed', 'forbidden', 'connect', 'disconnect']) {
+    for (const type of ['pong', 'notification', 'subscribed', 'forbidden', 'tick', 'gap', 'connect', 'disconnect']) {
       on(type, (data) => window.__events.push({ type, data }));
     }
     return () => {
-      for (const type of ['pong', 'notification', 'subscribed', 'forbidden', 'connect', 'disconnect']) off(type);
+      for (const type of ['pong', 'notification', 'subscribed', 'forbidden', 'tick', 'gap', 'connect', 'disconnect']) off(type);
     };
   }, [connect, on, off]);
 

@@ -258,6 +258,36 @@ try {
     await stopDev(authDev).catch(() => {});
   }
 
+  // A forced drop in the middle of 100 broadcasts: the app's handler sees all 100, once each, in
+  // order (what it missed comes back through resume).
+  const historyPort = await freePort();
+  const historyDev = await startDev(historyPort, ['--history', '10m']);
+  try {
+    await step('across a forced drop during 100 broadcasts, the handler sees each once, in order', async () => {
+      const p = await browser.newPage();
+      await p.goto(`http://127.0.0.1:${sitePort}/?ws=ws://127.0.0.1:${historyPort}/ws`);
+      await waitFor('connected', async () => (await p.locator('#status').getAttribute('data-connected')) === 'true');
+      await p.evaluate(() => window.__api.subscribe('ticks'));
+      const seen = () => p.evaluate(() => window.__events);
+      await waitFor('subscribed', async () => (await seen()).some((e) => e.type === 'subscribed' && e.data.topic === 'ticks'));
+      for (let n = 1; n <= 100; n++) {
+        await invoke(historyPort, { action: 'broadcast', topic: 'ticks', message: { type: 'tick', data: { n } } });
+        if (n === 40) {
+          const res = await fetch(`http://127.0.0.1:${historyPort}/_dev/drop?mode=abrupt`, { method: 'POST' });
+          assert.equal(res.status, 200);
+        }
+      }
+      await waitFor('100 ticks', async () => (await seen()).filter((e) => e.type === 'tick').length >= 100, 15000);
+      await sleep(500);
+      const ticks = (await seen()).filter((e) => e.type === 'tick').map((e) => e.data.n);
+      assert.deepEqual(ticks, Array.from({ length: 100 }, (_, i) => i + 1));
+      assert.ok((await seen()).filter((e) => e.type === 'disconnect').length >= 1, 'the page was dropped');
+      await p.close();
+    });
+  } finally {
+    await stopDev(historyDev).catch(() => {});
+  }
+
   // A two-way route to the team's HTTP backend: request() resolves with its answer.
   const backend = createServer((req, res) => {
     let body = '';

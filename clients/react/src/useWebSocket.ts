@@ -1,5 +1,7 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
 
+import { StreamOrder, stampOf } from './streams.js';
+
 /** A token for `$connect`, or a function returning one (called before every connection). */
 export type TokenSource = string | null | undefined | (() => string | null | undefined | Promise<string | null | undefined>);
 
@@ -28,6 +30,12 @@ export interface UseWebSocketOptions {
   /** Messages `send` keeps while disconnected, sent on the next connection; the oldest is
    * dropped when full. Default 0: `send` refuses while disconnected. */
   queueSize?: number;
+  /** On every reconnect, ask the stack for what was missed on each stream heard so far
+   * (`{"action":"resume"}`; a stack with `[history]`). Default true. */
+  resume?: boolean;
+  /** How long a message ahead of its stream's next position waits for those before it.
+   * Default 2000 ms. */
+  reorderWindowMs?: number;
   /** Log connection events to the console. Default false: no console output at all. */
   debug?: boolean;
   /** The WebSocket implementation (tests, non-browser runtimes). Default the global one. */
@@ -93,6 +101,8 @@ const DEFAULTS = {
   maxConnectionMs: (2 * 60 - 5) * 60 * 1000,
   queueSize: 0,
   debug: false,
+  resume: true,
+  reorderWindowMs: 2000,
 };
 
 const OPEN = 1;
@@ -138,6 +148,10 @@ export function useWebSocket(url: string, options: UseWebSocketOptions = {}): Us
     topics: new Set<string>(),
     /** `request` calls waiting for their answer, by requestId. */
     requests: new Map<string, { resolve: (v: any) => void; reject: (e: Error) => void; timer: ReturnType<typeof setTimeout> }>(),
+    /** Positions per stream, for exactly-once, in-order delivery and resume. */
+    order: null as StreamOrder | null,
+    /** Whether a connection was open before: the next one resumes. */
+    wasOpen: false,
     queue: [] as string[],
     retryTimer: null as ReturnType<typeof setTimeout> | null,
     keepaliveTimer: null as ReturnType<typeof setInterval> | null,
@@ -229,6 +243,12 @@ export function useWebSocket(url: string, options: UseWebSocketOptions = {}): Us
         log('connected');
         s.attempt = 0;
         for (const topic of s.topics) ws.send(JSON.stringify({ action: 'subscribe', topic }));
+        // Back after a drop (or a planned replacement): ask for what was missed.
+        const positions = s.order?.positions() ?? {};
+        if (s.wasOpen && setting('resume') && Object.keys(positions).length > 0) {
+          ws.send(JSON.stringify({ action: 'resume', streams: positions }));
+        }
+        s.wasOpen = true;
         const queued = s.queue.splice(0);
         for (const message of queued) ws.send(message);
         clearTimers();
@@ -273,6 +293,15 @@ export function useWebSocket(url: string, options: UseWebSocketOptions = {}): Us
           return;
         }
         const data = message.data;
+        const stamp = stampOf(message);
+        if (stamp) {
+          s.order ??= new StreamOrder((m) => emit(m.type, m.data), setting('reorderWindowMs'));
+          s.order.accept(message, stamp);
+          return;
+        }
+        if (message.type === 'gap' && typeof data?.stream === 'string' && typeof data?.head === 'number') {
+          s.order?.gap(data.stream, data.head);
+        }
         emit(message.type, data);
         if (message.type === 'error' && data?.code === 'forbidden') {
           // A refused topic is refused for good: not asked for again on reconnect.
@@ -431,6 +460,7 @@ export function useWebSocket(url: string, options: UseWebSocketOptions = {}): Us
     s.mounted = true;
     return () => {
       disconnect();
+      s.order?.stop();
       s.mounted = false;
     };
   }, [disconnect]);

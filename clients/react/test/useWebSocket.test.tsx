@@ -406,6 +406,46 @@ describe('messages', () => {
     await expect(cut).rejects.toThrow('closed before the answer');
   });
 
+  it('resumes every stream it heard after a reconnect, and hands each message over once in order', async () => {
+    vi.spyOn(Math, 'random').mockReturnValue(0);
+    const { result } = renderHook(() => useWebSocket(URL, options()));
+    const ticks: unknown[] = [];
+    const gaps: unknown[] = [];
+    act(() => {
+      result.current.on('tick', (d) => ticks.push(d));
+      result.current.on('gap', (d) => gaps.push(d));
+      result.current.connect();
+    });
+    await settle();
+    act(() => last().open());
+    expect(last().actions()).toEqual([]);
+    const tick = (seq: number, stream = 'topic:claims') => ({ type: 'tick', data: seq, wsctl: { id: `m${stream}${seq}`, stream, seq } });
+    act(() => {
+      last().receive(tick(1));
+      last().receive(tick(2));
+      last().receive(tick(7, 'all'));
+    });
+    act(() => last().serverClose(1006));
+    await act(async () => {
+      vi.advanceTimersByTime(1);
+    });
+    await settle();
+    act(() => last().open());
+    expect(last().sent.map((x) => JSON.parse(x))).toEqual([
+      { action: 'resume', streams: { 'topic:claims': 2, all: 7 } },
+    ]);
+    // The replay overlaps what was heard, and a live message overtakes it.
+    act(() => {
+      last().receive(tick(4));
+      last().receive(tick(2));
+      last().receive(tick(3));
+      last().receive({ type: 'resumed', data: { streams: {} } });
+      last().receive({ type: 'gap', data: { stream: 'all', after: 7, head: 20 } });
+    });
+    expect(ticks).toEqual([1, 2, 7, 3, 4]);
+    expect(gaps).toEqual([{ stream: 'all', after: 7, head: 20 }]);
+  });
+
   it('queues while offline up to queueSize, dropping the oldest, and flushes on open', async () => {
     const { result } = renderHook(() => useWebSocket(URL, options({ queueSize: 2 })));
     expect(result.current.send('a')).toBe(true);
