@@ -15,6 +15,9 @@
 //! - throttled: RATE/BURST/LATENCY_MS, the default `broadcast_concurrency` (256);
 //! - largest: the same throttle with the largest concurrency the config accepts (1000);
 //! - unthrottled: LATENCY_MS per post and no rate limit, the default concurrency;
+//! - history: the unthrottled scenario with `[history]` on (`HISTORY_TABLE` in moto): the
+//!   message gets its position (a consistent one-item Query and a conditional PutItem) before
+//!   the posts; compare with `unthrottled` for what keeping history costs the broadcast path;
 //! - fanout: the throttled scenario split over WORKERS (4) `bootstrap` processes, as Lambda runs
 //!   a broadcast's workers: the broadcasts table (`BROADCASTS_TABLE`) in moto, the function's
 //!   Event invocations of itself queued by the Runtime API emulator's Invoke API, and the
@@ -171,10 +174,14 @@ struct Scenario {
     concurrency: usize,
     /// Worker processes of a fanned-out broadcast (0: one function, no broadcasts table).
     workers: usize,
+    /// Keep history (`HISTORY_TABLE` in moto).
+    history: bool,
 }
 
 /// The broadcast records' table, in moto (created once).
 const BROADCASTS: &str = "bench_ws_broadcasts";
+/// The streams' history table, in moto (created once).
+const HISTORY: &str = "bench_ws_history";
 
 #[allow(clippy::too_many_arguments)]
 async fn run(
@@ -252,6 +259,9 @@ async fn run(
             .env("AWS_LAMBDA_LOG_LEVEL", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
+        if s.history {
+            cmd.env("HISTORY_TABLE", HISTORY);
+        }
         if s.workers > 0 {
             cmd.env("BROADCASTS_TABLE", BROADCASTS)
                 .env("BROADCAST_WORKERS", s.workers.to_string())
@@ -338,6 +348,38 @@ async fn run(
     drop(functions);
 }
 
+/// The history table as `up` makes it: `stream` (S) and `seq` (N).
+async fn create_history_table(client: &aws_sdk_dynamodb::Client) {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    let attribute = |name: &str, t: ScalarAttributeType| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(t)
+            .build()
+            .unwrap()
+    };
+    let key = |name: &str, k: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(k)
+            .build()
+            .unwrap()
+    };
+    client
+        .create_table()
+        .table_name(HISTORY)
+        .attribute_definitions(attribute("stream", ScalarAttributeType::S))
+        .attribute_definitions(attribute("seq", ScalarAttributeType::N))
+        .key_schema(key("stream", KeyType::Hash))
+        .key_schema(key("seq", KeyType::Range))
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .unwrap();
+}
+
 #[tokio::main]
 async fn main() {
     let benchmarking = std::env::args().any(|a| a == "--bench");
@@ -366,33 +408,47 @@ async fn main() {
             throttled: true,
             concurrency: 256,
             workers: 0,
+            history: false,
         },
         Scenario {
             name: "largest",
             throttled: true,
             concurrency: 1000,
             workers: 0,
+            history: false,
         },
         Scenario {
             name: "unthrottled",
             throttled: false,
             concurrency: 256,
             workers: 0,
+            history: false,
         },
         Scenario {
             name: "fanout",
             throttled: true,
             concurrency: 256,
             workers: env("WORKERS", 4),
+            history: false,
+        },
+        Scenario {
+            name: "history",
+            throttled: false,
+            concurrency: 256,
+            workers: 0,
+            history: true,
         },
     ];
-    let fanning = wanted.split(',').any(|w| w.trim() == "fanout");
+    let fanning = wanted
+        .split(',')
+        .any(|w| w.trim() == "fanout" || w.trim() == "history");
     // moto keeps the broadcast records: a few writes a second, off the posting path.
     let moto = match fanning {
         true => {
             let moto = support::Moto::start(false);
             let client = aws_sdk_dynamodb::Client::new(&moto.sdk_config().await);
             support::create_table(&client, BROADCASTS, "broadcast_id", None).await;
+            create_history_table(&client).await;
             Some(moto)
         }
         false => None,

@@ -74,6 +74,9 @@ pub enum Command {
     Logs(LogsArgs),
     /// Connect, ping, expect a pong: exit 0 only when the stack answers.
     Smoke(SmokeArgs),
+    /// Stay connected and print each message as a JSON line; after a drop, reconnect and
+    /// resume what was missed (a stack with [history]).
+    Listen(ListenArgs),
     /// Write the frontend's WebSocket URL variable into a dotenv file.
     Env(EnvArgs),
     /// The IAM policy a [[grant]]'s role needs (`--print ROLE`), for its owner to attach:
@@ -440,6 +443,25 @@ pub struct SmokeArgs {
     pub query: Vec<String>,
     /// How long to wait for the connection and the pong together.
     #[arg(long, default_value = "10s", value_parser = duration)]
+    pub timeout: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct ListenArgs {
+    /// The WebSocket URL (default: the deployed stack's wss:// URL).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Query-string parameters for $connect, e.g. --query token=... (repeatable).
+    #[arg(long = "query", value_name = "KEY=VALUE")]
+    pub query: Vec<String>,
+    /// A topic to subscribe to (repeatable).
+    #[arg(long = "topic", value_name = "TOPIC")]
+    pub topics: Vec<String>,
+    /// Stop after this many messages (0: no limit).
+    #[arg(long, default_value_t = 0)]
+    pub count: u64,
+    /// Stop after this long.
+    #[arg(long, default_value = "1h", value_parser = duration)]
     pub timeout: std::time::Duration,
 }
 

@@ -226,3 +226,53 @@ async fn drops_look_like_the_internets_and_api_gateways() {
     let (mut again, _) = dev.connect().await;
     assert_eq!(ended(&mut again).await, 1001);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wsctl_listen_stays_and_comes_back_with_what_it_missed() {
+    let dev = Dev::start(&["--history", "10m"]);
+    let child = std::process::Command::new(support::wsctl_bin())
+        .args([
+            "listen",
+            "--url",
+            &dev.url,
+            "--topic",
+            "demo",
+            "--count",
+            "3",
+            "--timeout",
+            "20s",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Subscribed: its $default line is in the gateway's log.
+    for _ in 0..100 {
+        if dev.stderr().contains("$default") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    broadcast(&dev, "demo", 1);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (status, _) = dev.http("POST", "/_dev/drop?mode=abrupt", "");
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    broadcast(&dev, "demo", 2);
+    broadcast(&dev, "demo", 3);
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let got: Vec<u64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["data"]["n"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(got, [1, 2, 3], "{stderr}");
+    assert!(stderr.contains("reconnected"), "{stderr}");
+}

@@ -100,6 +100,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Unsubscribe(args) => connections::membership(&cx, false, args).await,
         Command::Logs(args) => logs::logs(&cx, args).await,
         Command::Smoke(args) => smoke::smoke(&cx, args).await,
+        Command::Listen(args) => smoke::listen(&cx, args).await,
         Command::Env(args) => smoke::env_file(&cx, args).await,
         Command::Load(args) => load::load(&cx, args).await,
         Command::Outputs(args) => outputs::outputs(&cx, args).await,

@@ -412,6 +412,7 @@ mod tests {
                         || header == "[[grant]]"
                         || header == "[domain]"
                         || header == "[topics]"
+                        || header == "[history]"
                         || header == "[[route]]" =>
                 {
                     header.to_owned()
@@ -440,6 +441,10 @@ mod tests {
         assert!(c.api.logging.access_log);
         assert_eq!(c.grants.len(), 1);
         assert_eq!(c.routes.len(), 2);
+        assert_eq!(
+            c.history.as_ref().map(|h| (h.retention.as_secs(), h.max_per_stream)),
+            Some((600, 1000))
+        );
         assert_eq!(
             c.api.backend_secret_parameter.as_deref(),
             Some("/demo/ws-backend-secret")

@@ -6,6 +6,7 @@ pub mod broadcast;
 pub mod connections;
 pub mod env;
 pub mod invoke;
+pub mod listen;
 pub mod logs;
 pub mod membership;
 pub mod outputs;
