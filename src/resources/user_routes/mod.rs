@@ -39,13 +39,13 @@ impl Resource for UserRoutes {
 
     fn observe<'a>(cx: &'a Ctx) -> BoxFuture<'a, Result<Self::Observed>> {
         Box::pin(async move {
-            let Some(api_id) = &cx.ids.api_id else {
-                return Ok(None);
-            };
             let d = Self::desired(cx);
+            if d.routes.is_empty() && cx.ids.api_id.is_none() {
+                return Ok(None);
+            }
             let secret = cx.stack.config.api.backend_secret_parameter.as_deref();
             Ok(Some(
-                observe::observe(&cx.stack.clients, api_id, &d, secret).await?,
+                observe::observe(&cx.stack.clients, cx.ids.api_id.as_deref(), &d, secret).await?,
             ))
         })
     }
@@ -67,8 +67,17 @@ impl Resource for UserRoutes {
         Box::pin(async move {
             let c = &cx.stack.clients;
             let api_id = cx.ids.api_id.as_deref().expect("the API exists by now");
-            // Observed under another API (one this run replaced): nothing of it is ours.
-            let o = observed.as_ref().filter(|o| o.api_id == api_id);
+            // Observed under another API (one this run replaced), or before the API existed:
+            // none of its routes are ours; the functions and the secret still hold.
+            let outside;
+            let o = match observed {
+                Some(o) if o.api_id == api_id => Some(o),
+                Some(o) => {
+                    outside = o.without_api(api_id);
+                    Some(&outside)
+                }
+                None => None,
+            };
             futures::future::try_join_all(desired.routes.iter().map(|spec| {
                 let action = plan.action(&Kind::Route(spec.key.clone()));
                 apply::apply_route(c, api_id, o, spec, action)

@@ -48,6 +48,7 @@ pub struct FunctionObs {
 /// the config names and those the API's routes use); the backend secret's value.
 #[derive(Debug, Clone, Default)]
 pub struct Observed {
+    /// Empty when read before the API existed.
     pub api_id: String,
     pub integrations: Vec<IntegrationObs>,
     pub routes: Vec<RouteObs>,
@@ -60,6 +61,16 @@ pub struct Observed {
 }
 
 impl Observed {
+    /// What holds on API `api_id` of what was read elsewhere: the functions and the secret.
+    pub fn without_api(&self, api_id: &str) -> Observed {
+        Observed {
+            api_id: api_id.to_owned(),
+            functions: self.functions.clone(),
+            secret: self.secret.clone(),
+            ..Observed::default()
+        }
+    }
+
     pub fn integration(&self, route: &RouteObs) -> Option<&IntegrationObs> {
         let id = route.target.as_deref()?.strip_prefix("integrations/")?;
         self.integrations.iter().find(|i| i.id == id)

@@ -12,14 +12,20 @@ use crate::error::Result;
 use crate::resources::permission;
 use crate::resources::route::{self, ROUTE_KEYS};
 
+/// Everything, on the API `api_id`; with no API yet (a first `up`), the functions the config
+/// names and the secret only, so that the first `up` refuses what it would refuse later and
+/// creates the routes whole.
 pub async fn observe(
     c: &Clients,
-    api_id: &str,
+    api_id: Option<&str>,
     d: &Desired,
     secret_parameter: Option<&str>,
 ) -> Result<Observed> {
-    let (integrations, routes) =
-        tokio::try_join!(integrations(c, api_id), route::observe(c, api_id))?;
+    let (integrations, routes) = match api_id {
+        Some(api_id) => tokio::try_join!(integrations(c, api_id), route::observe(c, api_id))?,
+        None => (Vec::new(), Vec::new()),
+    };
+    let api_id = api_id.unwrap_or_default();
     let mut responses = BTreeMap::new();
     for r in routes
         .iter()
