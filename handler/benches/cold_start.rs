@@ -6,6 +6,9 @@
 //! Each cold start spawns the release binary, queues one API Gateway `ping` message and times
 //! spawn -> the function's POST of its response. Warm invocations then run back to back in one
 //! process. The ping's pong goes to a local @connections stand-in, so no AWS is involved.
+//!
+//! With `LAMBDA_TASK_ROOT=DIR` (a folder holding the `catalogue.json` that `wsctl build` puts
+//! in the zip), every start also loads and compiles that catalogue, as on Lambda.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -99,6 +102,10 @@ async fn main() {
     let cold_p50 = median(&mut cold);
     let warm_p50 = median(&mut warm);
     println!("bootstrap: {}", env!("CARGO_BIN_EXE_bootstrap"));
+    match std::env::var_os("LAMBDA_TASK_ROOT") {
+        Some(root) => println!("catalogue: {}/catalogue.json", root.to_string_lossy()),
+        None => println!("catalogue: none"),
+    }
     println!("cold start (spawn -> first response), {cold_runs} runs: median {cold_p50:.2} ms, min {:.2}, max {:.2}", cold[0], cold[cold.len() - 1]);
     println!("warm invocation (queue -> response, ping with a push), {warm_runs} runs: median {warm_p50:.3} ms, p99 {:.3} ms", warm[warm.len() * 99 / 100]);
 }

@@ -34,6 +34,10 @@ pub enum HandlerError {
     /// The authorizer cannot verify tokens (keys unreachable): API Gateway answers 500.
     #[error("cannot verify tokens")]
     AuthUnavailable(#[source] crate::auth::AuthError),
+    /// The message breaks the project's catalogue (an undeclared type, or `data` not matching
+    /// its schema).
+    #[error("invalid message: {0}")]
+    InvalidMessage(crate::catalogue::Refused),
     /// The history table could not be read or written.
     #[error("history failed")]
     History(#[source] Box<crate::history::HistoryError>),
@@ -69,6 +73,7 @@ impl HandlerError {
             HandlerError::AuthUnavailable(_) => "AuthUnavailable",
             HandlerError::NoAuth => "NoAuth",
             HandlerError::History(_) => "HistoryError",
+            HandlerError::InvalidMessage(_) => "InvalidMessage",
         }
     }
 }

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use crate::auth;
 use crate::authorizer::{AuthorizeRequest, AuthorizerAnswer};
+use crate::catalogue::Catalogue;
 use crate::clock::{iso8601, now_iso8601};
 use crate::delivered::DeliveryReport;
 use crate::delivery::{encode_message, Deliverer};
@@ -73,6 +74,8 @@ pub struct Handler<S: ?Sized, P: ?Sized> {
     fanout: Option<Arc<FanOut>>,
     /// Streams' history, and how many entries a resume replays at most per stream.
     history: Option<(Arc<dyn HistoryPort>, u32)>,
+    /// The project's catalogue: messages that break it are refused.
+    catalogue: Option<Arc<Catalogue>>,
 }
 
 impl<S: ?Sized, P: ?Sized> Clone for Handler<S, P> {
@@ -84,6 +87,7 @@ impl<S: ?Sized, P: ?Sized> Clone for Handler<S, P> {
             auth: self.auth.clone(),
             fanout: self.fanout.clone(),
             history: self.history.clone(),
+            catalogue: self.catalogue.clone(),
         }
     }
 }
@@ -101,6 +105,7 @@ where
             auth: None,
             fanout: None,
             history: None,
+            catalogue: None,
         }
     }
 
@@ -111,6 +116,20 @@ where
     pub fn with_history(mut self, history: Arc<dyn HistoryPort>, cap: u32) -> Self {
         self.history = Some((history, cap.max(1)));
         self
+    }
+
+    /// Refuses messages that break `catalogue` (see [`crate::catalogue`]).
+    pub fn with_catalogue(mut self, catalogue: Arc<Catalogue>) -> Self {
+        self.catalogue = Some(catalogue);
+        self
+    }
+
+    /// Whether a message may be sent, by the catalogue.
+    fn check(&self, message: &Value) -> Result<(), HandlerError> {
+        match &self.catalogue {
+            Some(c) => c.check_event(message).map_err(HandlerError::InvalidMessage),
+            None => Ok(()),
+        }
     }
 
     pub fn with_fanout(mut self, fanout: FanOut) -> Self {
@@ -421,8 +440,9 @@ where
             }) if self.may(Verb::Publish, ctx, &topic).await? != Some(true) => {
                 forbidden(Verb::Publish, &topic)
             }
-            Ok(ClientMessage::Broadcast { message, topic }) => {
-                match self
+            Ok(ClientMessage::Broadcast { message, topic }) => match self.check(&message) {
+                Err(refused) => error_message("bad_request", &refused.to_string()),
+                Ok(()) => match self
                     .broadcast(&endpoint, &message, topic.as_deref(), deadline)
                     .await
                 {
@@ -432,8 +452,8 @@ where
                         &format!("message is {size} bytes; the limit is {limit}"),
                     ),
                     Err(e) => return Err(e),
-                }
-            }
+                },
+            },
             Ok(ClientMessage::Resume(streams)) => {
                 self.resume(&endpoint, ctx, streams, deadline).await?
             }
@@ -540,6 +560,7 @@ where
                 topic,
                 broadcast_id,
             } => {
+                self.check(&message)?;
                 self.start_broadcast(
                     &endpoint,
                     &message,
@@ -567,6 +588,7 @@ where
                 to: Recipient::ConnectionId(connection_id),
                 message,
             } => {
+                self.check(&message)?;
                 let data = encode_message(&message)?;
                 Ok(self
                     .deliverer(deadline)
@@ -577,6 +599,7 @@ where
                 to: Recipient::User(user),
                 message,
             } => {
+                self.check(&message)?;
                 let message = self
                     .kept(&user_stream(&user), &new_broadcast_id(), &message)
                     .await?;

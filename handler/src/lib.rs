@@ -18,6 +18,7 @@
 pub mod apigw;
 pub mod auth;
 pub mod authorizer;
+pub mod catalogue;
 mod clock;
 pub mod delivered;
 pub mod delivery;

@@ -30,6 +30,8 @@ enum InitError {
     Client(#[from] ClientInitError),
     #[error("broadcast fan-out cannot start: {0}")]
     FanOut(&'static str),
+    #[error("the bundled catalogue cannot be read: {0}")]
+    Catalogue(String),
 }
 
 // One thread: Lambda hands a function one event at a time, and below 1,769 MB it gets less
@@ -90,6 +92,9 @@ async fn build() -> Result<Live, InitError> {
     if let Some((port, cap)) = history {
         handler = handler.with_history(port, cap);
     }
+    if let Some(catalogue) = bundled_catalogue()? {
+        handler = handler.with_catalogue(Arc::new(catalogue));
+    }
     if let Some(fanout) = fanout {
         handler = handler.with_fanout(fanout);
     }
@@ -106,6 +111,26 @@ async fn build() -> Result<Live, InitError> {
         handler = handler.with_auth(auth);
     }
     Ok(handler)
+}
+
+/// The catalogue `wsctl up` bundled next to `bootstrap` (`$LAMBDA_TASK_ROOT/catalogue.json`),
+/// if the project has one.
+fn bundled_catalogue() -> Result<Option<handler::catalogue::Catalogue>, InitError> {
+    // Lambda sets LAMBDA_TASK_ROOT to where the zip was unpacked (/var/task).
+    let Some(dir) = std::env::var_os("LAMBDA_TASK_ROOT") else {
+        return Ok(None);
+    };
+    let path = std::path::Path::new(&dir).join(handler::catalogue::BUNDLED);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(InitError::Catalogue(format!("{}: {e}", path.display()))),
+    };
+    let value: Value = serde_json::from_str(&text)
+        .map_err(|e| InitError::Catalogue(format!("{}: {e}", path.display())))?;
+    handler::catalogue::Catalogue::from_json(&value)
+        .map(Some)
+        .map_err(|e| InitError::Catalogue(format!("{}: {e}", path.display())))
 }
 
 /// Broadcast records in `table`, and invocations of this function (`AWS_LAMBDA_FUNCTION_NAME`,

@@ -590,3 +590,88 @@ fn bootstrap_needs_no_glibc_newer_than_2_34() {
         );
     }
 }
+
+/// `catalogue.json` as `wsctl up` bundles it: one event, `claim_submitted`.
+fn bundled_catalogue() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let events = std::collections::BTreeMap::from([(
+        "claim_submitted".to_owned(),
+        json!({"type": "object", "required": ["claimId"], "properties": {"claimId": {"type": "string"}}}),
+    )]);
+    let catalogue =
+        handler::catalogue::Catalogue::compile(&events, &Default::default(), false).unwrap();
+    std::fs::write(
+        dir.path().join(handler::catalogue::BUNDLED),
+        catalogue.to_json().to_string(),
+    )
+    .unwrap();
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bundled_catalogue_refuses_a_direct_invocation_naming_the_field() {
+    let moto = Moto::start(false);
+    let dynamo = aws_sdk_dynamodb::Client::new(&moto.sdk_config().await);
+    create_connections_table(&dynamo, "demo_ws_connections").await;
+    let runtime = RuntimeApi::start().await;
+    let gateway = Connections::with_open(&["AAAA1111="]).await;
+    let task_root = bundled_catalogue();
+    let _function = start_bootstrap(
+        runtime.addr,
+        &moto,
+        &[
+            ("WEBSOCKET_MANAGEMENT_ENDPOINT", gateway.endpoint()),
+            ("LAMBDA_TASK_ROOT", task_root.path().display().to_string()),
+        ],
+        &[],
+    );
+    let answer = response(
+        runtime
+            .invoke(ws_event("$connect", "CONNECT", "AAAA1111=", None))
+            .await,
+    );
+    assert_eq!(answer["statusCode"], 200, "{answer}");
+
+    // The runbook's Step 6 from boto3, with the field misspelt; then an undeclared type.
+    for (message, pointer) in [
+        (
+            json!({"type": "claim_submitted", "data": {"claimID": "c1"}}),
+            "/data: \"claimId\" is required",
+        ),
+        (
+            json!({"type": "claim_submited", "data": {"claimId": "c1"}}),
+            "/type: ",
+        ),
+    ] {
+        let body = failure(
+            runtime
+                .invoke(json!({"action": "broadcast", "message": message}))
+                .await,
+        );
+        assert_eq!(body["errorType"], "InvalidMessage", "{body}");
+        assert!(
+            body["errorMessage"].as_str().unwrap().contains(pointer),
+            "{body}"
+        );
+    }
+    assert_eq!(gateway.received(), 0, "nothing refused was posted");
+    let report = runtime
+        .invoke(json!({"action": "broadcast", "message": {"type": "claim_submitted", "data": {"claimId": "c1"}}}))
+        .await
+        .json();
+    assert_eq!(report["delivered"], 1, "{report}");
+    assert_eq!(gateway.received(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bundled_catalogue_that_is_not_wsctls_is_an_init_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(handler::catalogue::BUNDLED);
+    std::fs::write(&file, r#"{"events": {"x": {"type": "text"}}}"#).unwrap();
+    let (message, _) =
+        init_error_with(&[("LAMBDA_TASK_ROOT", dir.path().display().to_string())]).await;
+    assert!(
+        message.contains(&file.display().to_string()) && message.contains("catalogue"),
+        "{message}"
+    );
+}
