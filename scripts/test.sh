@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite. Installs the AWS emulator (moto 5.2.5, in server mode) and the aws CLI
-# into a virtualenv when missing, and the npm packages of tests/runbook-react and
-# clients/react (Node.js 20+), and Debian's openssl (certificates for the TLS tests) and
+# into a virtualenv when missing, and the npm packages of tests/runbook-react, tests/asyncapi
+# (the AsyncAPI parser) and clients/react (Node.js 20+), and Debian's openssl (certificates for the TLS tests) and
 # Chromium (the React client's browser test), through apt-get when they are missing and this
 # user is root or has sudo; otherwise it stops and names the package. The tests start and stop moto and `wsctl dev` themselves.
 #
@@ -21,6 +21,10 @@ fi
 if [ ! -d tests/runbook-react/node_modules/react ]; then
     echo "installing the runbook React hook check's packages (npm ci)" >&2
     (cd tests/runbook-react && npm ci --no-audit --no-fund --loglevel=error)
+fi
+if [ ! -d tests/asyncapi/node_modules/@asyncapi/parser ]; then
+    echo "installing the AsyncAPI document check's packages (npm ci)" >&2
+    (cd tests/asyncapi && npm ci --no-audit --no-fund --loglevel=error)
 fi
 if [ ! -d clients/react/node_modules/react ]; then
     echo "installing the React client's packages (npm ci)" >&2

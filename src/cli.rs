@@ -74,6 +74,11 @@ pub enum Command {
     Logs(LogsArgs),
     /// Connect, ping, expect a pong: exit 0 only when the stack answers.
     Smoke(SmokeArgs),
+    /// Write the catalogue as a TypeScript module for the React client's type parameters.
+    Types(TypesArgs),
+    /// Write the stack as an AsyncAPI 3.0 document: the server, the built-in messages and
+    /// every event and action of the catalogue.
+    Asyncapi(AsyncApiArgs),
     /// Stay connected and print each message as a JSON line; after a drop, reconnect and
     /// resume what was missed (a stack with [history]).
     Listen(ListenArgs),
@@ -444,6 +449,24 @@ pub struct SmokeArgs {
     /// How long to wait for the connection and the pong together.
     #[arg(long, default_value = "10s", value_parser = duration)]
     pub timeout: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct TypesArgs {
+    /// Where to write the module (default: stdout).
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct AsyncApiArgs {
+    /// The server's URL (default: the deployed stack's wss:// URL; `wsctl dev`'s, e.g.
+    /// ws://localhost:3002/ws).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Where to write the document (default: stdout).
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

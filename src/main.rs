@@ -9,6 +9,7 @@ mod config;
 mod dev;
 mod engine;
 mod error;
+mod generate;
 mod iam;
 mod load;
 mod lock;

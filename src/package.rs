@@ -59,6 +59,16 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 /// Zips a `bootstrap` binary deterministically.
 pub fn zip_bootstrap(binary: &[u8]) -> Result<Vec<u8>> {
+    zip_code(binary, None)
+}
+
+/// What a bundled catalogue adds to a zip's source tag.
+pub fn catalogue_tag(catalogue: &[u8]) -> String {
+    format!("catalogue-{}", &sha256_hex(catalogue)[..12])
+}
+
+/// Zips `bootstrap` and, when given, the catalogue as `catalogue.json`, deterministically.
+fn zip_code(binary: &[u8], catalogue: Option<&[u8]>) -> Result<Vec<u8>> {
     let failed = |e: &dyn std::fmt::Display| Error::Build(format!("zipping the handler: {e}"));
     let mut out = std::io::Cursor::new(Vec::new());
     {
@@ -71,6 +81,11 @@ pub fn zip_bootstrap(binary: &[u8]) -> Result<Vec<u8>> {
         zip.start_file("bootstrap", options)
             .map_err(|e| failed(&e))?;
         zip.write_all(binary).map_err(|e| failed(&e))?;
+        if let Some(catalogue) = catalogue {
+            zip.start_file(handler::catalogue::BUNDLED, options.unix_permissions(0o644))
+                .map_err(|e| failed(&e))?;
+            zip.write_all(catalogue).map_err(|e| failed(&e))?;
+        }
         zip.finish().map_err(|e| failed(&e))?;
     }
     Ok(out.into_inner())
@@ -107,6 +122,23 @@ impl Zip {
         check_binary(&binary, arch).map_err(|e| usage(e.to_string()))?;
         let tag = format!("zip-{}", &sha256_hex(&bytes)[..16]);
         Ok(Zip::new(bytes, tag))
+    }
+
+    /// The same code with the project's catalogue bundled next to `bootstrap`; its source tag
+    /// says which catalogue.
+    pub fn with_catalogue(&self, catalogue: &[u8]) -> Result<Zip> {
+        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(self.bytes.as_slice()))
+            .map_err(|e| Error::Build(format!("reading the handler's zip: {e}")))?;
+        let mut entry = archive
+            .by_name("bootstrap")
+            .map_err(|e| Error::Build(format!("the handler's zip: {e}")))?;
+        let mut binary = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut binary)
+            .map_err(|e| Error::Build(format!("the handler's zip: {e}")))?;
+        Ok(Zip::new(
+            zip_code(&binary, Some(catalogue))?,
+            format!("{}+{}", self.source_tag, catalogue_tag(catalogue)),
+        ))
     }
 
     /// Packages a binary built elsewhere.

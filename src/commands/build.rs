@@ -1,5 +1,5 @@
 //! `wsctl build`: the handler built for Lambda (or a binary built elsewhere), written as the
-//! deployable zip.
+//! deployable zip (with the project's catalogue, when it has one).
 
 use std::process::ExitCode;
 
@@ -10,10 +10,14 @@ use crate::error::{Error, Result};
 use crate::package;
 
 pub fn build(cx: &Context, args: &BuildArgs) -> Result<ExitCode> {
-    let arch = match args.arch {
-        Some(a) => a,
-        None if cx.cli.config.exists() => cx.config()?.function.architecture,
-        None => config::Architecture::X86_64,
+    let config = match cx.cli.config.exists() {
+        true => Some(cx.config()?),
+        false => None,
+    };
+    let arch = match (args.arch, &config) {
+        (Some(a), _) => a,
+        (None, Some(c)) => c.function.architecture,
+        (None, None) => config::Architecture::X86_64,
     };
     let zip = match &args.binary {
         Some(binary) => package::Zip::from_binary(binary, arch, "prebuilt".into())?,
@@ -21,6 +25,11 @@ pub fn build(cx: &Context, args: &BuildArgs) -> Result<ExitCode> {
             let dir = package::source_dir()?;
             package::build(&dir, arch, &|m| cx.progress.note(m))?
         }
+    };
+    // The project's catalogue travels next to `bootstrap`, as `wsctl up` would bundle it.
+    let zip = match config.as_ref().and_then(|c| c.catalogue.as_ref()) {
+        Some(c) => zip.with_catalogue(&c.bundle())?,
+        None => zip,
     };
     std::fs::write(&args.out, zip.bytes.as_slice())
         .map_err(Error::io(format!("cannot write {}", args.out.display())))?;

@@ -21,6 +21,30 @@ fn message_of(args: &MessageArgs) -> Result<serde_json::Value> {
     )
 }
 
+/// Refuses a message that breaks the project's catalogue, before any AWS call (exit 2): the
+/// pointer, the rule, and the file that declares the type.
+fn check_message(cx: &Context, message: &serde_json::Value) -> Result<()> {
+    let config = cx.config()?;
+    let Some(catalogue) = &config.catalogue else {
+        return Ok(());
+    };
+    if let Err(refused) = catalogue.compiled.check_event(message) {
+        let declared = message
+            .get("type")
+            .and_then(serde_json::Value::as_str)
+            .and_then(|t| catalogue.file_of("event", t))
+            .map(|f| format!(" (declared in {})", f.display()))
+            .unwrap_or_default();
+        crate::fail!(
+            Usage,
+            "the message breaks the catalogue: {}: {}{declared}",
+            refused.pointer,
+            refused.rule
+        );
+    }
+    Ok(())
+}
+
 /// `wsctl broadcast`: small tables and topics are answered with the delivery report; a
 /// broadcast split over workers is followed through its status record to its end.
 pub async fn broadcast(cx: &Context, args: &BroadcastArgs) -> Result<ExitCode> {
@@ -33,6 +57,7 @@ pub async fn broadcast(cx: &Context, args: &BroadcastArgs) -> Result<ExitCode> {
         return status(cx, id, *wait, *stall_timeout).await;
     }
     let message = message_of(&args.message)?;
+    check_message(cx, &message)?;
     // The id is ours, so a repeated invocation (an SDK retry) finds the broadcast started.
     let id = new_broadcast_id();
     let payload = Invocation::Broadcast {
@@ -83,6 +108,7 @@ async fn status(cx: &Context, id: &str, wait: bool, stall: Duration) -> Result<E
 
 pub async fn send(cx: &Context, args: &SendArgs) -> Result<ExitCode> {
     let message = message_of(&args.message)?;
+    check_message(cx, &message)?;
     let to = match (&args.connection_id, &args.user) {
         (_, Some(user)) => Recipient::User(user.clone()),
         (Some(id), None) => Recipient::ConnectionId(id.clone()),

@@ -101,6 +101,10 @@ pub async fn dev(cx: &Context, args: &DevArgs) -> Result<ExitCode> {
             (None, None) => None,
         },
         drop_every: args.drop_every.map(|every| (every, args.drop_mode)),
+        catalogue: config
+            .as_ref()
+            .and_then(|c| c.catalogue.as_ref())
+            .map(|c| Arc::new(c.compiled.clone())),
         quiet: cx.quiet(),
         throttle: Throttle::new(
             args.management_rate,

@@ -7,6 +7,7 @@ mod connections;
 mod deliver;
 mod dev;
 mod down;
+mod generate;
 mod init;
 mod load;
 mod locked;
@@ -101,6 +102,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Logs(args) => logs::logs(&cx, args).await,
         Command::Smoke(args) => smoke::smoke(&cx, args).await,
         Command::Listen(args) => smoke::listen(&cx, args).await,
+        Command::Types(args) => generate::types(&cx, args),
+        Command::Asyncapi(args) => generate::asyncapi(&cx, args).await,
         Command::Env(args) => smoke::env_file(&cx, args).await,
         Command::Load(args) => load::load(&cx, args).await,
         Command::Outputs(args) => outputs::outputs(&cx, args).await,

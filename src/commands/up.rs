@@ -17,11 +17,23 @@ pub async fn up(cx: &Context, args: &UpArgs) -> Result<ExitCode> {
         config.function.architecture = arch;
     }
     let arch = config.function.architecture;
+    // The project's catalogue travels in the function's zip, as `catalogue.json`.
+    let catalogue = config.catalogue.as_ref().map(|c| c.bundle());
     let (code, source_dir) = match &args.handler_zip {
-        Some(path) => (CodeSpec::Zip(package::Zip::from_file(path, arch)?), None),
+        Some(path) => {
+            let zip = package::Zip::from_file(path, arch)?;
+            let zip = match &catalogue {
+                Some(c) => zip.with_catalogue(c)?,
+                None => zip,
+            };
+            (CodeSpec::Zip(zip), None)
+        }
         None => {
             let dir = package::source_dir()?;
-            let fingerprint = package::fingerprint(&dir, arch)?;
+            let mut fingerprint = package::fingerprint(&dir, arch)?;
+            if let Some(c) = &catalogue {
+                fingerprint = format!("{fingerprint}+{}", package::catalogue_tag(c));
+            }
             (CodeSpec::Source { fingerprint }, Some(dir))
         }
     };

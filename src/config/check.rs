@@ -336,6 +336,7 @@ impl Config {
         )?;
         let alarm = check_alarm(&c, &raw.alarm)?;
         let history = super::history::check_history(&c, raw.history.as_ref())?;
+        let catalogue = super::catalogue::check_catalogue(&c, raw.catalogue.as_ref(), &routes)?;
 
         Ok(Config {
             project,
@@ -346,6 +347,7 @@ impl Config {
             auth,
             topics,
             history,
+            catalogue,
             alarm,
             dashboard: super::logging::check_dashboard(&raw.dashboard),
             grants: check_grants(&c, &raw.grants)?,

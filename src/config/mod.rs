@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 mod alarm;
 mod auth;
+mod catalogue;
 mod check;
 mod checker;
 mod domain;
@@ -24,6 +25,7 @@ mod routes;
 mod starter;
 mod topics;
 
+pub use catalogue::CatalogueConfig;
 pub use history::HistoryConfig;
 pub use routes::{RouteConfig, RouteTarget};
 pub use starter::starter;
@@ -50,6 +52,9 @@ pub enum ConfigError {
         env: String,
         known: String,
     },
+    /// A file of the catalogue that cannot be used.
+    #[error("{file}: {message}")]
+    Catalogue { file: PathBuf, message: String },
     /// A value that parsed but is not allowed.
     #[error("{path}:{line}: {key}: {message}")]
     Invalid {
@@ -119,6 +124,8 @@ pub struct Config {
     pub topics: Option<TopicsConfig>,
     /// `[history]`: streams kept for clients that come back (None: off).
     pub history: Option<HistoryConfig>,
+    /// `[catalogue]`: the declared messages (None: any message goes).
+    pub catalogue: Option<CatalogueConfig>,
     pub alarm: Option<AlarmConfig>,
     pub dashboard: DashboardConfig,
     /// `[[grant]]`: IAM roles outside the stack that may broadcast or manage connections.
@@ -413,6 +420,7 @@ mod tests {
                         || header == "[domain]"
                         || header == "[topics]"
                         || header == "[history]"
+                        || header == "[catalogue]"
                         || header == "[[route]]" =>
                 {
                     header.to_owned()
@@ -428,7 +436,17 @@ mod tests {
             })
             .collect::<Vec<_>>()
             .join("\n");
-        let c = Config::parse(Path::new("uncommented"), &uncommented).unwrap();
+        // The catalogue's directory, relative to the file.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("catalogue/events")).unwrap();
+        std::fs::write(dir.path().join("catalogue/events/claim_paid.json"), "true").unwrap();
+        let c = Config::parse(&dir.path().join("wsctl.toml"), &uncommented).unwrap();
+        assert_eq!(
+            c.catalogue
+                .as_ref()
+                .map(|k| (k.compiled.events.len(), k.open)),
+            Some((1, false))
+        );
         assert!(c.auth.is_some() && c.alarm.is_some(), "{c:?}");
         assert_eq!(
             c.topics.as_ref().map(|t| t.subscribe.len()),
@@ -442,7 +460,9 @@ mod tests {
         assert_eq!(c.grants.len(), 1);
         assert_eq!(c.routes.len(), 2);
         assert_eq!(
-            c.history.as_ref().map(|h| (h.retention.as_secs(), h.max_per_stream)),
+            c.history
+                .as_ref()
+                .map(|h| (h.retention.as_secs(), h.max_per_stream)),
             Some((600, 1000))
         );
         assert_eq!(
@@ -458,8 +478,12 @@ mod tests {
             c.grants[0].allow,
             [Allow::Broadcast, Allow::ManageConnections]
         );
-        let staging =
-            Config::parse_for(Path::new("uncommented"), &uncommented, Some("staging")).unwrap();
+        let staging = Config::parse_for(
+            &dir.path().join("wsctl.toml"),
+            &uncommented,
+            Some("staging"),
+        )
+        .unwrap();
         assert_eq!(staging.function.memory_mb, 512);
         assert_eq!(staging.env.as_deref(), Some("staging"));
         assert!(c

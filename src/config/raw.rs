@@ -25,6 +25,8 @@ pub(super) struct RawConfig {
     pub(super) topics: Option<Spanned<RawTopics>>,
     /// `[history]`: present means on.
     pub(super) history: Option<Spanned<RawHistory>>,
+    /// `[catalogue]`: present means on.
+    pub(super) catalogue: Option<Spanned<RawCatalogue>>,
     #[serde(default)]
     pub(super) alarm: RawAlarm,
     #[serde(default)]
@@ -80,6 +82,14 @@ pub(super) struct RawDomain {
 pub(super) struct RawTopics {
     pub(super) subscribe: Option<Spanned<Vec<Spanned<String>>>>,
     pub(super) publish: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+/// `[catalogue]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCatalogue {
+    pub(super) dir: Option<Spanned<String>>,
+    pub(super) open: Option<bool>,
 }
 
 /// `[history]`.

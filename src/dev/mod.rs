@@ -74,6 +74,8 @@ pub struct DevOptions {
     pub history: Option<(Duration, u32)>,
     /// Every connection dropped this often, this way (`--drop-every`, `--drop-mode`).
     pub drop_every: Option<(Duration, Ending)>,
+    /// `[catalogue]`: messages that break it are refused, as the function refuses them.
+    pub catalogue: Option<Arc<handler::catalogue::Catalogue>>,
     pub quiet: bool,
     /// API Gateway's account throttle and latency on the management API and the handler's
     /// posts (`None`: neither).
@@ -444,6 +446,9 @@ pub async fn run(mut opts: DevOptions, ready: impl FnOnce(SocketAddr)) -> Result
     ));
     if let Some(auth) = opts.auth.clone() {
         dev_handler = dev_handler.with_auth(auth);
+    }
+    if let Some(catalogue) = opts.catalogue.clone() {
+        dev_handler = dev_handler.with_catalogue(catalogue);
     }
     if let Some((retention, cap)) = opts.history {
         dev_handler = dev_handler.with_history(

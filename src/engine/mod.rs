@@ -349,9 +349,15 @@ async fn code(
                 .to_path_buf();
             let arch = stack.config.function.architecture;
             let p = progress.clone();
-            tokio::task::spawn_blocking(move || crate::package::build(&dir, arch, &|m| p.note(m)))
-                .await
-                .map_err(|e| Error::Build(format!("the build task failed: {e}")))??
+            let zip = tokio::task::spawn_blocking(move || {
+                crate::package::build(&dir, arch, &|m| p.note(m))
+            })
+            .await
+            .map_err(|e| Error::Build(format!("the build task failed: {e}")))??;
+            match &stack.config.catalogue {
+                Some(c) => zip.with_catalogue(&c.bundle())?,
+                None => zip,
+            }
         }
     }))
 }

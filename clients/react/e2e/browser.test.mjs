@@ -1,12 +1,13 @@
 // A real browser (Debian's chromium, driven by playwright-core) runs a page using the hook
 // against `wsctl dev`: one socket after many renders, ping/pong, a broadcast received once,
 // reconnect after the gateway restarts with the topic resubscribed, and disconnect() staying
-// disconnected. WSCTL_BIN names the wsctl binary; CHROMIUM the browser (default
-// /usr/bin/chromium).
+// disconnected; the page is typed by the test project's catalogue (e2e/wsctl.toml), whose
+// generated module must be up to date, and the gateway refuses broadcasts that break it.
+// WSCTL_BIN names the wsctl binary; CHROMIUM the browser (default /usr/bin/chromium).
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { createServer as netServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -21,6 +22,15 @@ const wsctl = process.env.WSCTL_BIN ?? join(here, '../../../target/debug/wsctl')
 const browserPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// The test project: its catalogue, and the page's types generated from it.
+const project = readFileSync(join(here, 'wsctl.toml'), 'utf8');
+const generated = execFileSync(wsctl, ['--config', join(here, 'wsctl.toml'), 'types'], { encoding: 'utf8' });
+assert.equal(
+  readFileSync(join(here, 'events.ts'), 'utf8'),
+  generated,
+  'e2e/events.ts is out of date: run `wsctl --config e2e/wsctl.toml types --out e2e/events.ts`',
+);
 
 
 /** A broadcast's report: its id (`wsctl broadcast status ID`), then the counts, exactly. */
@@ -61,6 +71,7 @@ function hs256(secret, claims) {
 async function startDev(port, args = [], env = {}, config = null) {
   const dir = mkdtempSync(join(tmpdir(), 'wsctl-e2e-'));
   if (config) writeFileSync(join(dir, 'wsctl.toml'), config);
+  cpSync(join(here, 'catalogue'), join(dir, 'catalogue'), { recursive: true });
   const child = spawn(wsctl, ['dev', '--port', String(port), '--host', '127.0.0.1', ...args], {
     cwd: dir,
     env: { ...process.env, ...env },
@@ -82,6 +93,15 @@ async function stopDev(dev) {
 }
 
 const count = (log, needle) => log.split('\n').filter((l) => l.includes(needle)).length;
+
+/** The Lambda invoke API's answer: its status, the X-Amz-Function-Error header, the body. */
+async function invokeRaw(port, payload) {
+  const res = await fetch(`http://127.0.0.1:${port}/2015-03-31/functions/handler/invocations`, {
+    method: 'POST',
+    body: JSON.stringify(payload),
+  });
+  return { status: res.status, functionError: res.headers.get('x-amz-function-error'), body: await res.json() };
+}
 
 async function invoke(port, payload) {
   const res = await fetch(`http://127.0.0.1:${port}/2015-03-31/functions/handler/invocations`, {
@@ -114,7 +134,7 @@ await new Promise((r) => site.listen(0, '127.0.0.1', r));
 const sitePort = site.address().port;
 
 const devPort = await freePort();
-let dev = await startDev(devPort);
+let dev = await startDev(devPort, [], {}, project);
 const browser = await chromium.launch({ executablePath: browserPath, args: ['--no-sandbox'] });
 const results = [];
 const step = async (name, fn) => {
@@ -154,6 +174,24 @@ try {
     assert.equal((await events()).filter((e) => e.type === 'notification' && e.data.n === 1).length, 1);
   });
 
+  await step('a broadcast that breaks the catalogue is refused, naming the field, and never arrives', async () => {
+    for (const [message, pointer] of [
+      [{ type: 'notification', data: { n: 'one' } }, '/data/n'],
+      [{ type: 'notificaton', data: { n: 3 } }, '/type'],
+    ]) {
+      const answer = await invokeRaw(devPort, { action: 'broadcast', message });
+      assert.equal(answer.status, 200);
+      assert.equal(answer.functionError, 'Unhandled');
+      assert.equal(answer.body.errorType, 'InvalidMessage', JSON.stringify(answer.body));
+      assert.ok(answer.body.errorMessage.includes(pointer), answer.body.errorMessage);
+    }
+    await sleep(300);
+    assert.deepEqual(
+      (await events()).filter((e) => e.type.startsWith('notific')).map((e) => e.data.n),
+      [1],
+    );
+  });
+
   await step('a topic subscribed through the hook', async () => {
     await page.evaluate(() => window.__api.subscribe('news'));
     await waitFor('subscribed', async () => (await events()).filter((e) => e.type === 'subscribed').length === 1);
@@ -162,7 +200,7 @@ try {
   await step('reconnects after the gateway restarts, and the topic is resubscribed', async () => {
     await stopDev(dev);
     await waitFor('disconnected', async () => (await status().getAttribute('data-connected')) === 'false');
-    dev = await startDev(devPort);
+    dev = await startDev(devPort, [], {}, project);
     await waitFor('reconnected', async () => (await status().getAttribute('data-connected')) === 'true', 15000);
     await waitFor('resubscribed', async () => (await events()).filter((e) => e.type === 'subscribed').length === 2);
     const report = await invoke(devPort, {
@@ -261,7 +299,7 @@ try {
   // A forced drop in the middle of 100 broadcasts: the app's handler sees all 100, once each, in
   // order (what it missed comes back through resume).
   const historyPort = await freePort();
-  const historyDev = await startDev(historyPort, ['--history', '10m']);
+  const historyDev = await startDev(historyPort, ['--history', '10m'], {}, project);
   try {
     await step('across a forced drop during 100 broadcasts, the handler sees each once, in order', async () => {
       const p = await browser.newPage();
@@ -281,6 +319,8 @@ try {
       await sleep(500);
       const ticks = (await seen()).filter((e) => e.type === 'tick').map((e) => e.data.n);
       assert.deepEqual(ticks, Array.from({ length: 100 }, (_, i) => i + 1));
+      // The handler typed by the catalogue (`tick.n`) saw the same.
+      assert.equal(await p.evaluate(() => window.__sum), 5050);
       assert.ok((await seen()).filter((e) => e.type === 'disconnect').length >= 1, 'the page was dropped');
       await p.close();
     });
@@ -300,7 +340,7 @@ try {
   });
   await new Promise((r) => backend.listen(0, '127.0.0.1', r));
   const routePort = await freePort();
-  const routeDev = await startDev(routePort, [], {}, `project = "e2e"\n\n[api]\nbackend_secret_parameter = "/e2e/backend"\n\n[[route]]\nkey = "sendmessage"\nhttp = "http://127.0.0.1:${backend.address().port}/ws/send"\ntwo_way = true\n`);
+  const routeDev = await startDev(routePort, [], {}, project.replace('127.0.0.1:8000', `127.0.0.1:${backend.address().port}`));
   try {
     await step('request() to a two-way route resolves with the backend\'s answer', async () => {
       const p = await browser.newPage();

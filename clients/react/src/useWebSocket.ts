@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
 
 import { StreamOrder, stampOf } from './streams.js';
+import type { Handler, Untyped, UseWebSocket } from './types.js';
 
 /** A token for `$connect`, or a function returning one (called before every connection). */
 export type TokenSource = string | null | undefined | (() => string | null | undefined | Promise<string | null | undefined>);
@@ -40,52 +41,6 @@ export interface UseWebSocketOptions {
   debug?: boolean;
   /** The WebSocket implementation (tests, non-browser runtimes). Default the global one. */
   WebSocketImpl?: typeof WebSocket;
-}
-
-export type Handler = (data: any) => void;
-
-/** The data of the `forbidden` event: the gateway refused a subscribe (or a client broadcast)
- * because the stack's `[topics]` rules do not allow the topic for this user. */
-export interface Forbidden {
-  code: 'forbidden';
-  /** `subscribe` or `broadcast`. */
-  action: string;
-  topic: string;
-  message: string;
-}
-
-export interface UseWebSocket {
-  isConnected: boolean;
-  /** Opens the connection (a no-op while one is open or opening). Stable across renders. */
-  connect: () => void;
-  /** Closes the connection and stops reconnecting until `connect` is called. */
-  disconnect: () => void;
-  /** Calls `handler(data)` for each message `{"type": eventName, "data": ...}`; also the
-   * lifecycle events `connect` and `disconnect`, and `forbidden` (a {@link Forbidden}) when
-   * the stack's topic rules refuse a subscribe or a broadcast. */
-  on: (eventName: string, handler: Handler) => void;
-  /** Removes one handler, or every handler of `eventName`. */
-  off: (eventName: string, handler?: Handler) => void;
-  /** Sends `{"action": action, ...data}`. Returns false when it could be neither sent nor
-   * queued. */
-  send: (action: string, data?: Record<string, unknown>) => boolean;
-  /** Sends `{"action": action, ...data, "requestId": ID}` to a two-way route and resolves
-   * with its answer: the first message whose `requestId` (at its top level, or in its
-   * `data`) is `ID` (your backend copies it from the message it got). Rejects when the
-   * message cannot be sent now, when the connection closes first, or after `timeoutMs`
-   * (default 29 s, API Gateway's longest integration timeout). The answer is also dispatched
-   * to `on` handlers as any message is. */
-  request: <T = any>(
-    action: string,
-    data?: Record<string, unknown>,
-    options?: { timeoutMs?: number },
-  ) => Promise<T>;
-  /** Subscribes to a topic, now and again after every reconnect. The gateway answers
-   * `subscribed` (`{topic}`), or `forbidden` when the topic rules refuse it; a refused topic
-   * is not asked for again. */
-  subscribe: (topic: string) => void;
-  /** Unsubscribes, and stops resubscribing. */
-  unsubscribe: (topic: string) => void;
 }
 
 /** The subprotocol offered ahead of the token with `tokenIn: 'protocol'`. */
@@ -128,7 +83,10 @@ export function backoffDelay(attempt: number, baseMs: number, maxMs: number, ran
  * idle connections are kept alive and replaced before the 2-hour limit, reconnects use
  * full-jitter backoff and resubscribe topics, and nothing is logged unless `debug` is set.
  */
-export function useWebSocket(url: string, options: UseWebSocketOptions = {}): UseWebSocket {
+export function useWebSocket<E extends object = Untyped, A extends object = Untyped>(
+  url: string,
+  options: UseWebSocketOptions = {},
+): UseWebSocket<E, A> {
   const [isConnected, setIsConnected] = useState(false);
   const opts = useRef(options);
   opts.current = options;
@@ -465,5 +423,6 @@ export function useWebSocket(url: string, options: UseWebSocketOptions = {}): Us
     };
   }, [disconnect]);
 
-  return { isConnected, connect, disconnect, on, off, send, request, subscribe, unsubscribe };
+  // The catalogue's types are checked where the app calls; underneath, names are strings.
+  return { isConnected, connect, disconnect, on, off, send, request, subscribe, unsubscribe } as unknown as UseWebSocket<E, A>;
 }

@@ -27,10 +27,17 @@ impl Dev {
         if let Some(text) = config {
             std::fs::write(dir.path().join("wsctl.toml"), text).unwrap();
         }
+        let dev = Dev::start_in(dir.path(), args);
+        std::mem::forget(dir);
+        dev
+    }
+
+    /// `wsctl dev` in `dir`, a project directory the test has written.
+    pub fn start_in(dir: &std::path::Path, args: &[&str]) -> Dev {
         let mut child = Command::new(crate::wsctl_bin())
             .args(["dev", "--port", "0"])
             .args(args)
-            .current_dir(dir.path())
+            .current_dir(dir)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .stdin(Stdio::null())
@@ -53,7 +60,6 @@ impl Dev {
             }
         });
         let base = url.trim_end_matches("/ws").replace("ws://", "http://");
-        std::mem::forget(dir);
         Dev {
             child,
             url,
