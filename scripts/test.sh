@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite. Installs the AWS emulator (moto 5.2.5, in server mode) and the aws CLI
-# into a virtualenv when missing, and the npm packages of tests/runbook-react, tests/asyncapi
+# into a virtualenv when missing (with zig, cargo-zigbuild and maturin, which the release test
+# uses), cargo-deny into WSCTL_TOOLS (scripts/deny.sh, the dependency check), and the npm packages of tests/runbook-react, tests/asyncapi
 # (the AsyncAPI parser) and clients/react (Node.js 20+), and Debian's openssl (certificates for the TLS tests) and
 # Chromium (the React client's browser test), through apt-get when they are missing and this
 # user is root or has sudo; otherwise it stops and names the package. The tests start and stop moto and `wsctl dev` themselves.
@@ -17,6 +18,13 @@ if ! "$venv/bin/python" -c 'import moto, boto3, awscli; assert moto.__version__ 
     echo "installing moto[server] 5.2.5, boto3 and the aws CLI into $venv" >&2
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]==5.2.5' boto3 awscli websockets
+fi
+# The release's tools (tests/release.rs runs scripts/release.sh): zig, cargo-zigbuild, maturin.
+if [ ! -x "$venv/bin/maturin" ] || [ ! -x "$venv/bin/cargo-zigbuild" ] \
+    || ! "$venv/bin/python" -c 'import ziglang' 2>/dev/null; then
+    echo "installing ziglang, cargo-zigbuild and maturin into $venv" >&2
+    "$venv/bin/pip" install --quiet --disable-pip-version-check 'ziglang==0.17.1' \
+        'cargo-zigbuild==0.24.1' 'maturin==1.16.0'
 fi
 if [ ! -d tests/runbook-react/node_modules/react ]; then
     echo "installing the runbook React hook check's packages (npm ci)" >&2
@@ -67,6 +75,8 @@ if [ $# -eq 0 ] && [ "${WSCTL_SKIP_BROWSER:-}" != 1 ]; then
 fi
 export MOTO_PYTHON="$venv/bin/python"
 export PATH="$venv/bin:$PATH"
+# Dependencies: advisories (offline snapshot), licenses, bans, sources (deny.toml).
+[ $# -ne 0 ] || scripts/deny.sh
 cargo test --workspace --all-targets --locked "$@"
 [ $# -eq 0 ] || exit 0
 

@@ -103,19 +103,24 @@ impl Dev {
     }
 
     /// Connects and learns the connection id from a `whoami`-free trick: the id is in the
-    /// `$connect` log line that appears for this connection.
+    /// `$connect` log line that appears for this connection (an accepted one: a refused
+    /// connection's line, `$connect ID 401`, may be logged just after its refusal).
     pub async fn connect_to(&self, url: &str) -> (Ws, String) {
-        let before = self
-            .stderr()
-            .lines()
-            .filter(|l| l.contains("$connect "))
-            .count();
+        fn accepted(log: &str) -> Vec<&str> {
+            log.lines()
+                .filter(|l| {
+                    let mut f = l.split_whitespace().skip(1);
+                    f.next() == Some("$connect") && f.nth(1) == Some("200")
+                })
+                .collect()
+        }
+        let before = accepted(&self.stderr()).len();
         let (ws, _) = tokio_tungstenite::connect_async(url)
             .await
             .expect("connect");
         for _ in 0..200 {
             let log = self.stderr();
-            let connects: Vec<&str> = log.lines().filter(|l| l.contains("$connect ")).collect();
+            let connects = accepted(&log);
             if connects.len() > before {
                 let id = connects[before]
                     .split_whitespace()
