@@ -10,7 +10,7 @@ use crate::report::Output;
 #[derive(Debug, Parser)]
 #[command(
     name = "wsctl",
-    version,
+    version = crate::package::VERSION,
     about = "Provision, inspect and tear down an API Gateway WebSocket + Lambda + DynamoDB stack",
     long_about = None,
 )]

@@ -24,5 +24,9 @@ fn up_dry_run_and_status_json_are_pinned() {
         .replace(&api, "[api-id]")
         .replace(&integration, "[integration-id]");
     let status: serde_json::Value = serde_json::from_str(&text).unwrap();
-    insta::assert_json_snapshot!("status_deployed_stack", status);
+    // The test's zip wraps this machine's /bin/true: its digest is not the contract, its place is.
+    insta::assert_json_snapshot!("status_deployed_stack", status, {
+        ".handler.code_sha256" => "[code-sha256]",
+        ".handler.source" => "[zip-tag]",
+    });
 }

@@ -1,5 +1,5 @@
-//! `wsctl build`: the handler built for Lambda (or a binary built elsewhere), written as the
-//! deployable zip (with the project's catalogue, when it has one).
+//! `wsctl build`: the handler built for Lambda from a checkout (or the one this wsctl carries,
+//! or a binary built elsewhere), written as the deployable zip (with the project's catalogue, when it has one).
 
 use std::process::ExitCode;
 
@@ -21,10 +21,10 @@ pub fn build(cx: &Context, args: &BuildArgs) -> Result<ExitCode> {
     };
     let zip = match &args.binary {
         Some(binary) => package::Zip::from_binary(binary, arch, "prebuilt".into())?,
-        None => {
-            let dir = package::source_dir()?;
-            package::build(&dir, arch, &|m| cx.progress.note(m))?
-        }
+        None => match package::origin(None, arch)? {
+            package::Origin::Given(zip) | package::Origin::Carried(zip) => zip,
+            package::Origin::Checkout(dir) => package::build(&dir, arch, &|m| cx.progress.note(m))?,
+        },
     };
     // The project's catalogue travels next to `bootstrap`, as `wsctl up` would bundle it.
     let zip = match config.as_ref().and_then(|c| c.catalogue.as_ref()) {

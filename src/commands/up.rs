@@ -8,7 +8,7 @@ use super::{locked, Context};
 use crate::cli::UpArgs;
 use crate::engine::{self, UpOptions};
 use crate::error::Result;
-use crate::package::{self, CodeSpec};
+use crate::package::{self, CodeSpec, Origin};
 use crate::resources::shape::{Change, Plan};
 
 pub async fn up(cx: &Context, args: &UpArgs) -> Result<ExitCode> {
@@ -19,17 +19,20 @@ pub async fn up(cx: &Context, args: &UpArgs) -> Result<ExitCode> {
     let arch = config.function.architecture;
     // The project's catalogue travels in the function's zip, as `catalogue.json`.
     let catalogue = config.catalogue.as_ref().map(|c| c.bundle());
-    let (code, source_dir) = match &args.handler_zip {
-        Some(path) => {
-            let zip = package::Zip::from_file(path, arch)?;
-            let zip = match &catalogue {
-                Some(c) => zip.with_catalogue(c)?,
-                None => zip,
-            };
-            (CodeSpec::Zip(zip), None)
+    let bundle = |zip: package::Zip| match &catalogue {
+        Some(c) => zip.with_catalogue(c),
+        None => Ok(zip),
+    };
+    let (code, source_dir) = match package::origin(args.handler_zip.as_deref(), arch)? {
+        Origin::Given(zip) => (CodeSpec::Zip(bundle(zip)?), None),
+        Origin::Carried(zip) => {
+            cx.progress.note(format!(
+                "the handler: the one this wsctl carries ({})",
+                zip.source_tag
+            ));
+            (CodeSpec::Zip(bundle(zip)?), None)
         }
-        None => {
-            let dir = package::source_dir()?;
+        Origin::Checkout(dir) => {
             let mut fingerprint = package::fingerprint(&dir, arch)?;
             if let Some(c) = &catalogue {
                 fingerprint = format!("{fingerprint}+{}", package::catalogue_tag(c));

@@ -57,6 +57,43 @@ pub struct StatusReport {
     pub checks: Vec<Check>,
     /// What clients may do with topics (`[auth]`, `[topics]`).
     pub topics: crate::config::TopicAccess,
+    /// The code the function runs, next to the handler this wsctl carries.
+    pub handler: Option<HandlerStatus>,
+}
+
+/// The function's code and the handler this wsctl would deploy.
+#[derive(Debug, Clone, Serialize)]
+pub struct HandlerStatus {
+    /// The function's CodeSha256.
+    pub code_sha256: String,
+    /// What wsctl recorded the code was built from (the function's source tag).
+    pub source: Option<String>,
+    /// The CodeSha256 `up` would deploy from the handler this wsctl carries (with the
+    /// project's catalogue), when it carries one for the function's architecture.
+    pub carried_code_sha256: Option<String>,
+    /// Whether the function runs that handler.
+    pub runs_carried: Option<bool>,
+}
+
+/// What the function runs, compared with the handler this wsctl carries. Reads nothing.
+fn handler_status(
+    stack: &Stack,
+    f: &crate::resources::function::Observed,
+) -> Result<HandlerStatus> {
+    let carried = match crate::package::carried(stack.config.function.architecture) {
+        Some(zip) => Some(match &stack.config.catalogue {
+            Some(c) => zip.with_catalogue(&c.bundle())?,
+            None => zip,
+        }),
+        None => None,
+    };
+    let carried_code_sha256 = carried.map(|z| z.sha256_b64);
+    Ok(HandlerStatus {
+        runs_carried: carried_code_sha256.as_ref().map(|c| *c == f.code_sha256),
+        code_sha256: f.code_sha256.clone(),
+        source: f.tags.get(crate::naming::SOURCE_TAG).cloned(),
+        carried_code_sha256,
+    })
 }
 
 fn state(action: &Action) -> State {
@@ -107,6 +144,10 @@ pub async fn status(stack: &Stack) -> Result<StatusReport> {
     };
     let n = &stack.names;
     let dashboard = obs.get::<crate::resources::dashboard::Dashboard>();
+    let handler = match obs.get::<crate::resources::function::Function>() {
+        Some(f) => Some(handler_status(stack, f)?),
+        None => None,
+    };
     let healthy =
         resources.iter().all(|r| r.state == State::Present) && checks.iter().all(|c| c.ok);
     Ok(StatusReport {
@@ -121,6 +162,7 @@ pub async fn status(stack: &Stack) -> Result<StatusReport> {
         resources,
         checks,
         topics: stack.config.topic_access(),
+        handler,
     })
 }
 
@@ -183,6 +225,26 @@ impl fmt::Display for StatusReport {
         }
         if let Some(n) = self.connections {
             writeln!(f, "Connections:   {n}")?;
+        }
+        if let Some(h) = &self.handler {
+            let from = h
+                .source
+                .as_deref()
+                .map(|s| format!(", {s}"))
+                .unwrap_or_default();
+            match (h.runs_carried, &h.carried_code_sha256) {
+                (Some(true), _) => writeln!(
+                    f,
+                    "Handler:       CodeSha256 {}{from}, the one this wsctl carries",
+                    h.code_sha256
+                )?,
+                (Some(false), Some(carried)) => writeln!(
+                    f,
+                    "Handler:       CodeSha256 {}{from}, NOT the one this wsctl carries ({carried}): `wsctl up` deploys it",
+                    h.code_sha256
+                )?,
+                _ => writeln!(f, "Handler:       CodeSha256 {}{from}", h.code_sha256)?,
+            }
         }
         writeln!(f, "Topics:        {}", self.topics)?;
         if let Some(w) = &self.topics.warning {
