@@ -77,7 +77,7 @@ export MOTO_PYTHON="$venv/bin/python"
 export PATH="$venv/bin:$PATH"
 # Dependencies: advisories (offline snapshot), licenses, bans, sources (deny.toml).
 [ $# -ne 0 ] || scripts/deny.sh
-cargo test --workspace --all-targets --locked "$@"
+cargo test --workspace --all-targets --locked --no-fail-fast "$@"
 [ $# -eq 0 ] || exit 0
 
 # The React client: types, the ESM build, unit tests, then a real browser against wsctl dev.
