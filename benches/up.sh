@@ -7,6 +7,7 @@
 #
 #   benches/up.sh                      # builds wsctl (release) and the handler zip first
 #   WSCTL=path/to/wsctl ZIP=handler.zip RUNS=9 benches/up.sh
+#   WSCTL=path/to/installed/wsctl ZIP=carried benches/up.sh   # a release: the handler it carries
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-5}
@@ -16,10 +17,13 @@ if [ -z "${WSCTL:-}" ]; then
     cargo build --release --locked --bin wsctl >&2
     WSCTL=${CARGO_TARGET_DIR:-target}/release/wsctl
 fi
-if [ -z "${ZIP:-}" ]; then
+if [ "${ZIP:-}" = carried ]; then
+    zip_args=()
+elif [ -z "${ZIP:-}" ]; then
     ZIP=$(mktemp -d)/handler.zip
     "$WSCTL" build --out "$ZIP" >&2
 fi
+[ "${ZIP}" = carried ] || zip_args=(--handler-zip "$ZIP")
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 MOTO_IAM_LOAD_MANAGED_POLICIES=true "$venv/bin/python" tests/support/moto_server.py -H 127.0.0.1 -p "$port" >/dev/null 2>&1 &
 moto=$!
@@ -38,9 +42,9 @@ for i in $(seq 1 "$RUNS"); do
     t0=$(now); PROJECT_NAME=rb$i AWS_ACCOUNT_ID=123456789012 benches/runbook-steps.sh >/dev/null; t1=$(now)
     runbook+=("$(python3 -c "print($t1-$t0)")")
     printf 'project = "wsctl%s"\n' "$i" > "$work/wsctl.toml"
-    t0=$(now); "$WSCTL" -q -c "$work/wsctl.toml" up --handler-zip "$ZIP" >/dev/null; t1=$(now)
+    t0=$(now); "$WSCTL" -q -c "$work/wsctl.toml" up "${zip_args[@]}" >/dev/null; t1=$(now)
     fresh+=("$(python3 -c "print($t1-$t0)")")
-    t0=$(now); "$WSCTL" -q -c "$work/wsctl.toml" up --handler-zip "$ZIP" >/dev/null; t1=$(now)
+    t0=$(now); "$WSCTL" -q -c "$work/wsctl.toml" up "${zip_args[@]}" >/dev/null; t1=$(now)
     noop+=("$(python3 -c "print($t1-$t0)")")
 done
 r=$(median "${runbook[@]}"); f=$(median "${fresh[@]}"); n=$(median "${noop[@]}")

@@ -67,6 +67,7 @@ fn the_wheel_deploys_the_handler_it_carries_with_no_rust_toolchain() {
         .env("TARGETS", "x86_64")
         .env("WSCTL_RELEASE_PROFILE", "dev")
         .env("DIST", &dist)
+        .env("WSCTL_HOST_BIN", support::wsctl_bin())
         .stdout(Stdio::null())
         .status()
         .expect("scripts/release.sh runs");

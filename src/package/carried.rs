@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use super::source::source_dir;
 use super::zip::{sha256_hex, Zip};
 use crate::config::Architecture;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 mod embedded {
     include!(concat!(env!("OUT_DIR"), "/carried.rs"));
@@ -42,8 +42,9 @@ pub enum Origin {
 }
 
 /// Picks the handler, in this order: the zip given; the checkout `WSCTL_SOURCE_DIR` names (a
-/// contributor's choice); the zip this wsctl carries for `arch`; the checkout it was built
-/// from. Errors when none is available, naming what was looked for.
+/// contributor's choice); the zip this wsctl carries for `arch`; the checkout a development
+/// build (which carries nothing) was built from. Errors when none is available, naming what
+/// was looked for.
 pub fn origin(given: Option<&Path>, arch: Architecture) -> Result<Origin> {
     if let Some(path) = given {
         return Ok(Origin::Given(Zip::from_file(path, arch)?));
@@ -59,11 +60,13 @@ pub fn origin(given: Option<&Path>, arch: Architecture) -> Result<Origin> {
         .filter(|a| carried(*a).is_some())
         .map(|a| a.to_string())
         .collect();
-    source_dir().map(Origin::Checkout).map_err(|e| match carries.is_empty() {
-        true => e,
-        false => Error::Usage(format!(
+    // A release never falls back to the directory it was built in: that is another machine's.
+    if !carries.is_empty() {
+        crate::fail!(
+            Usage,
             "this wsctl carries the handler for {} only, and the function is configured for {arch}: set [function] architecture, pass --handler-zip, or set WSCTL_SOURCE_DIR to a wsctl checkout",
             carries.join(", ")
-        )),
-    })
+        );
+    }
+    source_dir().map(Origin::Checkout)
 }
