@@ -19,16 +19,21 @@ pub const VERSION: &str = embedded::VERSION;
 /// The handler zip this wsctl carries for `arch`, when it carries one. Its source tag names
 /// the wsctl version and the zip's digest.
 pub fn carried(arch: Architecture) -> Option<Zip> {
-    let bytes = match arch {
-        Architecture::X86_64 => embedded::X86_64,
-        Architecture::Arm64 => embedded::ARM64,
-    }?;
+    let bytes = embedded_zip(arch)?;
     let tag = format!(
         "wsctl-{}-{}",
         env!("CARGO_PKG_VERSION"),
         &sha256_hex(bytes)[..16]
     );
     Some(Zip::new(bytes.to_vec(), tag))
+}
+
+/// The embedded bytes for `arch`, without copying or hashing them.
+fn embedded_zip(arch: Architecture) -> Option<&'static [u8]> {
+    match arch {
+        Architecture::X86_64 => embedded::X86_64,
+        Architecture::Arm64 => embedded::ARM64,
+    }
 }
 
 /// Where a command's handler comes from.
@@ -57,7 +62,7 @@ pub fn origin(given: Option<&Path>, arch: Architecture) -> Result<Origin> {
     }
     let carries: Vec<String> = [Architecture::X86_64, Architecture::Arm64]
         .into_iter()
-        .filter(|a| carried(*a).is_some())
+        .filter(|a| embedded_zip(*a).is_some())
         .map(|a| a.to_string())
         .collect();
     // A release never falls back to the directory it was built in: that is another machine's.
