@@ -1,6 +1,4 @@
-//! The handler's error type and the one-line rendering of an error chain.
-
-use std::error::Error as StdError;
+//! The handler's error type: what an invocation can fail with, and its Lambda `errorType`.
 
 use crate::delivered::DeliveryReport;
 use crate::push::PushError;
@@ -76,20 +74,4 @@ impl HandlerError {
             HandlerError::InvalidMessage(_) => "InvalidMessage",
         }
     }
-}
-
-/// `error: cause: cause...`, the way errors are reported to Lambda and in logs.
-pub fn error_chain(error: &(dyn StdError + 'static)) -> String {
-    let mut out = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        let text = e.to_string();
-        // The SDK's outer error often repeats its inner one; skip exact repeats.
-        if !out.ends_with(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = e.source();
-    }
-    out
 }

@@ -19,6 +19,7 @@ pub mod apigw;
 pub mod auth;
 pub mod authorizer;
 pub mod catalogue;
+mod chain;
 mod clock;
 pub mod delivered;
 pub mod delivery;
@@ -40,10 +41,11 @@ pub mod signed;
 pub mod store;
 pub mod topics;
 
+pub use chain::error_chain;
 pub use clock::now_iso8601;
 pub use delivered::DeliveryReport;
 pub use delivery::encode_message;
-pub use error::{error_chain, HandlerError};
+pub use error::HandlerError;
 pub use events::{error_message, Handler, Outcome, MAX_INVOCATION};
 pub use fanout::{BroadcastLog, BroadcastStatus, FanOut, Invoker, MemoryBroadcastLog};
 pub use inbound::{

@@ -10,8 +10,9 @@ use futures::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::chain::error_chain;
 use crate::delivery::{encode_message, Deliverer};
-use crate::error::{error_chain, HandlerError};
+use crate::error::HandlerError;
 use crate::invocation::{Audience, Recipient};
 use crate::push::{PushError, Pusher};
 use crate::retry::retry;

@@ -87,7 +87,7 @@ where
             // Only reading the table can fail, and a send reads none; counted all the same.
             Err(e) => {
                 let mut report = DeliveryReport::default();
-                report.note_error(crate::error::error_chain(&e));
+                report.note_error(crate::chain::error_chain(&e));
                 report.note_undelivered(connection_id.to_owned());
                 report
             }

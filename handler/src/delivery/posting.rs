@@ -27,8 +27,9 @@ use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 
 use super::pacing::Pacer;
+use crate::chain::error_chain;
 use crate::delivered::DeliveryReport;
-use crate::error::{error_chain, HandlerError};
+use crate::error::HandlerError;
 use crate::push::{PushError, Pusher};
 use crate::store::{ConnectionStore, IdPage};
 use crate::store::{Rows, StoreError};

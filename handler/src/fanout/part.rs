@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 
 use super::log::{BroadcastLog, End, Flush, Totals};
 use super::{invoke_with_retries, now_ms, payload, rows, FanOut, FLUSH_EVERY, WORKER_PAGE};
+use crate::chain::error_chain;
 use crate::delivered::DeliveryReport;
 use crate::delivery::{deliver_part, encode_message, Deliverer, Snapshot, Source};
-use crate::error::{error_chain, HandlerError};
+use crate::error::HandlerError;
 use crate::invocation::Part;
 use crate::push::Pusher;
 use crate::store::ConnectionStore;

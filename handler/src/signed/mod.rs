@@ -19,7 +19,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use crate::error::error_chain;
+use crate::chain::error_chain;
 pub use sigv4::{SignError, Signed, Signer, SEGMENT};
 
 /// Credentials are re-read this long before they expire (Lambda's are temporary).
