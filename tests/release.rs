@@ -165,6 +165,35 @@ fn the_wheel_deploys_the_handler_it_carries_with_no_rust_toolchain() {
     });
     assert_eq!(deployed.as_deref(), Some(code_sha256.as_str()));
 
+    // An architecture this release does not carry is refused before any AWS call: a release
+    // never builds from the directory it was built in (another machine's).
+    let arm = home.join("arm");
+    std::fs::create_dir(&arm).unwrap();
+    std::fs::write(
+        arm.join("wsctl.toml"),
+        "project = \"armuser\"\n[function]\narchitecture = \"arm64\"\n",
+    )
+    .unwrap();
+    let refused = bare(&wsctl, &home, Some(&moto))
+        .current_dir(&arm)
+        .args(["up", "--yes"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("carries the handler for x86_64 only") && said.contains("--handler-zip"),
+        "{said}"
+    );
+    let roles = rt.block_on(async {
+        let iam = aws_sdk_iam::Client::new(&moto.sdk_config().await);
+        iam.list_roles().send().await.unwrap().roles
+    });
+    assert!(
+        !roles.iter().any(|r| r.role_name.starts_with("armuser")),
+        "nothing of the refused stack is created"
+    );
+
     // `wsctl dev` and `wsctl smoke` from the same install.
     let mut dev = bare(&wsctl, &home, None)
         .args(["dev", "--port", "0"])
