@@ -1,7 +1,8 @@
 //! A client that comes back gets what it missed, against `wsctl dev` with real sockets: it is
 //! dropped without a close frame (`wsctl dev drop`) while 20 messages are broadcast, comes back
 //! with `resume`, and gets exactly those 20 in order, then live ones; a retention shorter than
-//! its absence is a gap and no stale replay; a stream it may not hear is refused; the drops a
+//! its absence is a gap and no stale replay; two concurrent broadcasts to one topic are replayed
+//! in the one order their positions give; a stream it may not hear is refused; the drops a
 //! team tests reconnection with behave as the internet's and API Gateway's.
 
 use std::time::Duration;
@@ -129,6 +130,90 @@ async fn a_dropped_client_resumes_the_20_messages_it_missed_in_order_then_live_o
         (live["data"]["n"].as_u64(), live["wsctl"]["seq"].as_u64()),
         (Some(21), Some(last + 21))
     );
+}
+
+/// A message as a client orders it: (position, id, the broadcaster's counter).
+fn placed(m: &Value) -> (u64, String, u64) {
+    (
+        m["wsctl"]["seq"].as_u64().expect("a position"),
+        m["wsctl"]["id"].as_str().expect("an id").to_string(),
+        m["data"]["n"].as_u64().unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_concurrent_broadcasts_to_one_topic_replay_in_the_one_order_live_clients_got() {
+    let dev = Dev::start_with_config(
+        Some("project = \"demo\"\n\n[history]\nretention = \"10m\"\n"),
+        &[],
+    );
+    let (mut live, _) = dev.connect().await;
+    let (mut gone, gone_id) = dev.connect().await;
+    for ws in [&mut live, &mut gone] {
+        send(ws, json!({"action": "subscribe", "topic": "claims"})).await;
+        assert_eq!(recv(ws).await["type"], "subscribed");
+    }
+    broadcast(&dev, "claims", 0);
+    let last = placed(&recv(&mut gone).await).0;
+    assert_eq!(placed(&recv(&mut live).await).0, last);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dev.wsctl(
+        dir.path(),
+        &[
+            "dev",
+            "drop",
+            "--url",
+            &dev.base,
+            "--connection",
+            &gone_id,
+            "--mode",
+            "abrupt",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(ended(&mut gone).await, 1006);
+
+    // Two backends broadcast to the topic at once, ten messages each.
+    std::thread::scope(|s| {
+        for first in [100, 200] {
+            let dev = &dev;
+            s.spawn(move || (first..first + 10).for_each(|n| broadcast(dev, "claims", n)));
+        }
+    });
+    let mut got = Vec::new();
+    for _ in 0..20 {
+        got.push(placed(&recv(&mut live).await));
+    }
+    got.sort();
+    assert_eq!(
+        got.iter().map(|m| m.0).collect::<Vec<_>>(),
+        (last + 1..=last + 20).collect::<Vec<_>>(),
+        "twenty messages, twenty positions, each once"
+    );
+    for first in [100, 200] {
+        let own: Vec<u64> = got
+            .iter()
+            .map(|m| m.2)
+            .filter(|n| (first..first + 10).contains(n))
+            .collect();
+        assert_eq!(own, (first..first + 10).collect::<Vec<_>>(), "{got:?}");
+    }
+
+    // The client that comes back is replayed the same messages at the same positions.
+    let (mut back, _) = dev.connect().await;
+    send(&mut back, json!({"action": "subscribe", "topic": "claims"})).await;
+    assert_eq!(recv(&mut back).await["type"], "subscribed");
+    send(
+        &mut back,
+        json!({"action": "resume", "streams": {"topic:claims": last}}),
+    )
+    .await;
+    let mut replayed = Vec::new();
+    for _ in 0..20 {
+        replayed.push(placed(&recv(&mut back).await));
+    }
+    assert_eq!(replayed, got, "the replay is in the order of the positions");
+    assert_eq!(recv(&mut back).await["type"], "resumed");
 }
 
 #[tokio::test(flavor = "multi_thread")]
