@@ -371,17 +371,8 @@ impl Schema {
         match v {
             Value::String(s) => {
                 let len = s.chars().count() as u64;
-                if r.min_length.is_some_and(|m| len < m) {
-                    return fail(format!(
-                        "must be at least {} characters",
-                        r.min_length.unwrap_or(0)
-                    ));
-                }
-                if r.max_length.is_some_and(|m| len > m) {
-                    return fail(format!(
-                        "must be at most {} characters",
-                        r.max_length.unwrap_or(0)
-                    ));
+                if let Some(rule) = outside(len, r.min_length, r.max_length, "be", "characters") {
+                    return fail(rule);
                 }
                 if let Some((p, re)) = &r.pattern {
                     if !re.is_match(s) {
@@ -391,26 +382,17 @@ impl Schema {
             }
             Value::Number(num) => {
                 let x = num.as_f64().unwrap_or(f64::NAN);
-                if r.minimum.is_some_and(|m| x < m) {
-                    return fail(format!(
-                        "must be at least {}",
-                        r.minimum.unwrap_or_default()
-                    ));
+                if let Some(m) = r.minimum.filter(|m| x < *m) {
+                    return fail(format!("must be at least {m}"));
                 }
-                if r.maximum.is_some_and(|m| x > m) {
-                    return fail(format!("must be at most {}", r.maximum.unwrap_or_default()));
+                if let Some(m) = r.maximum.filter(|m| x > *m) {
+                    return fail(format!("must be at most {m}"));
                 }
-                if r.exclusive_minimum.is_some_and(|m| x <= m) {
-                    return fail(format!(
-                        "must be greater than {}",
-                        r.exclusive_minimum.unwrap_or_default()
-                    ));
+                if let Some(m) = r.exclusive_minimum.filter(|m| x <= *m) {
+                    return fail(format!("must be greater than {m}"));
                 }
-                if r.exclusive_maximum.is_some_and(|m| x >= m) {
-                    return fail(format!(
-                        "must be less than {}",
-                        r.exclusive_maximum.unwrap_or_default()
-                    ));
+                if let Some(m) = r.exclusive_maximum.filter(|m| x >= *m) {
+                    return fail(format!("must be less than {m}"));
                 }
                 if let Some(m) = r.multiple_of {
                     let q = x / m;
@@ -421,17 +403,8 @@ impl Schema {
             }
             Value::Array(items) => {
                 let len = items.len() as u64;
-                if r.min_items.is_some_and(|m| len < m) {
-                    return fail(format!(
-                        "must have at least {} items",
-                        r.min_items.unwrap_or(0)
-                    ));
-                }
-                if r.max_items.is_some_and(|m| len > m) {
-                    return fail(format!(
-                        "must have at most {} items",
-                        r.max_items.unwrap_or(0)
-                    ));
+                if let Some(rule) = outside(len, r.min_items, r.max_items, "have", "items") {
+                    return fail(rule);
                 }
                 if r.unique_items {
                     for (i, a) in items.iter().enumerate() {
@@ -453,17 +426,9 @@ impl Schema {
             }
             Value::Object(o) => {
                 let len = o.len() as u64;
-                if r.min_properties.is_some_and(|m| len < m) {
-                    return fail(format!(
-                        "must have at least {} properties",
-                        r.min_properties.unwrap_or(0)
-                    ));
-                }
-                if r.max_properties.is_some_and(|m| len > m) {
-                    return fail(format!(
-                        "must have at most {} properties",
-                        r.max_properties.unwrap_or(0)
-                    ));
+                let (min, max) = (r.min_properties, r.max_properties);
+                if let Some(rule) = outside(len, min, max, "have", "properties") {
+                    return fail(rule);
                 }
                 for name in &r.required {
                     if !o.contains_key(name) {
@@ -529,6 +494,16 @@ impl Schema {
         }
         Ok(())
     }
+}
+
+/// The count bound `len` breaks, if any, as the rule: "must {verb} at least/at most N {noun}"
+/// (minLength/maxLength, minItems/maxItems, minProperties/maxProperties).
+fn outside(len: u64, min: Option<u64>, max: Option<u64>, verb: &str, noun: &str) -> Option<String> {
+    if let Some(m) = min.filter(|m| len < *m) {
+        return Some(format!("must {verb} at least {m} {noun}"));
+    }
+    max.filter(|m| len > *m)
+        .map(|m| format!("must {verb} at most {m} {noun}"))
 }
 
 /// JSON equality, with 1 and 1.0 the same number (as JSON Schema says).
