@@ -39,6 +39,24 @@ fn broadcast(dev: &Dev, topic: &str, n: u64) {
     assert_eq!(status, 200, "{body}");
 }
 
+/// `wsctl dev drop --url URL --connection ID --mode MODE`, as a team runs it against its dev.
+fn dev_drop(dev: &Dev, url: &str, id: &str, mode: &str) -> support::project::Out {
+    let dir = tempfile::tempdir().unwrap();
+    dev.wsctl(
+        dir.path(),
+        &[
+            "dev",
+            "drop",
+            "--url",
+            url,
+            "--connection",
+            id,
+            "--mode",
+            mode,
+        ],
+    )
+}
+
 /// How the connection ended: the close frame's code, or 1006 when the TCP connection ended
 /// without one.
 async fn ended(ws: &mut Ws) -> u16 {
@@ -69,20 +87,7 @@ async fn a_dropped_client_resumes_the_20_messages_it_missed_in_order_then_live_o
     let last = first["wsctl"]["seq"].as_u64().unwrap();
 
     // The network fails: no close frame; API Gateway's $disconnect runs.
-    let dir = tempfile::tempdir().unwrap();
-    let out = dev.wsctl(
-        dir.path(),
-        &[
-            "dev",
-            "drop",
-            "--url",
-            &dev.base,
-            "--connection",
-            &a_id,
-            "--mode",
-            "abrupt",
-        ],
-    );
+    let out = dev_drop(&dev, &dev.base, &a_id, "abrupt");
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert!(
         out.stdout.contains("dropped 1 connection(s) (abrupt)"),
@@ -156,20 +161,7 @@ async fn two_concurrent_broadcasts_to_one_topic_replay_in_the_one_order_live_cli
     broadcast(&dev, "claims", 0);
     let last = placed(&recv(&mut gone).await).0;
     assert_eq!(placed(&recv(&mut live).await).0, last);
-    let dir = tempfile::tempdir().unwrap();
-    let out = dev.wsctl(
-        dir.path(),
-        &[
-            "dev",
-            "drop",
-            "--url",
-            &dev.base,
-            "--connection",
-            &gone_id,
-            "--mode",
-            "abrupt",
-        ],
-    );
+    let out = dev_drop(&dev, &dev.base, &gone_id, "abrupt");
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert_eq!(ended(&mut gone).await, 1006);
 
@@ -269,38 +261,13 @@ async fn a_resume_of_a_topic_the_client_may_not_hear_is_refused() {
 #[tokio::test(flavor = "multi_thread")]
 async fn drops_look_like_the_internets_and_api_gateways() {
     let dev = Dev::start(&[]);
-    let dir = tempfile::tempdir().unwrap();
     for (mode, code) in [("going-away", 1001), ("idle", 1001), ("abrupt", 1006)] {
         let (mut ws, id) = dev.connect().await;
-        let out = dev.wsctl(
-            dir.path(),
-            &[
-                "dev",
-                "drop",
-                "--url",
-                &dev.url,
-                "--connection",
-                &id,
-                "--mode",
-                mode,
-            ],
-        );
+        let out = dev_drop(&dev, &dev.url, &id, mode);
         assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
         assert_eq!(ended(&mut ws).await, code, "{mode}");
     }
-    let out = dev.wsctl(
-        dir.path(),
-        &[
-            "dev",
-            "drop",
-            "--url",
-            &dev.base,
-            "--connection",
-            "NOPE=",
-            "--mode",
-            "abrupt",
-        ],
-    );
+    let out = dev_drop(&dev, &dev.base, "NOPE=", "abrupt");
     assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
     assert!(out.stderr.contains("no connection NOPE="), "{}", out.stderr);
 
