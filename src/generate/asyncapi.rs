@@ -134,6 +134,41 @@ fn stamp_schema() -> Value {
     })
 }
 
+/// One catalogue entry as an AsyncAPI message: its `$defs` become components named under
+/// `prefix`, its description the summary, and each of its examples, made a whole frame by
+/// `frame`, an example payload.
+fn catalogue_message(
+    doc: &mut Doc,
+    name: &str,
+    schema: &Value,
+    prefix: &str,
+    payload: Value,
+    frame: impl Fn(&Value) -> Value,
+) -> Value {
+    for (d, s) in schema
+        .get("$defs")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        doc.schemas
+            .insert(format!("{prefix}_{d}"), draft7(s, prefix));
+    }
+    let mut message = json!({"name": name, "title": name, "payload": payload});
+    if let Some(d) = schema.get("description") {
+        message["summary"] = d.clone();
+    }
+    if let Some(Value::Array(examples)) = schema.get("examples") {
+        message["examples"] = Value::Array(
+            examples
+                .iter()
+                .map(|e| json!({"payload": frame(e)}))
+                .collect(),
+        );
+    }
+    message
+}
+
 fn event_payload(kind: &str, data: Value) -> Value {
     json!({
         "type": "object",
@@ -200,71 +235,32 @@ pub fn document(
     }
     for (kind, schema) in events {
         let prefix = format!("event_{}", component(kind));
-        for (d, s) in schema
-            .get("$defs")
-            .and_then(Value::as_object)
-            .into_iter()
-            .flatten()
-        {
-            doc.schemas
-                .insert(format!("{prefix}_{d}"), draft7(s, &prefix));
-        }
-        let mut message = json!({
-            "name": kind,
-            "title": kind,
-            "payload": event_payload(kind, draft7(schema, &prefix)),
-        });
-        if let Some(d) = schema.get("description") {
-            message["summary"] = d.clone();
-        }
-        if let Some(Value::Array(examples)) = schema.get("examples") {
-            message["examples"] = Value::Array(
-                examples
-                    .iter()
-                    .map(|e| json!({"payload": {"type": kind, "data": e}}))
-                    .collect(),
-            );
-        }
+        let payload = event_payload(kind, draft7(schema, &prefix));
+        let message = catalogue_message(
+            &mut doc,
+            kind,
+            schema,
+            &prefix,
+            payload,
+            |e| json!({"type": kind, "data": e}),
+        );
         doc.add(kind, "send", message);
     }
     for (name, schema) in actions {
         let prefix = format!("action_{}", component(name));
-        for (d, s) in schema
-            .get("$defs")
-            .and_then(Value::as_object)
-            .into_iter()
-            .flatten()
-        {
-            doc.schemas
-                .insert(format!("{prefix}_{d}"), draft7(s, &prefix));
-        }
-        let mut message = json!({
-            "name": name,
-            "title": name,
-            "payload": {
-                "allOf": [
-                    {"type": "object", "required": ["action"], "properties": {"action": {"const": name}}},
-                    draft7(schema, &prefix),
-                ]
-            },
+        let payload = json!({
+            "allOf": [
+                {"type": "object", "required": ["action"], "properties": {"action": {"const": name}}},
+                draft7(schema, &prefix),
+            ]
         });
-        if let Some(d) = schema.get("description") {
-            message["summary"] = d.clone();
-        }
-        if let Some(Value::Array(examples)) = schema.get("examples") {
-            message["examples"] = Value::Array(
-                examples
-                    .iter()
-                    .map(|e| {
-                        let mut payload = e.clone();
-                        if let Value::Object(o) = &mut payload {
-                            o.insert("action".into(), json!(name));
-                        }
-                        json!({"payload": payload})
-                    })
-                    .collect(),
-            );
-        }
+        let message = catalogue_message(&mut doc, name, schema, &prefix, payload, |e| {
+            let mut frame = e.clone();
+            if let Value::Object(o) = &mut frame {
+                o.insert("action".into(), json!(name));
+            }
+            frame
+        });
         doc.add(name, "receive", message);
     }
     let (scheme, rest) = server.url.split_once("://").unwrap_or(("wss", server.url));
