@@ -29,6 +29,25 @@ async fn send(ws: &mut Ws, frame: Value) {
     ws.send(Message::text(frame.to_string())).await.unwrap();
 }
 
+/// Subscribes to `topic` and waits for the answer `subscribed`.
+async fn subscribe(ws: &mut Ws, topic: &str) {
+    send(ws, json!({"action": "subscribe", "topic": topic})).await;
+    assert_eq!(recv(ws).await["type"], "subscribed");
+}
+
+/// A client coming back: a new connection, subscribed to `claims` again, asking for what
+/// came after position `last`.
+async fn back_after(dev: &Dev, last: u64) -> Ws {
+    let (mut ws, _) = dev.connect().await;
+    subscribe(&mut ws, "claims").await;
+    send(
+        &mut ws,
+        json!({"action": "resume", "streams": {"topic:claims": last}}),
+    )
+    .await;
+    ws
+}
+
 fn broadcast(dev: &Dev, topic: &str, n: u64) {
     let (status, body) = dev.http(
         "POST",
@@ -79,8 +98,7 @@ async fn a_dropped_client_resumes_the_20_messages_it_missed_in_order_then_live_o
         &[],
     );
     let (mut a, a_id) = dev.connect().await;
-    send(&mut a, json!({"action": "subscribe", "topic": "claims"})).await;
-    assert_eq!(recv(&mut a).await["type"], "subscribed");
+    subscribe(&mut a, "claims").await;
     broadcast(&dev, "claims", 0);
     let first = recv(&mut a).await;
     assert_eq!(first["wsctl"]["stream"], "topic:claims");
@@ -100,14 +118,7 @@ async fn a_dropped_client_resumes_the_20_messages_it_missed_in_order_then_live_o
         broadcast(&dev, "claims", n);
     }
 
-    let (mut b, _) = dev.connect().await;
-    send(&mut b, json!({"action": "subscribe", "topic": "claims"})).await;
-    assert_eq!(recv(&mut b).await["type"], "subscribed");
-    send(
-        &mut b,
-        json!({"action": "resume", "streams": {"topic:claims": last}}),
-    )
-    .await;
+    let mut b = back_after(&dev, last).await;
     let mut replayed = Vec::new();
     for _ in 0..20 {
         replayed.push(recv(&mut b).await);
@@ -155,8 +166,7 @@ async fn two_concurrent_broadcasts_to_one_topic_replay_in_the_one_order_live_cli
     let (mut live, _) = dev.connect().await;
     let (mut gone, gone_id) = dev.connect().await;
     for ws in [&mut live, &mut gone] {
-        send(ws, json!({"action": "subscribe", "topic": "claims"})).await;
-        assert_eq!(recv(ws).await["type"], "subscribed");
+        subscribe(ws, "claims").await;
     }
     broadcast(&dev, "claims", 0);
     let last = placed(&recv(&mut gone).await).0;
@@ -192,14 +202,7 @@ async fn two_concurrent_broadcasts_to_one_topic_replay_in_the_one_order_live_cli
     }
 
     // The client that comes back is replayed the same messages at the same positions.
-    let (mut back, _) = dev.connect().await;
-    send(&mut back, json!({"action": "subscribe", "topic": "claims"})).await;
-    assert_eq!(recv(&mut back).await["type"], "subscribed");
-    send(
-        &mut back,
-        json!({"action": "resume", "streams": {"topic:claims": last}}),
-    )
-    .await;
+    let mut back = back_after(&dev, last).await;
     let mut replayed = Vec::new();
     for _ in 0..20 {
         replayed.push(placed(&recv(&mut back).await));
