@@ -27,8 +27,8 @@ pub fn build(cx: &Context, args: &BuildArgs) -> Result<ExitCode> {
         },
     };
     // The project's catalogue travels next to `bootstrap`, as `wsctl up` would bundle it.
-    let zip = match config.as_ref().and_then(|c| c.catalogue.as_ref()) {
-        Some(c) => zip.with_catalogue(&c.bundle())?,
+    let zip = match &config {
+        Some(c) => zip.for_project(c)?,
         None => zip,
     };
     std::fs::write(&args.out, zip.bytes.as_slice())

@@ -17,25 +17,20 @@ pub async fn up(cx: &Context, args: &UpArgs) -> Result<ExitCode> {
         config.function.architecture = arch;
     }
     let arch = config.function.architecture;
-    // The project's catalogue travels in the function's zip, as `catalogue.json`.
-    let catalogue = config.catalogue.as_ref().map(|c| c.bundle());
-    let bundle = |zip: package::Zip| match &catalogue {
-        Some(c) => zip.with_catalogue(c),
-        None => Ok(zip),
-    };
     let (code, source_dir) = match package::origin(args.handler_zip.as_deref(), arch)? {
-        Origin::Given(zip) => (CodeSpec::Zip(bundle(zip)?), None),
+        Origin::Given(zip) => (CodeSpec::Zip(zip.for_project(&config)?), None),
         Origin::Carried(zip) => {
             cx.progress.note(format!(
                 "the handler: the one this wsctl carries ({})",
                 zip.source_tag
             ));
-            (CodeSpec::Zip(bundle(zip)?), None)
+            (CodeSpec::Zip(zip.for_project(&config)?), None)
         }
         Origin::Checkout(dir) => {
             let mut fingerprint = package::fingerprint(&dir, arch)?;
-            if let Some(c) = &catalogue {
-                fingerprint = format!("{fingerprint}+{}", package::catalogue_tag(c));
+            // The project's catalogue travels in the function's zip, as `catalogue.json`.
+            if let Some(c) = &config.catalogue {
+                fingerprint = format!("{fingerprint}+{}", package::catalogue_tag(&c.bundle()));
             }
             (CodeSpec::Source { fingerprint }, Some(dir))
         }

@@ -354,10 +354,7 @@ async fn code(
             })
             .await
             .map_err(|e| Error::Build(format!("the build task failed: {e}")))??;
-            match &stack.config.catalogue {
-                Some(c) => zip.with_catalogue(&c.bundle())?,
-                None => zip,
-            }
+            zip.for_project(&stack.config)?
         }
     }))
 }

@@ -81,10 +81,7 @@ fn handler_status(
     f: &crate::resources::function::Observed,
 ) -> Result<HandlerStatus> {
     let carried = match crate::package::carried(stack.config.function.architecture) {
-        Some(zip) => Some(match &stack.config.catalogue {
-            Some(c) => zip.with_catalogue(&c.bundle())?,
-            None => zip,
-        }),
+        Some(zip) => Some(zip.for_project(&stack.config)?),
         None => None,
     };
     let carried_code_sha256 = carried.map(|z| z.sha256_b64);

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
-use crate::config::Architecture;
+use crate::config::{Architecture, Config};
 use crate::error::{Error, Result};
 use handler::glibc;
 
@@ -125,7 +125,7 @@ impl Zip {
 
     /// The same code with the project's catalogue bundled next to `bootstrap`; its source tag
     /// says which catalogue.
-    pub fn with_catalogue(&self, catalogue: &[u8]) -> Result<Zip> {
+    fn with_catalogue(&self, catalogue: &[u8]) -> Result<Zip> {
         let mut archive = zip::ZipArchive::new(std::io::Cursor::new(self.bytes.as_slice()))
             .map_err(|e| Error::Build(format!("reading the handler's zip: {e}")))?;
         let mut entry = archive
@@ -138,6 +138,14 @@ impl Zip {
             zip_code(&binary, Some(catalogue))?,
             format!("{}+{}", self.source_tag, catalogue_tag(catalogue)),
         ))
+    }
+
+    /// The zip a project deploys: this code, with the project's catalogue when it has one.
+    pub fn for_project(self, config: &Config) -> Result<Zip> {
+        match &config.catalogue {
+            Some(c) => self.with_catalogue(&c.bundle()),
+            None => Ok(self),
+        }
     }
 
     /// Packages a binary built elsewhere.
